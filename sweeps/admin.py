@@ -1,0 +1,135 @@
+"""Admin: experiments and providers are editable; results are read-only records.
+
+Actions call the same services as the dashboard, API and CLI, and report per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from sweeps import services
+from sweeps.models import Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.selectors import sweep_latest
+
+
+def apply_to_each(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, items: QuerySet, action: Callable, done: str
+) -> None:
+    for item in items:
+        try:
+            result = action(item)
+        except services.ServiceError as e:
+            modeladmin.message_user(request, f"{item}: {e}", messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"{item}: {done.format(result=result)}", messages.SUCCESS)
+
+
+def latest_sweep(experiment: Experiment) -> Sweep:
+    sweep = sweep_latest(experiment)
+    if sweep is None:
+        raise services.ServiceError("has no sweep yet")
+    return sweep
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "owner", "status", "max_concurrency", "max_tokens", "max_cost_usd", "updated_at"]
+    list_filter = ["status", "owner"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["status", "created_at", "updated_at"]
+    actions = ["start_sweep", "pause_sweep", "resume_sweep", "stop_sweep"]
+
+    @admin.action(description="Start a sweep")
+    def start_sweep(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda e: services.sweep_start(experiment=e), "sweep {result.pk} queued")
+
+    @admin.action(description="Pause the latest sweep")
+    def pause_sweep(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda e: services.sweep_pause(sweep=latest_sweep(e)), "paused")
+
+    @admin.action(description="Resume the latest sweep")
+    def resume_sweep(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda e: services.sweep_resume(sweep=latest_sweep(e)), "resumed")
+
+    @admin.action(description="Stop the latest sweep")
+    def stop_sweep(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda e: services.sweep_stop(sweep=latest_sweep(e)), "stopped")
+
+
+@admin.register(Sweep)
+class SweepAdmin(ReadOnly):
+    list_display = ["id", "experiment", "status", "stopped_reason", "completed", "failed", "total",
+                    "tokens_in", "tokens_out", "cost_usd", "best_score", "started_at", "finished_at"]  # fmt: skip
+    list_filter = ["status", "stopped_reason"]
+    search_fields = ["experiment__name", "job_id"]
+    list_select_related = ["experiment"]
+    actions = ["pause", "resume", "stop"]
+
+    @admin.action(description="Pause selected sweeps")
+    def pause(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda s: services.sweep_pause(sweep=s), "paused")
+
+    @admin.action(description="Resume selected sweeps")
+    def resume(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda s: services.sweep_resume(sweep=s), "resumed")
+
+    @admin.action(description="Stop selected sweeps")
+    def stop(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda s: services.sweep_stop(sweep=s), "stopped")
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnly):
+    list_display = ["id", "experiment", "sweep", "status", "score", "samples_failed", "tokens_in", "tokens_out",
+                    "cost_usd", "latency_ms", "round"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["experiment__name", "config_hash"]
+    list_select_related = ["experiment"]
+
+
+class ScoreInline(admin.TabularInline):
+    model = Score
+    extra = 0
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RunSample)
+class RunSampleAdmin(ReadOnly):
+    list_display = ["id", "run", "row_index", "replicate", "status", "score", "cache_hit", "tokens_in", "tokens_out",
+                    "attempts", "lease_owner"]  # fmt: skip
+    list_filter = ["status", "cache_hit"]
+    search_fields = ["output", "error"]
+    inlines = [ScoreInline]
+
+
+@admin.register(ResponseCache)
+class ResponseCacheAdmin(ReadOnly):
+    list_display = ["key", "provider", "model", "tokens_in", "tokens_out", "cost_usd", "hits", "created_at"]
+    list_filter = ["provider"]
+    search_fields = ["key", "model", "text"]
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "base_url", "api_key_env", "requests_per_minute", "tokens_per_minute",
+                    "price_in_per_mtok", "price_out_per_mtok", "enabled"]  # fmt: skip
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name"]

@@ -1,0 +1,252 @@
+"""Executing one sweep: the engine's executor wired to the database, the cache and the events.
+
+All ORM work runs on one dedicated thread per execution (one connection, writes serialised,
+which SQLite needs), and is batched: samples are claimed, cached responses read and written,
+and results recorded many at a time, so the database cost per sample stays small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import connection, connections
+from django.db.models import F
+from django.utils import timezone
+
+from sweeps import events, publishing, services
+from sweeps.engine.batching import Batcher
+from sweeps.engine.budget import Budget
+from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
+from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
+from sweeps.engine.scoring import build_scorer
+from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.models import ResponseCache, Run, RunSample, Sweep
+from sweeps.planning import plan_next_round
+from sweeps.providers.registry import ProviderSet
+from sweeps.recording import record_outcomes
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LEASE = timedelta(seconds=60)  # a claimed sample whose worker is silent this long is claimed again
+CONTROL_POLL_S = 0.2  # pause and stop take effect within this, plus the calls in flight
+HEARTBEAT_S = 10.0
+PROGRESS_EVERY_S = 0.5  # progress events are coalesced to this rate per sweep
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DbThread:
+    """Runs ORM calls on one thread that owns its database connection."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-db")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def close(self) -> None:
+        await self(connections.close_all)
+        self._pool.shutdown(wait=True)
+
+
+def claim_samples(sweep_id: int, owner: str, limit: int) -> list[tuple[int, int, int, int, Any]]:
+    """Take up to `limit` pending samples (or ones whose lease expired) for `owner`, atomically."""
+    now = timezone.now()
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    table = RunSample._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} SET status = 'running', lease_owner = %s, lease_until = %s, attempts = attempts + 1
+            WHERE id IN (SELECT id FROM {table} WHERE sweep_id = %s
+                         AND (status = 'pending' OR (status = 'running' AND lease_until < %s))
+                         ORDER BY id LIMIT %s{skip_locked})
+            RETURNING id, run_id, row_index, replicate, inputs""",
+            [owner, now + LEASE, sweep_id, now, limit],
+        )
+        rows = cursor.fetchall()
+    return sorted(rows)
+
+
+def start_runs(run_ids: Sequence[int]) -> list[Run]:
+    started = Run.objects.filter(id__in=run_ids, status=Run.Status.PENDING)
+    ids = list(started.values_list("id", flat=True))
+    started.update(status=Run.Status.RUNNING, started_at=timezone.now())
+    return list(Run.objects.filter(id__in=ids))
+
+
+def release_samples(sample_ids: Sequence[int], owner: str) -> None:
+    RunSample.objects.filter(id__in=sample_ids, lease_owner=owner, status=RunSample.Status.RUNNING).update(
+        status=RunSample.Status.PENDING, lease_owner="", lease_until=None, attempts=F("attempts") - 1
+    )
+
+
+def keep_alive(sweep_id: int, owner: str) -> str:
+    now = timezone.now()
+    RunSample.objects.filter(sweep_id=sweep_id, lease_owner=owner, status=RunSample.Status.RUNNING).update(
+        lease_until=now + LEASE
+    )
+    Sweep.objects.filter(id=sweep_id).update(heartbeat_at=now)
+    return Sweep.objects.values_list("status", flat=True).get(id=sweep_id)
+
+
+def cache_lookup(keys: list[str]) -> list[CachedResponse | None]:
+    found = {
+        row["key"]: CachedResponse(
+            row["text"], row["tokens_in"], row["tokens_out"], row["finish_reason"], row["latency_ms"], row["cost_usd"]
+        )
+        for row in ResponseCache.objects.filter(key__in=set(keys)).values(
+            "key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd"
+        )
+    }
+    if found:
+        ResponseCache.objects.filter(key__in=list(found)).update(hits=F("hits") + 1)
+    return [found.get(k) for k in keys]
+
+
+def cache_store(entries: list[tuple[str, str, str, CachedResponse]]) -> list[None]:
+    ResponseCache.objects.bulk_create(
+        (
+            ResponseCache(key=key, provider=provider, model=model, text=r.text, finish_reason=r.finish_reason,
+                          tokens_in=r.tokens_in, tokens_out=r.tokens_out, latency_ms=r.latency_ms, cost_usd=r.cost_usd)
+            for key, provider, model, r in entries
+        ),
+        ignore_conflicts=True,  # two workers may answer the same request at once; either is fine
+    )  # fmt: skip
+    return [None] * len(entries)
+
+
+class DbResponseStore:
+    def __init__(self, db: DbThread) -> None:
+        self._reads: Batcher[str, CachedResponse | None] = Batcher(lambda keys: db(cache_lookup, keys))
+        self._writes: Batcher[tuple, None] = Batcher(lambda entries: db(cache_store, entries))
+
+    async def get(self, key: str) -> CachedResponse | None:
+        return await self._reads.submit(key)
+
+    async def put(self, key: str, provider: str, model: str, response: CachedResponse) -> None:
+        await self._writes.submit((key, provider, model, response))
+
+
+class DbWorkload:
+    """Claims this sweep's samples, records their results and publishes what changed."""
+
+    def __init__(self, db: DbThread, sweep: Sweep, spec: ExperimentSpec, owner: str) -> None:
+        self.db, self.sweep_id, self.experiment_id, self.spec, self.owner = db, sweep.id, sweep.experiment_id, spec, owner
+        self._stages: dict[int, tuple[ResolvedStage, ...]] = {}
+        self._status, self._status_read_at, self._heartbeat_at = sweep.status, 0.0, 0.0
+        self._results: Batcher[SampleOutcome, None] = Batcher(self._write)
+        self._writing: set[asyncio.Task[None]] = set()
+        self._progress_at = 0.0
+
+    async def claim(self, limit: int) -> list[WorkItem]:
+        rows = await self.db(claim_samples, self.sweep_id, self.owner, limit)
+        run_ids = {run_id for _, run_id, *_ in rows}
+        if missing := run_ids - self._stages.keys():
+            configs = await self.db(lambda: dict(Run.objects.filter(id__in=missing).values_list("id", "config")))
+            for run_id, config in configs.items():
+                self._stages[run_id] = tuple(resolve_pipeline(self.spec.pipeline, config))
+        if started := await self.db(start_runs, list(run_ids)):
+            sweep = await self.db(Sweep.objects.get, id=self.sweep_id)
+            await publishing.apublish([events.run_event("started", run, sweep) for run in started])
+        return [
+            WorkItem(sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id])
+            for sid, run_id, row, rep, inputs in rows
+        ]
+
+    async def release(self, items: Sequence[WorkItem]) -> None:
+        await self.db(release_samples, [i.sample_id for i in items], self.owner)
+
+    async def control(self) -> str:
+        now = time.monotonic()
+        if now - self._status_read_at >= CONTROL_POLL_S:
+            self._status_read_at = now
+            if now - self._heartbeat_at >= HEARTBEAT_S:
+                self._heartbeat_at = now
+                self._status = await self.db(keep_alive, self.sweep_id, self.owner)
+            else:
+                self._status = await self.db(lambda: Sweep.objects.values_list("status", flat=True).get(id=self.sweep_id))
+        return {"queued": "running", "running": "running", "paused": "paused"}.get(self._status, "stopped")
+
+    async def record(self, outcome: SampleOutcome) -> None:
+        # Not awaited by the executor's loop: dispatching goes on while the batch is written.
+        task = asyncio.create_task(self._results.submit(outcome))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def flush(self) -> None:
+        if self._writing:
+            await asyncio.gather(*list(self._writing))
+        await self.publish_progress(force=True)
+
+    async def _write(self, outcomes: list[SampleOutcome]) -> list[None]:
+        sweep, closed = await self.db(record_outcomes, self.sweep_id, outcomes)
+        kinds = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
+        await publishing.apublish([events.run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
+        await self.publish_progress(sweep=sweep)
+        return [None] * len(outcomes)
+
+    async def publish_progress(self, *, force: bool = False, sweep: Sweep | None = None) -> None:
+        now = time.monotonic()
+        if force or now - self._progress_at >= PROGRESS_EVERY_S:
+            self._progress_at = now
+            sweep = sweep or await self.db(Sweep.objects.get, id=self.sweep_id)
+            await publishing.apublish([events.sweep_event("progress", sweep)])
+
+
+async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | None:
+    """Run a sweep until it is done, paused, stopped or out of budget. Returns why it ended,
+    or None when the sweep was not in a state to run (e.g. paused before its job started)."""
+    owner = owner or worker_id()
+    db = DbThread()
+    providers: ProviderSet | None = None
+    try:
+        sweep, published = await db(services.sweep_begin_execution, sweep_id)
+        if sweep is None:
+            return None
+        await publishing.apublish(published)
+        spec = parse_spec(sweep.spec)
+        providers = await db(ProviderSet.load)
+        executor = Executor(
+            workload=DbWorkload(db, sweep, spec, owner),
+            store=DbResponseStore(db),
+            providers=providers,
+            scorers=[build_scorer(s, f"scorers[{i}]") for i, s in enumerate(spec.scorers)],
+            budget=Budget(
+                max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd,
+                spent_tokens=sweep.tokens_in + sweep.tokens_out, spent_cost=sweep.cost_usd,
+            ),  # fmt: skip
+            max_concurrency=spec.max_concurrency,
+            claim_ahead=spec.max_concurrency,
+        )
+        log.info("sweep %s executing as %s (concurrency %s)", sweep_id, owner, spec.max_concurrency)
+        reason = "drained"
+        while reason == "drained":
+            planned = await db(plan_next_round, sweep_id, spec)
+            reason = await executor.run()
+            if not planned:
+                break  # nothing new was proposed and nothing claimable is left
+        published = await db(services.sweep_end_execution, sweep_id, reason)
+        await publishing.apublish(published)
+        log.info("sweep %s ended: %s", sweep_id, reason)
+        return reason
+    except Exception as e:
+        log.exception("sweep %s failed", sweep_id)
+        await publishing.apublish(await db(services.sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
+        return "failed"
+    finally:
+        if providers is not None:
+            await providers.aclose()
+        await db.close()

@@ -1,0 +1,131 @@
+"""`python manage.py sweep FILE.yaml [--wait] [--min-score X]`: run an experiment from a spec file.
+
+Exit status: 0 done, 1 the sweep failed or its best score is below --min-score, 2 invalid spec.
+Also controls existing sweeps: `--pause ID`, `--resume ID`, `--stop ID`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sweeps import selectors, services
+from sweeps.engine.errors import SpecError
+from sweeps.engine.space import get_path
+from sweeps.engine.spec import load_spec_text
+from sweeps.models import Sweep
+
+POLL_S = 0.2
+
+
+class Command(BaseCommand):
+    help = "Create and run an experiment from a YAML/JSON spec, or pause/resume/stop a sweep."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file", nargs="?", help="experiment spec (YAML or JSON)")
+        parser.add_argument("--wait", action="store_true", help="wait for the sweep to end (always, without Redis)")
+        parser.add_argument("--min-score", type=float, help="exit 1 when the best score is below this")
+        parser.add_argument("--user", help="owner of the experiment (default: demo, or the first superuser)")
+        for action in services.ALLOWED:
+            parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
+
+    def handle(self, *args, **options) -> None:
+        width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
+        self.console = Console(file=self.stdout, highlight=False, width=width)
+        for action in services.ALLOWED:
+            if options[action] is not None:
+                return self.control(action, options[action])
+        if not options["file"]:
+            raise CommandError("give a spec file, or --pause/--resume/--stop SWEEP_ID", returncode=2)
+        experiment = self.create(Path(options["file"]), options["user"])
+        try:
+            sweep = services.sweep_start(experiment=experiment)
+        except services.ServiceError as e:
+            raise CommandError(str(e)) from None
+        self.console.print(f"Experiment {experiment.pk} '{experiment.name}': sweep {sweep.pk} started.")
+        if not (options["wait"] or settings.EMBEDDED_WORKER):
+            self.console.print(f"Follow it with the API or the dashboard; control it with --pause/--stop {sweep.pk}.")
+            return
+        sweep = self.follow(sweep)
+        self.print_leaderboard(sweep)
+        if sweep.status == Sweep.Status.FAILED:
+            raise CommandError(f"sweep {sweep.pk} failed: {sweep.error}", returncode=1)
+        if sweep.status != Sweep.Status.COMPLETED:
+            self.console.print(f"Sweep {sweep.pk} is {sweep.status} ({sweep.stopped_reason}).")
+        minimum = options["min_score"]
+        if minimum is not None and (sweep.best_score is None or sweep.best_score < minimum):
+            raise CommandError(f"best score {sweep.best_score} is below --min-score {minimum}", returncode=1)
+
+    def create(self, path: Path, username: str | None):
+        try:
+            data = load_spec_text(path.read_text())
+        except OSError as e:
+            raise CommandError(f"cannot read {path}: {e.strerror}", returncode=2) from None
+        try:
+            return services.experiment_create(owner=self.owner(username), data=data)
+        except SpecError as e:
+            lines = "\n".join(f"  {err}" for err in e.errors)
+            raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
+
+    def owner(self, username: str | None):
+        User = get_user_model()
+        if username:
+            try:
+                return User.objects.get(username=username)
+            except User.DoesNotExist:
+                raise CommandError(f"no user named {username!r}", returncode=2) from None
+        user = User.objects.filter(username="demo").first() or User.objects.filter(is_superuser=True).first()
+        if user is None:
+            user, created = User.objects.get_or_create(username="cli")
+            if created:
+                user.set_unusable_password()
+                user.save()
+        return user
+
+    def control(self, action: str, sweep_id: int) -> None:
+        try:
+            sweep = getattr(services, f"sweep_{action}")(sweep=Sweep.objects.get(pk=sweep_id))
+        except Sweep.DoesNotExist:
+            raise CommandError(f"no sweep {sweep_id}", returncode=2) from None
+        except services.ServiceError as e:
+            raise CommandError(str(e)) from None
+        self.console.print(f"Sweep {sweep.pk}: {sweep.status}.")
+        if action == "resume" and settings.EMBEDDED_WORKER:
+            self.print_leaderboard(self.follow(sweep))
+
+    def follow(self, sweep: Sweep) -> Sweep:
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            task = progress.add_task(f"sweep {sweep.pk}", total=None)
+            while True:
+                sweep.refresh_from_db()
+                done = sweep.completed + sweep.failed + sweep.cancelled
+                progress.update(task, completed=done, total=sweep.total or None,
+                                description=f"sweep {sweep.pk} {sweep.status}")  # fmt: skip
+                if not sweep.is_active:
+                    return sweep
+                time.sleep(POLL_S)
+
+    def print_leaderboard(self, sweep: Sweep, limit: int = 10) -> None:
+        runs = selectors.leaderboard(sweep, limit=limit)
+        params = selectors.varying_params(runs) if runs else []
+        table = Table(title=f"Leaderboard · sweep {sweep.pk} · {sweep.status}")
+        for header in ["#", "score", *params, "status", "tokens", "cost $"]:
+            table.add_column(header, overflow="fold")
+        for rank, run in enumerate(runs, 1):
+            score = f"{run.score:.3f}" if run.score is not None else "–"
+            values = [str(get_path(run.config, p, "")) for p in params]
+            table.add_row(str(rank), score, *values, run.status, str(run.tokens_in + run.tokens_out), f"{run.cost_usd:.5f}")
+        self.console.print(table)
+        self.console.print(
+            f"{sweep.completed} completed, {sweep.failed} failed, {sweep.cached} from cache · "
+            f"{sweep.tokens_in + sweep.tokens_out:,} tokens spent, {sweep.saved_tokens:,} saved · ${sweep.cost_usd:.4f}"
+        )

@@ -1,0 +1,286 @@
+"""Experiments, their sweeps, the runs a sweep evaluates and the samples workers claim.
+
+The database is the source of truth: a sweep's job is a disposable executor that claims
+pending samples, so a crash or a second worker never loses or repeats work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from sweeps.engine.spec import ExperimentSpec, parse_spec
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def non_negative(model: str, *fields: str) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{model}_{f}_non_negative") for f in fields
+    ]
+
+
+class SweepStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Experiment(TimeStamped):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        STOPPED = "stopped"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    pipeline = models.JSONField(default=list)
+    dataset = models.JSONField(default=list)
+    scorers = models.JSONField(default=list)
+    parameter_space = models.JSONField(default=dict)  # the spec's `sweep` section
+    repeats = models.PositiveIntegerField(default=1)
+    max_concurrency = models.PositiveIntegerField(default=8)
+    max_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    max_cost_usd = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def spec_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "pipeline": self.pipeline,
+            "dataset": self.dataset,
+            "scorers": self.scorers,
+            "sweep": self.parameter_space,
+            "repeats": self.repeats,
+            "max_concurrency": self.max_concurrency,
+            "budget": {"max_tokens": self.max_tokens, "max_cost_usd": self.max_cost_usd},
+        }
+
+    def spec(self) -> ExperimentSpec:
+        return parse_spec(self.spec_dict(), max_grid=settings.PROMPTLOOPER_MAX_GRID)
+
+
+class Sweep(TimeStamped):
+    Status = SweepStatus
+    ACTIVE = (SweepStatus.QUEUED, SweepStatus.RUNNING)
+
+    class Reason(models.TextChoices):
+        COMPLETED = "completed"
+        STOPPED = "stopped"
+        PAUSED = "paused"
+        TOKEN_BUDGET = "token_budget"
+        COST_BUDGET = "cost_budget"
+        INTERRUPTED = "interrupted"  # the worker died; resume continues with what is unfinished
+        FAILED = "failed"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="sweeps")
+    spec = models.JSONField()  # snapshot: editing the experiment never changes a sweep already made
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    stopped_reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
+    error = models.TextField(blank=True)
+    job_id = models.CharField(max_length=100, blank=True)
+    max_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    max_cost_usd = models.FloatField(null=True, blank=True)
+    rounds = models.PositiveIntegerField(default=0)  # proposal rounds made (guided search)
+    total = models.PositiveIntegerField(default=0)  # samples created so far
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    cached = models.PositiveIntegerField(default=0)  # samples served wholly from the cache
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0)
+    saved_tokens = models.PositiveBigIntegerField(default=0)  # what cache hits did not pay for
+    saved_cost_usd = models.FloatField(default=0)
+    best_score = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # last sign of life of an executor
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["experiment", "-created_at"]), models.Index(fields=["status"])]
+        constraints = non_negative("sweep", "cost_usd", "saved_cost_usd")
+
+    def __str__(self) -> str:
+        return f"Sweep {self.pk} of {self.experiment}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class Run(TimeStamped):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="runs")
+    round = models.PositiveIntegerField(default=0)
+    config = models.JSONField()
+    config_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    score = models.FloatField(null=True, blank=True)
+    samples_total = models.PositiveIntegerField(default=0)
+    samples_failed = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)  # mean per sample
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "config_hash"], name="run_unique_config_per_sweep"),
+            *non_negative("run", "cost_usd"),
+        ]
+        indexes = [
+            models.Index(fields=["experiment", "-score"], name="run_leaderboard"),
+            models.Index(fields=["sweep", "status"], name="run_sweep_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk}"
+
+
+class RunSample(models.Model):
+    """One dataset row (and replicate) through the pipeline for a run: the unit workers claim."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples")
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="samples")  # for the claim query
+    row_index = models.PositiveIntegerField()
+    replicate = models.PositiveIntegerField(default=0)
+    inputs = models.JSONField(default=dict)
+    stages = models.JSONField(default=list)  # per stage: model, rendered prompt, output, tokens, cached
+    output = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    score = models.FloatField(null=True, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+    cache_hit = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "row_index", "replicate"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "row_index", "replicate"], name="sample_unique_per_run_row"),
+            *non_negative("sample", "cost_usd"),
+        ]
+        indexes = [models.Index(fields=["sweep", "status"], name="sample_claim")]
+
+    def __str__(self) -> str:
+        return f"Sample {self.pk} (run {self.run_id}, row {self.row_index}, replicate {self.replicate})"
+
+
+class Score(models.Model):
+    sample = models.ForeignKey(RunSample, on_delete=models.CASCADE, related_name="scores")
+    scorer_index = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    passed = models.BooleanField()
+    reason = models.TextField(blank=True)
+    weight = models.FloatField(default=1)
+
+    class Meta:
+        ordering = ["sample_id", "scorer_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "scorer_index"], name="score_unique_per_scorer"),
+            models.CheckConstraint(condition=Q(value__gte=0) & Q(value__lte=1), name="score_value_in_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value:.2f}"
+
+
+class ResponseCache(models.Model):
+    """One provider response, keyed by the canonical request (never the API key or base URL)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    text = models.TextField()
+    finish_reason = models.CharField(max_length=32, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(default=0)
+    cost_usd = models.FloatField(default=0)
+    hits = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = non_negative("cache", "cost_usd", "latency_ms")
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.key[:12]}"
+
+
+class Provider(TimeStamped):
+    class Kind(models.TextChoices):
+        OPENAI = "openai"
+        ANTHROPIC = "anthropic"
+        MOCK = "mock"
+
+    name = models.SlugField(max_length=50, unique=True)  # the prefix in "provider/model"
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    base_url = models.URLField(blank=True)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable holding the key (never the key)"
+    )
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    price_in_per_mtok = models.FloatField(default=0, help_text="USD per million input tokens")
+    price_out_per_mtok = models.FloatField(default=0, help_text="USD per million output tokens")
+    options = models.JSONField(default=dict, blank=True)  # kind-specific, e.g. mock latency_ms
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = non_negative("provider", "price_in_per_mtok", "price_out_per_mtok")
+
+    def __str__(self) -> str:
+        return self.name

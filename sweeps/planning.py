@@ -1,0 +1,78 @@
+"""Turning the strategy's proposals into Run and RunSample rows, round by round.
+
+Grid and random propose everything in round 0. Guided proposes in rounds, each from every
+score observed so far, until n_trials configurations exist or the space is exhausted.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from django.db import transaction
+
+from sweeps.engine.space import config_hash
+from sweeps.engine.spec import ExperimentSpec
+from sweeps.engine.strategies import propose
+from sweeps.models import Run, RunSample, Sweep
+
+ROUNDS_FOR_GUIDED = 5  # guided search spreads n_trials over about this many rounds
+INSERT_BATCH = 2000
+
+
+def round_rng(seed: int | None, round_no: int) -> random.Random:
+    # Each round has its own stream, so a resumed sweep proposes what an uninterrupted one would.
+    return random.Random(f"{seed}:{round_no}") if seed is not None else random.Random()
+
+
+@transaction.atomic
+def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> int:
+    """Create the next round's runs and samples; returns how many runs it created (0: no more)."""
+    sweep = Sweep.objects.select_for_update().get(id=sweep_id)  # one planner at a time per sweep
+    if RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)).exists():
+        return 0  # the current round is not finished; its scores are not all known yet
+    kind, n_trials = spec.sweep.type, spec.sweep.n_trials or 0
+    existing = list(Run.objects.filter(sweep=sweep).values_list("config", "config_hash", "score"))
+    if kind in ("grid", "random") and sweep.rounds > 0:
+        return 0
+    remaining = n_trials - len(existing)
+    if kind in ("guided", "tpe") and remaining <= 0:
+        return 0
+    n = remaining if kind == "random" else min(remaining, max(spec.sweep.top_k, math.ceil(n_trials / ROUNDS_FOR_GUIDED)))
+    if kind == "tpe":
+        raise NotImplementedError("the tpe strategy is not available yet: use guided")
+    configs = propose(
+        kind,
+        spec.sweep.space,
+        n=n,
+        history=[(config, score) for config, _, score in existing if score is not None],
+        rng=round_rng(spec.sweep.seed, sweep.rounds),
+        top_k=spec.sweep.top_k,
+        explore_ratio=spec.sweep.explore_ratio,
+        seen={h for _, h, _ in existing},
+    )
+    if not configs:
+        return 0
+    create_runs(sweep, spec, configs)
+    return len(configs)
+
+
+def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None:
+    per_run = len(spec.dataset) * spec.repeats
+    runs = Run.objects.bulk_create(
+        Run(experiment_id=sweep.experiment_id, sweep=sweep, round=sweep.rounds, config=c,
+            config_hash=config_hash(c), samples_total=per_run)
+        for c in configs
+    )  # fmt: skip
+    if any(r.pk is None for r in runs):  # backends without RETURNING from bulk inserts
+        runs = list(Run.objects.filter(sweep=sweep, round=sweep.rounds).order_by("id"))
+    samples = (
+        RunSample(run=run, sweep=sweep, row_index=i, replicate=rep, inputs=row)
+        for run in runs
+        for i, row in enumerate(spec.dataset)
+        for rep in range(spec.repeats)
+    )
+    RunSample.objects.bulk_create(samples, batch_size=INSERT_BATCH)
+    sweep.rounds += 1
+    sweep.total += len(runs) * per_run
+    sweep.save(update_fields=["rounds", "total", "updated_at"])

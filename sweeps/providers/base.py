@@ -1,0 +1,67 @@
+"""What every LLM adapter offers the engine: one chat completion per call, and one error type.
+
+Adapters (mock, and the httpx-based OpenAI and Anthropic ones) subclass Provider. The engine
+knows nothing else about them: it builds a CompletionRequest, awaits `complete`, and decides
+whether to retry from the ProviderError it may get back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    model: str  # without the "provider/" prefix, e.g. "gpt-4o-mini"
+    # {"role": "system" | "user" | "assistant", "content": "..."}, in conversation order
+    messages: tuple[Mapping[str, str], ...]
+    params: Mapping[str, Any]  # sampling parameters: temperature, top_p, max_tokens, ...
+    # Which repeat of the same request this is: lets a sweep ask for several samples of one
+    # (config, row), and keeps their cache entries apart.
+    replicate: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str = "stop"  # "length" when max_tokens cut the answer short
+    latency_ms: float = 0.0
+
+
+class ProviderError(Exception):
+    """A call that produced no completion.
+
+    `permanent` errors (bad request, unknown model, auth) fail the same way on every attempt;
+    the others (429, 5xx, timeouts) may succeed when retried, after `retry_after` seconds when
+    the provider said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status = status  # HTTP status, when there was a response
+        self.retry_after = retry_after
+
+
+class Provider(ABC):
+    name: str
+
+    @abstractmethod
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Return the completion, or raise ProviderError."""
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (an HTTP client); nothing by default."""

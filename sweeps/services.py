@@ -1,0 +1,256 @@
+"""Every state change of experiments and sweeps. Views, the API, admin actions and the CLI
+call these, so each behaviour lives in one place.
+
+Sweep states: queued -> running -> completed | paused | stopped | failed; paused -> queued
+(resume); queued/running/paused -> stopped. Pause and stop are cooperative: the executor reads
+the sweep's status before every dispatch.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sweeps import events
+from sweeps.dispatch import dispatch_sweep
+from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.models import Experiment, Provider, Run, RunSample, Sweep
+from sweeps.publishing import publish_on_commit
+from sweeps.recording import close_finished_runs
+
+S = Sweep.Status
+ALLOWED = {  # action -> states it may start from
+    "pause": (S.QUEUED, S.RUNNING),
+    "resume": (S.PAUSED,),
+    "stop": (S.QUEUED, S.RUNNING, S.PAUSED),
+}
+# Fields that may change while a sweep is paused: raising the budget is how one resumes a
+# sweep that ran out of it. Anything else would change what the paused runs mean.
+EDITABLE_WHILE_PAUSED = {"name", "description", "budget", "max_concurrency"}
+
+
+class ServiceError(Exception):
+    """A refusal with a message a person can act on."""
+
+
+class TransitionError(ServiceError):
+    def __init__(self, sweep: Sweep, action: str) -> None:
+        allowed = [a for a, states in ALLOWED.items() if sweep.status in states]
+        can = f"it can be {' or '.join(past(a) for a in allowed)}" if allowed else "it is finished"
+        super().__init__(f"Cannot {action} sweep {sweep.pk}: it is {sweep.status}; {can}.")
+        self.allowed = allowed
+
+
+def past(action: str) -> str:
+    return {"pause": "paused", "resume": "resumed", "stop": "stopped"}[action]
+
+
+def known_providers() -> list[str]:
+    return list(Provider.objects.filter(enabled=True).values_list("name", flat=True))
+
+
+def validate_spec(data: Any) -> ExperimentSpec:
+    return parse_spec(data, max_grid=settings.PROMPTLOOPER_MAX_GRID, known_providers=known_providers())
+
+
+def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
+    d = spec.to_dict()
+    experiment.name, experiment.description = d["name"], d["description"]
+    experiment.pipeline, experiment.dataset, experiment.scorers = d["pipeline"], d["dataset"], d["scorers"]
+    experiment.parameter_space, experiment.repeats = d["sweep"], d["repeats"]
+    experiment.max_concurrency = d["max_concurrency"]
+    experiment.max_tokens, experiment.max_cost_usd = d["budget"]["max_tokens"], d["budget"]["max_cost_usd"]
+
+
+def experiment_create(*, owner: Any, data: Any) -> Experiment:
+    """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error."""
+    experiment = Experiment(owner=owner)
+    apply_spec(experiment, validate_spec(data))
+    experiment.save()
+    return experiment
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    spec = validate_spec(data)
+    active = experiment.sweeps.filter(status__in=Sweep.ACTIVE).first()
+    if active:
+        raise ServiceError(f"Experiment {experiment.pk} has a {active.status} sweep: pause or stop it before editing.")
+    paused = experiment.sweeps.filter(status=S.PAUSED).exists()
+    if paused:
+        before, after = experiment.spec_dict(), spec.to_dict()
+        changed = {k for k in after if after[k] != before.get(k)} - EDITABLE_WHILE_PAUSED
+        if changed:
+            raise ServiceError(
+                f"Experiment {experiment.pk} has a paused sweep, so only {', '.join(sorted(EDITABLE_WHILE_PAUSED))} "
+                f"may change; stop the sweep to edit {', '.join(sorted(changed))}."
+            )
+    apply_spec(experiment, spec)
+    experiment.save()
+    return experiment
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment) -> None:
+    if experiment.sweeps.filter(status__in=Sweep.ACTIVE).exists():
+        raise ServiceError(f"Experiment {experiment.pk} is running: stop its sweep before deleting it.")
+    experiment.delete()
+
+
+def set_status(sweep: Sweep, status: str, reason: str = "", **fields: Any) -> None:
+    sweep.status, sweep.stopped_reason = status, reason
+    for name, value in fields.items():
+        setattr(sweep, name, value)
+    sweep.save(update_fields=["status", "stopped_reason", "updated_at", *fields])
+    Experiment.objects.filter(pk=sweep.experiment_id).update(status=status, updated_at=timezone.now())
+
+
+def raised(old: float | None, new: float | None) -> bool:
+    return new is None or (old is not None and new > old)
+
+
+def locked(sweep: Sweep | int) -> Sweep:
+    return Sweep.objects.select_for_update().get(pk=getattr(sweep, "pk", sweep))
+
+
+@transaction.atomic
+def sweep_start(*, experiment: Experiment) -> Sweep:
+    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if active := experiment.sweeps.filter(status__in=(*Sweep.ACTIVE, S.PAUSED)).first():
+        raise ServiceError(
+            f"Experiment {experiment.pk} already has a {active.status} sweep ({active.pk}): "
+            "resume or stop it before starting another."
+        )
+    spec = experiment.spec()  # re-validated: the providers it names may have changed since
+    sweep = Sweep.objects.create(
+        experiment=experiment, spec=spec.to_dict(), max_tokens=experiment.max_tokens,
+        max_cost_usd=experiment.max_cost_usd,
+    )  # fmt: skip
+    set_status(sweep, S.QUEUED)
+    publish_on_commit([events.sweep_event("queued", sweep)])
+    transaction.on_commit(lambda: dispatch_sweep(sweep))
+    return sweep
+
+
+@transaction.atomic
+def sweep_pause(*, sweep: Sweep) -> Sweep:
+    sweep = locked(sweep)
+    if sweep.status not in ALLOWED["pause"]:
+        raise TransitionError(sweep, "pause")
+    set_status(sweep, S.PAUSED, Sweep.Reason.PAUSED)
+    publish_on_commit([events.sweep_event("paused", sweep)])
+    return sweep
+
+
+@transaction.atomic
+def sweep_resume(*, sweep: Sweep) -> Sweep:
+    sweep = locked(sweep)
+    if sweep.status not in ALLOWED["resume"]:
+        raise TransitionError(sweep, "resume")
+    experiment = sweep.experiment
+    # A sweep paused by its budget goes on only when that budget was raised.
+    if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, experiment.max_tokens):
+        raise ServiceError(
+            f"Sweep {sweep.pk} has used its token budget ({sweep.tokens_in + sweep.tokens_out:,} spent of "
+            f"max_tokens {sweep.max_tokens:,}): raise the experiment's budget, then resume."
+        )
+    if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
+        raise ServiceError(
+            f"Sweep {sweep.pk} has used its cost budget (${sweep.cost_usd:.4f} spent of max_cost_usd "
+            f"${sweep.max_cost_usd}): raise the experiment's budget, then resume."
+        )
+    sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
+    set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd)
+    publish_on_commit([events.sweep_event("resumed", sweep)])
+    transaction.on_commit(lambda: dispatch_sweep(sweep))
+    return sweep
+
+
+@transaction.atomic
+def sweep_stop(*, sweep: Sweep) -> Sweep:
+    sweep = locked(sweep)
+    if sweep.status not in ALLOWED["stop"]:
+        raise TransitionError(sweep, "stop")
+    set_status(sweep, S.STOPPED, Sweep.Reason.STOPPED, finished_at=timezone.now())
+    cancel_pending(sweep)
+    publish_on_commit([events.sweep_event("stopped", sweep)])
+    return sweep
+
+
+def cancel_pending(sweep: Sweep) -> None:
+    """Pending samples become cancelled; samples in flight finish and are recorded as usual."""
+    pending = RunSample.objects.filter(sweep=sweep, status=RunSample.Status.PENDING)
+    run_ids = set(pending.values_list("run_id", flat=True))
+    n = pending.update(status=RunSample.Status.CANCELLED, finished_at=timezone.now())
+    if n:
+        Sweep.objects.filter(pk=sweep.pk).update(cancelled=sweep.cancelled + n)
+        sweep.refresh_from_db()
+    close_finished_runs(run_ids)
+    Run.objects.filter(sweep=sweep, status=Run.Status.PENDING).update(status=Run.Status.CANCELLED)
+
+
+# --- called by the executor (sweeps.execution), on its database thread ---
+
+
+@transaction.atomic
+def sweep_begin_execution(sweep_id: int) -> tuple[Sweep | None, list[dict]]:
+    sweep = locked(sweep_id)
+    if sweep.status not in Sweep.ACTIVE:
+        return None, []  # paused or stopped before this job got to run
+    first = sweep.status == S.QUEUED and sweep.started_at is None
+    set_status(sweep, S.RUNNING, "", started_at=sweep.started_at or timezone.now(), heartbeat_at=timezone.now())
+    return sweep, [events.sweep_event("started" if first else "resumed", sweep)]
+
+
+@transaction.atomic
+def sweep_end_execution(sweep_id: int, reason: str) -> list[dict]:
+    sweep = locked(sweep_id)
+    if reason in ("token_budget", "cost_budget") and sweep.status == S.RUNNING:
+        set_status(sweep, S.PAUSED, reason)
+        return [events.sweep_event("paused", sweep)]
+    if sweep.status == S.STOPPED:
+        cancel_pending(sweep)  # samples released by the executor as it stopped
+        return [events.sweep_event("progress", sweep)]
+    if reason == "drained" and sweep.status == S.RUNNING:
+        unfinished = RunSample.objects.filter(
+            sweep_id=sweep_id, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)
+        )
+        if unfinished.exists():
+            return []  # another worker still holds samples; whoever finishes last completes it
+        set_status(sweep, S.COMPLETED, Sweep.Reason.COMPLETED, finished_at=timezone.now())
+        return [events.sweep_event("completed", sweep)]
+    return []
+
+
+@transaction.atomic
+def sweep_fail(sweep_id: int, error: str) -> list[dict]:
+    sweep = locked(sweep_id)
+    set_status(sweep, S.FAILED, Sweep.Reason.FAILED, error=error[:2000], finished_at=timezone.now())
+    RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
+        status=RunSample.Status.PENDING, lease_owner="", lease_until=None
+    )
+    return [events.sweep_event("failed", sweep)]
+
+
+@transaction.atomic
+def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)) -> list[Sweep]:
+    """Sweeps whose executor died (no heartbeat) become paused with reason `interrupted`, and
+    the samples it held go back to pending, so resume continues exactly where it was."""
+    cutoff = timezone.now() - stale_after
+    dead = Sweep.objects.select_for_update().filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff), status__in=Sweep.ACTIVE
+    )
+    recovered = []
+    for sweep in dead:
+        RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
+            status=RunSample.Status.PENDING, lease_owner="", lease_until=None
+        )
+        set_status(sweep, S.PAUSED, Sweep.Reason.INTERRUPTED)
+        recovered.append(sweep)
+    return recovered
