@@ -18,8 +18,27 @@ from jinja2 import meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+# Rendered text longer than this is refused: `{{ 'a' * 10**10 }}` must not exhaust the worker's memory.
+MAX_RENDERED_CHARS = 1_000_000
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, plus limits on the two operators that can build huge values from tiny input."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
+            raise SecurityError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_RENDERED_CHARS:
+                    raise SecurityError(f"a repetition of {len(seq) * n:,} items is too large")
+        return super().call_binop(context, operator, left, right)
+
+
 # One shared environment: building one per call would throw away Jinja's caches.
-_ENVIRONMENT = SandboxedEnvironment(
+_ENVIRONMENT = _BoundedEnvironment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,  # prompts are plain text, not HTML
     keep_trailing_newline=False,

@@ -113,3 +113,13 @@ def test_template_variables_of_plain_text_is_empty():
 def test_template_variables_reports_syntax_errors():
     with pytest.raises(TemplateError, match=r"^line 2: "):
         template_variables("ok\n{{ broken ")
+
+
+@pytest.mark.parametrize("source", ["{{ 'a' * 10**10 }}", "{{ 'ab' * 10000000 }}", "{{ [1] * 99999999 }}", "{{ 2 ** 1000000 }}"])
+def test_templates_cannot_build_huge_values(source):
+    with pytest.raises(TemplateError, match="unsafe template: .*too large"):
+        render(source, {})
+
+
+def test_ordinary_arithmetic_still_works():
+    assert render("{{ '-' * 3 }} {{ 2 ** 10 }} {{ 3 * 4 }}", {}) == "--- 1024 12"
