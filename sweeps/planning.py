@@ -36,11 +36,9 @@ def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> int:
     if kind in ("grid", "random") and sweep.rounds > 0:
         return 0
     remaining = n_trials - len(existing)
-    if kind in ("guided", "tpe") and remaining <= 0:
+    if kind == "guided" and remaining <= 0:
         return 0
     n = remaining if kind == "random" else min(remaining, max(spec.sweep.top_k, math.ceil(n_trials / ROUNDS_FOR_GUIDED)))
-    if kind == "tpe":
-        raise NotImplementedError("the tpe strategy is not available yet: use guided")
     configs = propose(
         kind,
         spec.sweep.space,

@@ -27,13 +27,13 @@ scorers:
   - {type: contains, value: "{{ expected }}", weight: 2}
   - {type: max_length, value: 40}
 sweep:
-  type: grid            # grid | random | guided | tpe
+  type: grid            # grid | random | guided
   params:               # dotted paths into a run's config
     model: [mock/echo, mock/upper]
     params.temperature: [0.0, 0.5, 1.0]           # every stage
     stages.summarize.prompt: ["Summarize: {{ ticket }}", "TL;DR {{ ticket }}"]
     params.top_p: {min: 0.5, max: 1.0, step: 0.1} # discrete range
-  n_trials: 40          # random / guided / tpe
+  n_trials: 40          # random / guided
   top_k: 5              # guided
   explore_ratio: 0.3    # guided
   seed: 7               # reproducible proposals
@@ -520,7 +520,7 @@ SWEEP_REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
         "unknown type",
         {"type": "bayes"},
         "sweep.type",
-        "unknown sweep type 'bayes': use grid, random, guided or tpe",
+        "unknown sweep type 'bayes': use grid, random or guided",
     ),
     ("unknown sweep key", {"n_trial": 3}, "sweep.n_trial", "did you mean 'n_trials'?"),
     ("params not an object", {"params": ["model"]}, "sweep.params", "must be an object, got list"),
@@ -620,11 +620,12 @@ SWEEP_REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
     ("random without n_trials", {"type": "random"}, "sweep.n_trials", "is required for a random sweep"),
     ("guided without n_trials", {"type": "guided"}, "sweep.n_trials", "is required for a guided sweep"),
     (
-        "tpe without n_trials",
-        {"type": "tpe", "n_trials": None},
+        "guided with n_trials null",
+        {"type": "guided", "n_trials": None},
         "sweep.n_trials",
-        "is required for a tpe sweep",
+        "is required for a guided sweep",
     ),
+    ("tpe (not available)", {"type": "tpe", "n_trials": 5}, "sweep.type", "unknown sweep type 'tpe': use grid, random or guided"),
     ("n_trials 0", {"type": "random", "n_trials": 0}, "sweep.n_trials", "must be at least 1, got 0"),
     (
         "n_trials not an integer",
