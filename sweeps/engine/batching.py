@@ -38,6 +38,8 @@ class Batcher(Generic[T, R]):
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             try:
                 results = await self._flush([item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
             except BaseException as e:  # every waiter learns of the failure, none hangs
                 for _, future in batch:
                     if not future.done():
@@ -45,6 +47,6 @@ class Batcher(Generic[T, R]):
                 if not isinstance(e, Exception):
                     raise
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(result)

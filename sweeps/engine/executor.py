@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sweeps.engine.budget import Budget, estimate_tokens
@@ -133,7 +133,6 @@ class Executor:
     budget: Budget
     max_concurrency: int
     claim_ahead: int = 0  # samples claimed beyond the free slots, to hide the claim's round trip
-    _stop: str | None = field(default=None, init=False)
 
     async def run(self) -> str:
         """Run until nothing is pending or control says otherwise. Returns why it ended:
@@ -141,13 +140,14 @@ class Executor:
         queue: deque[WorkItem] = deque()
         in_flight: dict[asyncio.Task[SampleOutcome], WorkItem] = {}
         to_release: list[WorkItem] = []
+        stop: str | None = None
         exhausted = False
         try:
             while True:
-                while not self._stop and not exhausted and len(in_flight) < self.max_concurrency:
+                while not stop and not exhausted and len(in_flight) < self.max_concurrency:
                     state = await self.workload.control()
                     if state != "running":
-                        self._stop = state
+                        stop = state
                         break
                     if not queue:
                         queue.extend(await self.workload.claim(self.max_concurrency - len(in_flight) + self.claim_ahead))
@@ -162,7 +162,7 @@ class Executor:
                 for task in done:
                     item = in_flight.pop(task)
                     if isinstance(task.exception(), BudgetExhausted):
-                        self._stop = self.budget.exhausted_reason or "token_budget"
+                        stop = stop or self.budget.exhausted_reason or "token_budget"
                         to_release.append(item)
                     else:
                         await self.workload.record(task.result())
@@ -174,7 +174,9 @@ class Executor:
             await self.workload.flush()
             if to_release:
                 await self.workload.release(to_release)
-        return self._stop or "drained"
+        if stop in ("token_budget", "cost_budget") and (state := await self.workload.control()) != "running":
+            stop = state  # paused or stopped meanwhile: that is why the sweep ended, not the budget
+        return stop or "drained"
 
     async def _run_sample(self, item: WorkItem) -> SampleOutcome:
         variables: dict[str, Any] = dict(item.row)
