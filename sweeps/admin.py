@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from sweeps import services
+from sweeps.engine.errors import SpecError
 from sweeps.models import Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
 from sweeps.selectors import sweep_latest
 
@@ -43,13 +45,49 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+SPEC_FIELDS = ["name", "description", "pipeline", "dataset", "scorers", "parameter_space", "repeats",
+               "max_concurrency", "max_tokens", "max_cost_usd"]  # fmt: skip
+
+
+class ExperimentForm(forms.ModelForm):
+    """Edits go through the same validation as the API and CLI: the spec, and what a paused
+    sweep allows to change."""
+
+    class Meta:
+        model = Experiment
+        fields = ["owner", *SPEC_FIELDS]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        candidate = Experiment(**{f: cleaned.get(f) for f in SPEC_FIELDS})
+        try:
+            spec = services.validate_spec(candidate.spec_dict())
+            if self.instance.pk:
+                services.experiment_check_editable(experiment=self.instance, spec=spec)
+        except SpecError as e:
+            raise forms.ValidationError([str(err) for err in e.errors]) from None
+        except services.ServiceError as e:
+            raise forms.ValidationError(str(e)) from None
+        return cleaned
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
     list_display = ["id", "name", "owner", "status", "max_concurrency", "max_tokens", "max_cost_usd", "updated_at"]
     list_filter = ["status", "owner"]
     search_fields = ["name", "description"]
     readonly_fields = ["status", "created_at", "updated_at"]
     actions = ["start_sweep", "pause_sweep", "resume_sweep", "stop_sweep"]
+
+    def save_model(self, request, obj: Experiment, form, change: bool) -> None:
+        if change:
+            services.experiment_update(experiment=obj, data=obj.spec_dict())
+        else:
+            obj.pk = services.experiment_create(owner=obj.owner, data=obj.spec_dict()).pk
+            obj.refresh_from_db()
 
     @admin.action(description="Start a sweep")
     def start_sweep(self, request, queryset):

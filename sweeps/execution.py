@@ -144,9 +144,10 @@ class DbWorkload:
     """Claims this sweep's samples, records their results and publishes what changed."""
 
     def __init__(self, db: DbThread, sweep: Sweep, spec: ExperimentSpec, owner: str) -> None:
-        self.db, self.sweep_id, self.experiment_id, self.spec, self.owner = db, sweep.id, sweep.experiment_id, spec, owner
-        self._stages: dict[int, tuple[ResolvedStage, ...]] = {}
-        self._status, self._status_read_at, self._heartbeat_at = sweep.status, 0.0, 0.0
+        self.db, self.sweep_id, self.spec, self.owner = db, sweep.id, spec, owner
+        self._stages: dict[int, tuple[ResolvedStage, ...]] = {}  # resolved once per run
+        self._status = sweep.status
+        self._status_read_at = self._heartbeat_at = 0.0
         self._results: Batcher[SampleOutcome, None] = Batcher(self._write)
         self._writing: set[asyncio.Task[None]] = set()
         self._progress_at = 0.0

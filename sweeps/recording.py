@@ -104,7 +104,8 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
             status = Run.Status.COMPLETED
         runs.append(
             Run(
-                id=s["run_id"], status=status, score=s["score"] if s["n_done"] else None,
+                # Rounded: the database sums in no fixed order, and a re-run must rank identically.
+                id=s["run_id"], status=status, score=round(s["score"], 9) if s["n_done"] else None,
                 samples_failed=s["n_failed"], tokens_in=s["tokens_in"], tokens_out=s["tokens_out"],
                 cost_usd=s["cost"], latency_ms=s["latency"], error=s["first_error"] or "", finished_at=now,
             )

@@ -13,11 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from sweeps import events
 from sweeps.dispatch import dispatch_sweep
+from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.models import Experiment, Provider, Run, RunSample, Sweep
 from sweeps.publishing import publish_on_commit
@@ -75,22 +76,27 @@ def experiment_create(*, owner: Any, data: Any) -> Experiment:
     return experiment
 
 
-@transaction.atomic
-def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
-    experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-    spec = validate_spec(data)
+def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -> None:
+    """Refuse edits that would change what a sweep in progress means (ServiceError says which)."""
     active = experiment.sweeps.filter(status__in=Sweep.ACTIVE).first()
     if active:
         raise ServiceError(f"Experiment {experiment.pk} has a {active.status} sweep: pause or stop it before editing.")
-    paused = experiment.sweeps.filter(status=S.PAUSED).exists()
-    if paused:
-        before, after = experiment.spec_dict(), spec.to_dict()
-        changed = {k for k in after if after[k] != before.get(k)} - EDITABLE_WHILE_PAUSED
+    if experiment.sweeps.filter(status=S.PAUSED).exists():
+        stored = Experiment.objects.get(pk=experiment.pk).spec_dict()
+        after = spec.to_dict()
+        changed = {k for k in after if after[k] != stored.get(k)} - EDITABLE_WHILE_PAUSED
         if changed:
             raise ServiceError(
                 f"Experiment {experiment.pk} has a paused sweep, so only {', '.join(sorted(EDITABLE_WHILE_PAUSED))} "
                 f"may change; stop the sweep to edit {', '.join(sorted(changed))}."
             )
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
+    Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
+    spec = validate_spec(data)
+    experiment_check_editable(experiment=experiment, spec=spec)
     apply_spec(experiment, spec)
     experiment.save()
     return experiment
@@ -127,7 +133,10 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
             f"Experiment {experiment.pk} already has a {active.status} sweep ({active.pk}): "
             "resume or stop it before starting another."
         )
-    spec = experiment.spec()  # re-validated: the providers it names may have changed since
+    try:  # re-validated: the providers it names may have been disabled since
+        spec = validate_spec(experiment.spec_dict())
+    except SpecError as e:
+        raise ServiceError(f"Experiment {experiment.pk} is not a valid spec: {'; '.join(map(str, e.errors))}") from e
     sweep = Sweep.objects.create(
         experiment=experiment, spec=spec.to_dict(), max_tokens=experiment.max_tokens,
         max_cost_usd=experiment.max_cost_usd,
@@ -189,7 +198,7 @@ def cancel_pending(sweep: Sweep) -> None:
     run_ids = set(pending.values_list("run_id", flat=True))
     n = pending.update(status=RunSample.Status.CANCELLED, finished_at=timezone.now())
     if n:
-        Sweep.objects.filter(pk=sweep.pk).update(cancelled=sweep.cancelled + n)
+        Sweep.objects.filter(pk=sweep.pk).update(cancelled=F("cancelled") + n)
         sweep.refresh_from_db()
     close_finished_runs(run_ids)
     Run.objects.filter(sweep=sweep, status=Run.Status.PENDING).update(status=Run.Status.CANCELLED)

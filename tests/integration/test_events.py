@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.test import Client
 
 from promptlooper.asgi import application
@@ -15,6 +16,14 @@ from sweeps.execution import execute_sweep
 from tests.conftest import spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def close_async_connections():
+    """database_sync_to_async runs on one shared thread whose connection would outlive the
+    test (and keep PostgreSQL from dropping the test database at the end)."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 def session_headers(user) -> list[tuple[bytes, bytes]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -66,11 +67,14 @@ class Command(BaseCommand):
 
     def create(self, path: Path, username: str | None):
         try:
-            data = load_spec_text(path.read_text())
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise CommandError(f"cannot read {path}: {e.strerror}", returncode=2) from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{path} is not UTF-8 text", returncode=2) from None
         try:
-            return services.experiment_create(owner=self.owner(username), data=data)
+            with transaction.atomic():  # an invalid spec saves nothing, not even the owner
+                return services.experiment_create(owner=self.owner(username), data=load_spec_text(text))
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None

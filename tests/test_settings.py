@@ -1,0 +1,200 @@
+"""promptlooper.settings read from the environment, each case in a fresh interpreter.
+
+Every subprocess gets a clean environment (none of the variables the settings read is
+inherited) plus what the case sets. SECRET_KEY is always passed unless the case is about it,
+and then DEBUG is off, so local mode never writes `.secret_key` into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_VARS = (
+    "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "PROMPTLOOPER_MAX_GRID",
+    "DJANGO_SETTINGS_MODULE", "LOG_LEVEL",
+)  # fmt: skip
+KEY = "test-secret-key-not-for-production"
+
+DUMP = """
+import json, promptlooper.settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG, "SECRET_KEY": s.SECRET_KEY, "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "DATABASES": s.DATABASES, "CHANNEL_LAYERS": s.CHANNEL_LAYERS, "EMBEDDED_WORKER": s.EMBEDDED_WORKER,
+    "RQ_QUEUES": s.RQ_QUEUES, "PROMPTLOOPER_MAX_GRID": s.PROMPTLOOPER_MAX_GRID,
+}, default=str))
+"""
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def load(**env: str) -> dict[str, Any]:
+    """The settings as a fresh process sees them with this environment."""
+    result = run_python(DUMP, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def refused(**env: str) -> str:
+    """Importing the settings fails loudly; returns the error output."""
+    result = run_python(DUMP, **env)
+    assert result.returncode != 0, f"settings accepted {env}: {result.stdout}"
+    assert "ImproperlyConfigured" in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+# --- DEBUG and SECRET_KEY ---
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled"])
+def test_debug_that_is_not_a_boolean_is_refused_naming_debug(value):
+    error = refused(DEBUG=value, SECRET_KEY=KEY)
+    assert f"DEBUG={value!r}" in error and "boolean" in error
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("True", True), ("1", True), ("yes", True), ("on", True),
+                                              ("False", False), ("0", False), ("off", False), ("", False)])  # fmt: skip
+def test_debug_accepts_the_usual_spellings(raw, expected):
+    assert load(DEBUG=raw, SECRET_KEY=KEY)["DEBUG"] is expected
+
+
+@pytest.mark.parametrize("debug", [None, "False", "0"])
+def test_debug_off_without_secret_key_is_refused_and_writes_nothing(debug):
+    secret_file = ROOT / ".secret_key"
+    before = secret_file.stat().st_mtime_ns if secret_file.exists() else None
+    env = {} if debug is None else {"DEBUG": debug}
+
+    error = refused(**env)
+
+    assert "SECRET_KEY" in error
+    after = secret_file.stat().st_mtime_ns if secret_file.exists() else None
+    assert after == before  # the local-mode key file was neither created nor rewritten
+
+
+def test_empty_secret_key_counts_as_missing():
+    assert "SECRET_KEY" in refused(DEBUG="False", SECRET_KEY="")
+
+
+def test_secret_key_from_the_environment_is_used():
+    assert load(SECRET_KEY=KEY)["SECRET_KEY"] == KEY
+
+
+def test_allowed_hosts_default_to_localhost_only_in_debug():
+    debug = load(DEBUG="True", SECRET_KEY=KEY)["ALLOWED_HOSTS"]
+    assert "localhost" in debug and "127.0.0.1" in debug
+    assert load(DEBUG="False", SECRET_KEY=KEY)["ALLOWED_HOSTS"] == []
+    listed = load(DEBUG="True", SECRET_KEY=KEY, ALLOWED_HOSTS=" lab.example.com, ,api.example.com ")
+    assert listed["ALLOWED_HOSTS"] == ["lab.example.com", "api.example.com"]
+
+
+# --- Redis: RQ queue and channel layer ---
+
+
+def test_redis_url_selects_channels_redis_with_raised_capacity_and_rq():
+    url = "redis://cache.internal:6380/2"
+    s = load(SECRET_KEY=KEY, REDIS_URL=url)
+
+    layer = s["CHANNEL_LAYERS"]["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["CONFIG"]["hosts"] == [url]
+    assert layer["CONFIG"]["capacity"] == 1000
+    assert s["EMBEDDED_WORKER"] is False
+    assert s["RQ_QUEUES"]["sweeps"]["URL"] == url
+
+
+@pytest.mark.parametrize("redis_url", [None, "", "   "])
+def test_without_redis_url_the_worker_and_channel_layer_are_embedded(redis_url):
+    env = {"SECRET_KEY": KEY} | ({} if redis_url is None else {"REDIS_URL": redis_url})
+    s = load(**env)
+
+    assert s["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert s["EMBEDDED_WORKER"] is True
+
+
+def test_the_redis_channel_layer_really_loads_from_the_settings():
+    """The configured backend is importable and accepts the config (no connection is made)."""
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'promptlooper.settings'; django.setup();"
+        "from channels.layers import get_channel_layer; layer = get_channel_layer();"
+        "print(type(layer).__name__, layer.capacity)"
+    )
+    result = run_python(code, SECRET_KEY=KEY, REDIS_URL="redis://127.0.0.1:6399/0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RedisChannelLayer", "1000"]
+
+
+# --- databases ---
+
+
+def test_postgres_database_url_selects_the_postgresql_engine():
+    db = load(SECRET_KEY=KEY, DATABASE_URL="postgres://lab:pw@db.internal:5433/looper")["DATABASES"]["default"]
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["HOST"], int(db["PORT"])) == ("looper", "lab", "db.internal", 5433)
+    assert "transaction_mode" not in db.get("OPTIONS", {})  # the SQLite options are SQLite's alone
+    assert db["CONN_MAX_AGE"] > 0  # connections are reused on a server database
+
+
+def test_sqlite_default_is_a_file_with_wal_immediate_transactions_and_a_busy_timeout():
+    db = load(SECRET_KEY=KEY)["DATABASES"]["default"]
+
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert Path(db["NAME"]) == ROOT / "promptlooper.sqlite3"
+    options = db["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] >= 5
+    assert "journal_mode=WAL" in options["init_command"]
+    assert db["CONN_MAX_AGE"] == 0
+
+
+def test_sqlite_options_take_effect_on_a_real_connection(tmp_path):
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'promptlooper.settings'; django.setup();"
+        "from django.db import connection;"
+        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0]);"
+        "c.execute('PRAGMA busy_timeout'); print(c.fetchone()[0]);"
+        "print(connection.transaction_mode)"
+    )
+    result = run_python(code, SECRET_KEY=KEY, DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    assert result.returncode == 0, result.stderr
+    journal, busy_ms, mode = result.stdout.split()
+    assert journal == "wal"
+    assert int(busy_ms) >= 5000
+    assert mode == "IMMEDIATE"
+
+
+@pytest.mark.parametrize("url", ["nonsense://x", "not a url"])
+def test_a_database_url_of_unknown_kind_is_refused_naming_it(url):
+    assert "DATABASE_URL" in refused(SECRET_KEY=KEY, DATABASE_URL=url)
+
+
+# --- PROMPTLOOPER_MAX_GRID ---
+
+
+def test_max_grid_defaults_to_ten_thousand_and_reads_the_environment():
+    assert load(SECRET_KEY=KEY)["PROMPTLOOPER_MAX_GRID"] == 10_000
+    assert load(SECRET_KEY=KEY, PROMPTLOOPER_MAX_GRID=" 500 ")["PROMPTLOOPER_MAX_GRID"] == 500
+
+
+@pytest.mark.parametrize("value", ["lots", "1e4", "10.5"])
+def test_a_max_grid_that_is_not_a_number_is_refused_naming_it(value):
+    error = refused(SECRET_KEY=KEY, PROMPTLOOPER_MAX_GRID=value)
+    assert "PROMPTLOOPER_MAX_GRID" in error and value in error
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_max_grid_below_one_is_refused(value):
+    assert "PROMPTLOOPER_MAX_GRID" in refused(SECRET_KEY=KEY, PROMPTLOOPER_MAX_GRID=value)
