@@ -51,8 +51,8 @@ def worker_id() -> str:
 class DbThread:
     """Runs ORM calls on one thread that owns its database connection."""
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-db")
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
@@ -62,22 +62,42 @@ class DbThread:
         self._pool.shutdown(wait=True)
 
 
+class Db:
+    """Two database threads: writes (claims, cache entries, results) go through one, so SQLite
+    never sees two writers; reads (cache lookups, control) through the other, so a sample's
+    cache lookup never queues behind a batch of result writes."""
+
+    def __init__(self) -> None:
+        self.write = DbThread("sweep-db-write")
+        self.read = DbThread("sweep-db-read")
+
+    async def close(self) -> None:
+        await self.write.close()
+        await self.read.close()
+
+
 def claim_samples(sweep_id: int, owner: str, limit: int) -> list[tuple[int, int, int, int, Any]]:
-    """Take up to `limit` pending samples (or ones whose lease expired) for `owner`, atomically."""
+    """Take up to `limit` pending samples for `owner`, atomically: several workers may claim
+    from one sweep at once and no sample goes to two of them."""
     now = timezone.now()
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     table = RunSample._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {table} SET status = 'running', lease_owner = %s, lease_until = %s, attempts = attempts + 1
-            WHERE id IN (SELECT id FROM {table} WHERE sweep_id = %s
-                         AND (status = 'pending' OR (status = 'running' AND lease_until < %s))
+            WHERE id IN (SELECT id FROM {table} WHERE sweep_id = %s AND status = 'pending'
                          ORDER BY id LIMIT %s{skip_locked})
             RETURNING id, run_id, row_index, replicate, inputs""",
-            [owner, now + LEASE, sweep_id, now, limit],
+            [owner, now + LEASE, sweep_id, limit],
         )
-        rows = cursor.fetchall()
-    return sorted(rows)
+        return sorted(cursor.fetchall())
+
+
+def reclaim_expired(sweep_id: int) -> int:
+    """Samples whose worker stopped renewing its lease (it died) become pending again."""
+    return RunSample.objects.filter(sweep_id=sweep_id, status=RunSample.Status.RUNNING, lease_until__lt=timezone.now()).update(
+        status=RunSample.Status.PENDING, lease_owner="", lease_until=None
+    )
 
 
 def start_runs(run_ids: Sequence[int]) -> list[Run]:
@@ -93,12 +113,16 @@ def release_samples(sample_ids: Sequence[int], owner: str) -> None:
     )
 
 
-def keep_alive(sweep_id: int, owner: str) -> str:
+def keep_alive(sweep_id: int, owner: str) -> None:
     now = timezone.now()
     RunSample.objects.filter(sweep_id=sweep_id, lease_owner=owner, status=RunSample.Status.RUNNING).update(
         lease_until=now + LEASE
     )
     Sweep.objects.filter(id=sweep_id).update(heartbeat_at=now)
+    reclaim_expired(sweep_id)
+
+
+def sweep_status(sweep_id: int) -> str:
     return Sweep.objects.values_list("status", flat=True).get(id=sweep_id)
 
 
@@ -111,9 +135,7 @@ def cache_lookup(keys: list[str]) -> list[CachedResponse | None]:
             "key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd"
         )
     }
-    if found:
-        ResponseCache.objects.filter(key__in=list(found)).update(hits=F("hits") + 1)
-    return [found.get(k) for k in keys]
+    return [found.get(k) for k in keys]  # hits are counted when the samples are recorded
 
 
 def cache_store(entries: list[tuple[str, str, str, CachedResponse]]) -> list[None]:
@@ -129,9 +151,9 @@ def cache_store(entries: list[tuple[str, str, str, CachedResponse]]) -> list[Non
 
 
 class DbResponseStore:
-    def __init__(self, db: DbThread) -> None:
-        self._reads: Batcher[str, CachedResponse | None] = Batcher(lambda keys: db(cache_lookup, keys))
-        self._writes: Batcher[tuple, None] = Batcher(lambda entries: db(cache_store, entries))
+    def __init__(self, db: Db) -> None:
+        self._reads: Batcher[str, CachedResponse | None] = Batcher(lambda keys: db.read(cache_lookup, keys))
+        self._writes: Batcher[tuple, None] = Batcher(lambda entries: db.write(cache_store, entries))
 
     async def get(self, key: str) -> CachedResponse | None:
         return await self._reads.submit(key)
@@ -143,7 +165,7 @@ class DbResponseStore:
 class DbWorkload:
     """Claims this sweep's samples, records their results and publishes what changed."""
 
-    def __init__(self, db: DbThread, sweep: Sweep, spec: ExperimentSpec, owner: str) -> None:
+    def __init__(self, db: Db, sweep: Sweep, spec: ExperimentSpec, owner: str) -> None:
         self.db, self.sweep_id, self.spec, self.owner = db, sweep.id, spec, owner
         self._stages: dict[int, tuple[ResolvedStage, ...]] = {}  # resolved once per run
         self._status = sweep.status
@@ -153,14 +175,14 @@ class DbWorkload:
         self._progress_at = 0.0
 
     async def claim(self, limit: int) -> list[WorkItem]:
-        rows = await self.db(claim_samples, self.sweep_id, self.owner, limit)
+        rows = await self.db.write(claim_samples, self.sweep_id, self.owner, limit)
         run_ids = {run_id for _, run_id, *_ in rows}
         if missing := run_ids - self._stages.keys():
-            configs = await self.db(lambda: dict(Run.objects.filter(id__in=missing).values_list("id", "config")))
+            configs = await self.db.read(lambda: dict(Run.objects.filter(id__in=missing).values_list("id", "config")))
             for run_id, config in configs.items():
                 self._stages[run_id] = tuple(resolve_pipeline(self.spec.pipeline, config))
-        if started := await self.db(start_runs, list(run_ids)):
-            sweep = await self.db(Sweep.objects.get, id=self.sweep_id)
+        if started := await self.db.write(start_runs, list(run_ids)):
+            sweep = await self.db.read(Sweep.objects.get, id=self.sweep_id)
             await publishing.apublish([events.run_event("started", run, sweep) for run in started])
         return [
             WorkItem(sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id])
@@ -168,7 +190,7 @@ class DbWorkload:
         ]
 
     async def release(self, items: Sequence[WorkItem]) -> None:
-        await self.db(release_samples, [i.sample_id for i in items], self.owner)
+        await self.db.write(release_samples, [i.sample_id for i in items], self.owner)
 
     async def control(self) -> str:
         now = time.monotonic()
@@ -176,9 +198,8 @@ class DbWorkload:
             self._status_read_at = now
             if now - self._heartbeat_at >= HEARTBEAT_S:
                 self._heartbeat_at = now
-                self._status = await self.db(keep_alive, self.sweep_id, self.owner)
-            else:
-                self._status = await self.db(lambda: Sweep.objects.values_list("status", flat=True).get(id=self.sweep_id))
+                await self.db.write(keep_alive, self.sweep_id, self.owner)
+            self._status = await self.db.read(sweep_status, self.sweep_id)
         return {"queued": "running", "running": "running", "paused": "paused"}.get(self._status, "stopped")
 
     async def record(self, outcome: SampleOutcome) -> None:
@@ -193,7 +214,7 @@ class DbWorkload:
         await self.publish_progress(force=True)
 
     async def _write(self, outcomes: list[SampleOutcome]) -> list[None]:
-        sweep, closed = await self.db(record_outcomes, self.sweep_id, outcomes)
+        sweep, closed = await self.db.write(record_outcomes, self.sweep_id, outcomes)
         kinds = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
         await publishing.apublish([events.run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
         await self.publish_progress(sweep=sweep)
@@ -203,7 +224,7 @@ class DbWorkload:
         now = time.monotonic()
         if force or now - self._progress_at >= PROGRESS_EVERY_S:
             self._progress_at = now
-            sweep = sweep or await self.db(Sweep.objects.get, id=self.sweep_id)
+            sweep = sweep or await self.db.read(Sweep.objects.get, id=self.sweep_id)
             await publishing.apublish([events.sweep_event("progress", sweep)])
 
 
@@ -211,15 +232,15 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
     """Run a sweep until it is done, paused, stopped or out of budget. Returns why it ended,
     or None when the sweep was not in a state to run (e.g. paused before its job started)."""
     owner = owner or worker_id()
-    db = DbThread()
+    db = Db()
     providers: ProviderSet | None = None
     try:
-        sweep, published = await db(services.sweep_begin_execution, sweep_id)
+        sweep, published = await db.write(services.sweep_begin_execution, sweep_id)
         if sweep is None:
             return None
         await publishing.apublish(published)
         spec = parse_spec(sweep.spec)
-        providers = await db(ProviderSet.load)
+        providers = await db.write(ProviderSet.load)
         executor = Executor(
             workload=DbWorkload(db, sweep, spec, owner),
             store=DbResponseStore(db),
@@ -235,17 +256,17 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         log.info("sweep %s executing as %s (concurrency %s)", sweep_id, owner, spec.max_concurrency)
         reason = "drained"
         while reason == "drained":
-            planned = await db(plan_next_round, sweep_id, spec)
+            planned = await db.write(plan_next_round, sweep_id, spec)
             reason = await executor.run()
             if not planned:
                 break  # nothing new was proposed and nothing claimable is left
-        published = await db(services.sweep_end_execution, sweep_id, reason)
+        published = await db.write(services.sweep_end_execution, sweep_id, reason)
         await publishing.apublish(published)
         log.info("sweep %s ended: %s", sweep_id, reason)
         return reason
     except Exception as e:
         log.exception("sweep %s failed", sweep_id)
-        await publishing.apublish(await db(services.sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
+        await publishing.apublish(await db.write(services.sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
         return "failed"
     finally:
         if providers is not None:

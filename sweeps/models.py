@@ -211,7 +211,8 @@ class RunSample(models.Model):
             models.UniqueConstraint(fields=["run", "row_index", "replicate"], name="sample_unique_per_run_row"),
             *non_negative("sample", "cost_usd"),
         ]
-        indexes = [models.Index(fields=["sweep", "status"], name="sample_claim")]
+        # The claim query walks pending samples of one sweep in id order.
+        indexes = [models.Index(fields=["sweep", "status", "id"], name="sample_claim")]
 
     def __str__(self) -> str:
         return f"Sample {self.pk} (run {self.run_id}, row {self.row_index}, replicate {self.replicate})"

@@ -6,15 +6,16 @@ so the cost of a write is shared by every sample that finished meanwhile.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-from django.db import transaction
-from django.db.models import Avg, Count, F, Max, Q, Sum, Value
+from django.db import connection, transaction
+from django.db.models import Avg, Count, F, Max, Model, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from sweeps.engine.executor import SampleOutcome
-from sweeps.models import Run, RunSample, Score, Sweep
+from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
 
 SAMPLE_FIELDS = [
     "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd",
@@ -43,11 +44,37 @@ def sample_row(outcome: SampleOutcome, now) -> RunSample:
     )
 
 
+def update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """UPDATE each row by primary key with one parameterised statement sent with executemany.
+
+    Django's bulk_update builds a CASE WHEN per row and field, which costs ~2 ms per sample
+    in Python; this costs a few microseconds, the same on SQLite and PostgreSQL."""
+    columns = [model._meta.get_field(f) for f in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    rows = [[c.get_db_prep_save(getattr(obj, c.attname), connection) for c in columns] + [obj.pk] for obj in objs]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def count_cache_hits(outcomes: Sequence[SampleOutcome]) -> None:
+    hits = Counter(stage.key for o in outcomes for stage in o.stages if stage.cached)
+    keys_by_count: dict[int, list[str]] = defaultdict(list)
+    for key, n in hits.items():
+        keys_by_count[n].append(key)
+    for n, keys in keys_by_count.items():
+        ResponseCache.objects.filter(key__in=keys).update(hits=F("hits") + n)
+
+
 @transaction.atomic
 def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[Sweep, list[Run]]:
     """Write a batch of finished samples; returns the sweep's new counters and the runs it closed."""
     now = timezone.now()
-    RunSample.objects.bulk_update([sample_row(o, now) for o in outcomes], SAMPLE_FIELDS)
+    update_rows(RunSample, [sample_row(o, now) for o in outcomes], SAMPLE_FIELDS)
+    count_cache_hits(outcomes)
     Score.objects.bulk_create(
         Score(sample_id=o.item.sample_id, scorer_index=i, name=v.name, weight=v.weight,
               value=v.result.value, passed=v.result.passed, reason=v.result.reason)
@@ -111,7 +138,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
             )
         )  # fmt: skip
     fields = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error"]
-    Run.objects.bulk_update(runs, [*fields, "finished_at"])
+    update_rows(Run, runs, [*fields, "finished_at"])
     scored = [r.score for r in runs if r.score is not None]
     if scored:
         sweep_ids = Run.objects.filter(id__in=finished).values_list("sweep_id", flat=True).distinct()

@@ -56,6 +56,7 @@ class StageOutcome:
     prompt: str
     response: CachedResponse
     cached: bool
+    key: str  # the response cache key of this call
 
     def to_dict(self) -> dict[str, Any]:
         r = self.response
@@ -208,7 +209,7 @@ class Executor:
         key = cache_key(provider=provider_name, model=model, params=stage.params, messages=messages, replicate=replicate)
         cached = await self.store.get(key)
         if cached is not None:
-            return StageOutcome(stage.name, stage.model, system, prompt, cached, cached=True)
+            return StageOutcome(stage.name, stage.model, system, prompt, cached, cached=True, key=key)
 
         price_in, price_out = self.providers.price(provider_name, model)
         est_in = estimate_tokens(prompt) + (estimate_tokens(system) if system else 0)
@@ -230,4 +231,4 @@ class Executor:
         )  # fmt: skip
         # Committed before scoring: after a crash this call is never paid for again.
         await self.store.put(key, provider_name, model, response)
-        return StageOutcome(stage.name, stage.model, system, prompt, response, cached=False)
+        return StageOutcome(stage.name, stage.model, system, prompt, response, cached=False, key=key)
