@@ -14,16 +14,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import connection, connections
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from sweeps import events, publishing, services
+from sweeps.dbthread import DbThread
 from sweeps.engine.batching import Batcher
 from sweeps.engine.budget import Budget
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
@@ -36,30 +36,17 @@ from sweeps.providers.registry import ProviderSet
 from sweeps.recording import record_outcomes
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 LEASE = timedelta(seconds=60)  # a claimed sample whose worker is silent this long is claimed again
 CONTROL_POLL_S = 0.2  # pause and stop take effect within this, plus the calls in flight
 HEARTBEAT_S = 10.0
 PROGRESS_EVERY_S = 0.5  # progress events are coalesced to this rate per sweep
+RECORD_EVERY_S = 0.1  # results are written in at most 10 transactions a second, leaving the
+# write connection free for the cache writes that samples in flight wait on
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class DbThread:
-    """Runs ORM calls on one thread that owns its database connection."""
-
-    def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-
-    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-
-    async def close(self) -> None:
-        await self(connections.close_all)
-        self._pool.shutdown(wait=True)
 
 
 class Db:
@@ -153,7 +140,7 @@ def cache_store(entries: list[tuple[str, str, str, CachedResponse]]) -> list[Non
 class DbResponseStore:
     def __init__(self, db: Db) -> None:
         self._reads: Batcher[str, CachedResponse | None] = Batcher(lambda keys: db.read(cache_lookup, keys))
-        self._writes: Batcher[tuple, None] = Batcher(lambda entries: db.write(cache_store, entries))
+        self._writes: Batcher[tuple, None] = Batcher(lambda entries: db.write.urgent(cache_store, entries))
 
     async def get(self, key: str) -> CachedResponse | None:
         return await self._reads.submit(key)
@@ -170,12 +157,12 @@ class DbWorkload:
         self._stages: dict[int, tuple[ResolvedStage, ...]] = {}  # resolved once per run
         self._status = sweep.status
         self._status_read_at = self._heartbeat_at = 0.0
-        self._results: Batcher[SampleOutcome, None] = Batcher(self._write)
+        self._results: Batcher[SampleOutcome, None] = Batcher(self._write, min_interval=RECORD_EVERY_S)
         self._writing: set[asyncio.Task[None]] = set()
         self._progress_at = 0.0
 
     async def claim(self, limit: int) -> list[WorkItem]:
-        rows = await self.db.write(claim_samples, self.sweep_id, self.owner, limit)
+        rows = await self.db.write.urgent(claim_samples, self.sweep_id, self.owner, limit)
         run_ids = {run_id for _, run_id, *_ in rows}
         if missing := run_ids - self._stages.keys():
             configs = await self.db.read(lambda: dict(Run.objects.filter(id__in=missing).values_list("id", "config")))

@@ -11,6 +11,7 @@ import random
 
 from django.db import transaction
 
+from sweeps.bulk import insert_rows
 from sweeps.engine.space import config_hash
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.engine.strategies import propose
@@ -18,6 +19,9 @@ from sweeps.models import Run, RunSample, Sweep
 
 ROUNDS_FOR_GUIDED = 5  # guided search spreads n_trials over about this many rounds
 INSERT_BATCH = 2000
+# Every column of a new sample: executemany needs them all, it applies no model defaults.
+SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs", "stages", "output", "status", "tokens_in",
+                 "tokens_out", "cost_usd", "cache_hit", "error", "attempts", "lease_owner"]  # fmt: skip
 
 
 def round_rng(seed: int | None, round_no: int) -> random.Random:
@@ -64,13 +68,14 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
     )  # fmt: skip
     if any(r.pk is None for r in runs):  # backends without RETURNING from bulk inserts
         runs = list(Run.objects.filter(sweep=sweep, round=sweep.rounds).order_by("id"))
-    samples = (
+    samples = [
         RunSample(run=run, sweep=sweep, row_index=i, replicate=rep, inputs=row)
         for run in runs
         for i, row in enumerate(spec.dataset)
         for rep in range(spec.repeats)
-    )
-    RunSample.objects.bulk_create(samples, batch_size=INSERT_BATCH)
+    ]
+    for start in range(0, len(samples), INSERT_BATCH):
+        insert_rows(RunSample, samples[start : start + INSERT_BATCH], SAMPLE_FIELDS)
     sweep.rounds += 1
     sweep.total += len(runs) * per_run
     sweep.save(update_fields=["rounds", "total", "updated_at"])

@@ -262,3 +262,28 @@ async def test_a_flush_returning_the_wrong_number_of_results_fails_its_waiters_i
     assert not pending, f"{len(pending)} waiter(s) never answered"
     assert isinstance(broken[1].exception(), Exception) and isinstance(broken[2].exception(), Exception)
     assert queued_behind.result() == "done:d"
+
+
+async def test_min_interval_spaces_flushes_and_still_flushes_an_idle_item_at_once():
+    flushes: list[tuple[float, list[int]]] = []
+    loop = asyncio.get_running_loop()
+
+    async def flush(items):
+        flushes.append((loop.time(), list(items)))
+        return [i * 10 for i in items]
+
+    batcher = Batcher(flush, min_interval=0.05)
+    start = loop.time()
+    assert await batcher.submit(1) == 10
+    assert flushes[0][0] - start < 0.04  # nothing queued before: no waiting
+
+    async def steady(i):
+        await asyncio.sleep(i * 0.002)
+        return await batcher.submit(i)
+
+    results = await asyncio.gather(*(steady(i) for i in range(2, 102)))
+
+    assert results == [i * 10 for i in range(2, 102)]
+    starts = [t for t, _ in flushes[1:]]
+    assert all(b - a >= 0.045 for a, b in zip(starts, starts[1:]))  # spaced by min_interval
+    assert len(flushes) <= 1 + 0.2 / 0.05 + 3  # ~0.2 s of submits: a handful of batches, not 100
