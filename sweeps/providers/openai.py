@@ -1,0 +1,54 @@
+"""OpenAI chat completions, and every server that speaks the same protocol (vLLM, Ollama,
+llama.cpp, LiteLLM, OpenRouter...): POST {base_url}/chat/completions with a bearer key.
+
+The spec's params go into the body as they are (temperature, top_p, max_tokens, stop, seed and
+anything else the server understands), so a new OpenAI parameter needs no code here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweeps.providers.base import Completion, CompletionRequest
+from sweeps.providers.http import ErrorBody, HttpProvider, estimated_usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+class OpenAIProvider(HttpProvider):
+    path = "chat/completions"
+
+    def headers(self, api_key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"}
+
+    def request_body(self, request: CompletionRequest) -> dict[str, Any]:
+        params = {key: value for key, value in request.params.items() if value is not None}
+        return {**params, "model": request.model, "messages": [dict(m) for m in request.messages]}
+
+    def parse_completion(self, data: Any, request: CompletionRequest, latency_ms: float) -> Completion:
+        choice = data["choices"][0]
+        message = choice["message"]
+        # null content is a real answer, not a broken one: a reasoning model that spent all of
+        # max_tokens thinking, or a refusal (whose text is then the answer).
+        text = message.get("content") or message.get("refusal") or ""
+        if not isinstance(text, str):
+            raise TypeError("message.content is not text")
+        usage = data.get("usage")
+        if usage is None:
+            # A few compatible servers send no usage; retrying would only pay for the answer again.
+            tokens_in, tokens_out = estimated_usage(request, text)
+        else:
+            tokens_in, tokens_out = int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0)
+        return Completion(
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            finish_reason=choice.get("finish_reason") or "stop",
+            latency_ms=latency_ms,
+        )
+
+    def is_quota_exhausted(self, status: int, error: ErrorBody) -> bool:
+        # A 429 of this kind is not a rate limit: waiting does not help until someone pays.
+        return status == 429 and "insufficient_quota" in (error.code, error.type)
