@@ -1,31 +1,64 @@
 """The sweep executor: runs claimed samples through the pipeline with continuous bounded concurrency.
 
-A new sample starts the moment one finishes (never batch-and-gather, which waits for the
-slowest call of each batch). The control state is read before every dispatch. Everything
-outside the engine (where samples come from, where results and cached responses go, which
-providers exist) is passed in, so this module is plain Python and tested without a database.
+A new sample starts the moment a slot frees up (never batch-and-gather, which waits for the
+slowest call of each batch). A sample holds its slot while it works and gives it back while it
+waits for a retry, a rate limit or room at a throttled provider (see calls.py). The control
+state is read before every dispatch. Everything outside the engine (where samples come from,
+where results and cached responses go, which providers exist) is passed in, so this module is
+plain Python and tested without a database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sweeps.engine.budget import Budget, estimate_tokens
-from sweeps.engine.cache import cache_key
+from sweeps.engine.budget import Budget
+from sweeps.engine.calls import (  # the data types are part of the executor's interface too
+    BudgetExhausted,
+    CachedResponse,
+    Calls,
+    Message,
+    Providers,
+    ResponseStore,
+    Sleep,
+    Slots,
+    StageOutcome,
+)
+from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
+from sweeps.engine.retry import RetryPolicy
 from sweeps.engine.scoring import Scorer, ScoreResult, weighted_mean
 from sweeps.engine.templating import TemplateError, render
-from sweeps.providers.base import CompletionRequest, Provider, ProviderError
+from sweeps.providers.base import ProviderError
+
+__all__ = [
+    "JUDGE_PREFIX", "BudgetExhausted", "CachedResponse", "Executor", "JudgeCall",
+    "Providers", "ResponseStore", "SampleOutcome", "ScoredVerdict", "StageOutcome", "WorkItem", "Workload",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-# When a stage sets no max_tokens, its budget reservation assumes this many output tokens.
-DEFAULT_RESERVED_OUTPUT_TOKENS = 1024
+# Samples that wait hold no slot, so more samples than slots may be in progress; at most this
+# many times max_concurrency, so that a provider answering 429 to everything cannot get the
+# whole sweep claimed at once, every sample waiting for its retry.
+IN_PROGRESS_PER_SLOT = 4
+
+class QuotaExhausted(Exception):
+    """A call found the provider account out of credit; its sample goes back to pending."""
+
+
+# A judge's calls are recorded among the sample's stages under this prefix and the scorer's
+# name. Stage names are identifiers (the spec refuses others), so they never contain ":".
+JUDGE_PREFIX = "judge:"
+
+# What an LLM-judge scorer's `ascore` gets to call a model: ("provider/model", messages, params) -> text.
+JudgeCall = Callable[[str, Sequence[Message], Mapping[str, Any]], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -39,35 +72,6 @@ class WorkItem:
 
 
 @dataclass(frozen=True)
-class CachedResponse:
-    text: str
-    tokens_in: int
-    tokens_out: int
-    finish_reason: str
-    latency_ms: float
-    cost_usd: float
-
-
-@dataclass(frozen=True)
-class StageOutcome:
-    name: str
-    model: str
-    system: str | None
-    prompt: str
-    response: CachedResponse
-    cached: bool
-    key: str  # the response cache key of this call
-
-    def to_dict(self) -> dict[str, Any]:
-        r = self.response
-        return {
-            "name": self.name, "model": self.model, "system": self.system, "prompt": self.prompt,
-            "output": r.text, "finish_reason": r.finish_reason, "tokens_in": r.tokens_in,
-            "tokens_out": r.tokens_out, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms, "cached": self.cached,
-        }  # fmt: skip
-
-
-@dataclass(frozen=True)
 class ScoredVerdict:
     name: str
     weight: float
@@ -77,7 +81,7 @@ class ScoredVerdict:
 @dataclass(frozen=True)
 class SampleOutcome:
     item: WorkItem
-    stages: tuple[StageOutcome, ...]
+    stages: tuple[StageOutcome, ...]  # the pipeline's stages, then the judges' calls
     verdicts: tuple[ScoredVerdict, ...] = ()
     error: str = ""
 
@@ -87,7 +91,12 @@ class SampleOutcome:
 
     @property
     def output(self) -> str:
-        return self.stages[-1].response.text if self.ok and self.stages else ""
+        """The last pipeline stage's answer."""
+        if self.ok:
+            for stage in reversed(self.stages):
+                if not stage.name.startswith(JUDGE_PREFIX):
+                    return stage.response.text
+        return ""
 
     @property
     def score(self) -> float | None:
@@ -101,10 +110,6 @@ class SampleOutcome:
         return bool(self.stages) and all(s.cached for s in self.stages)
 
 
-class BudgetExhausted(Exception):
-    """A call could not reserve budget; its sample goes back to pending, unharmed."""
-
-
 class Workload(Protocol):
     """Where samples come from and results go (the database, in production)."""
 
@@ -113,16 +118,6 @@ class Workload(Protocol):
     async def control(self) -> str: ...  # "running", "paused" or "stopped"
     async def record(self, outcome: SampleOutcome) -> None: ...
     async def flush(self) -> None: ...
-
-
-class ResponseStore(Protocol):
-    async def get(self, key: str) -> CachedResponse | None: ...
-    async def put(self, key: str, provider: str, model: str, response: CachedResponse) -> None: ...
-
-
-class Providers(Protocol):
-    def get(self, name: str) -> Provider: ...
-    def price(self, provider: str, model: str) -> tuple[float, float]: ...  # USD per million in/out
 
 
 @dataclass
@@ -134,37 +129,82 @@ class Executor:
     budget: Budget
     max_concurrency: int
     claim_ahead: int = 0  # samples claimed beyond the free slots, to hide the claim's round trip
+    retry: RetryPolicy = RetryPolicy()
+    provider_retry: Mapping[str, RetryPolicy] = field(default_factory=dict)  # per provider name, else `retry`
+    limiter: RateLimiter | None = None
+    # A provider saying the account is out of credit stops the sweep ("provider_error"), rather
+    # than failing every remaining sample one by one.
+    fail_fast: bool = True
+    rng: random.Random | None = None  # draws the retries' jitter
+    sleep: Sleep = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        if self.rng is None:
+            self.rng = random.Random()
+        # Kept across run()s: what a provider taught us about its capacity stays true next round.
+        self.adaptive = AdaptiveConcurrency(self.max_concurrency)
+        # The out-of-credit error that stopped the last run(), for the message to show.
+        self.quota_error: ProviderError | None = None
 
     async def run(self) -> str:
         """Run until nothing is pending or control says otherwise. Returns why it ended:
-        "drained", "paused", "stopped", "token_budget" or "cost_budget"."""
+        "drained", "paused", "stopped", "token_budget", "cost_budget" or "provider_error"."""
+        wakeup = asyncio.Event()  # set when a sample ends or a slot frees up
+        slots = Slots(self.max_concurrency, on_free=wakeup.set)
+        calls = self._calls = Calls(  # this run's samples call through it
+            store=self.store, providers=self.providers, budget=self.budget, retry=self.retry,
+            provider_retry=self.provider_retry, limiter=self.limiter, adaptive=self.adaptive,
+            slots=slots, sleep=self.sleep, rng=self.rng,
+        )  # fmt: skip
+        max_in_progress = IN_PROGRESS_PER_SLOT * self.max_concurrency
         queue: deque[WorkItem] = deque()
         in_flight: dict[asyncio.Task[SampleOutcome], WorkItem] = {}
+        finished: deque[asyncio.Task[SampleOutcome]] = deque()
         to_release: list[WorkItem] = []
         stop: str | None = None
         exhausted = False
+
+        def sample_done(task: asyncio.Task[SampleOutcome]) -> None:
+            finished.append(task)
+            slots.give()
+            wakeup.set()
+
         try:
             while True:
-                while not stop and not exhausted and len(in_flight) < self.max_concurrency:
+                while not stop and not exhausted and slots.free > 0 and len(in_flight) < max_in_progress:
+                    if self.fail_fast and calls.quota_error:
+                        stop = "provider_error"
+                        break
                     state = await self.workload.control()
                     if state != "running":
                         stop = state
                         break
                     if not queue:
-                        queue.extend(await self.workload.claim(self.max_concurrency - len(in_flight) + self.claim_ahead))
+                        room = min(slots.free, max_in_progress - len(in_flight))
+                        queue.extend(await self.workload.claim(room + self.claim_ahead))
                         if not queue:
                             exhausted = True
                             break
-                    item = queue.popleft()
-                    in_flight[asyncio.create_task(self._run_sample(item))] = item
+                    if slots.free > 0:  # else a sample back from a wait took it meanwhile
+                        slots.take_now()
+                        item = queue.popleft()
+                        task = asyncio.create_task(self._run_sample(item))
+                        task.add_done_callback(sample_done)
+                        in_flight[task] = item
                 if not in_flight:
                     break
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                if not finished:
+                    wakeup.clear()
+                    await wakeup.wait()
+                while finished:
+                    task = finished.popleft()
                     item = in_flight.pop(task)
                     if isinstance(task.exception(), BudgetExhausted):
                         stop = stop or self.budget.exhausted_reason or "token_budget"
                         to_release.append(item)
+                    elif isinstance(task.exception(), QuotaExhausted):
+                        stop = stop or "provider_error"
+                        to_release.append(item)  # done again, whole, once the account is topped up
                     else:
                         await self.workload.record(task.result())
         finally:
@@ -175,60 +215,81 @@ class Executor:
             await self.workload.flush()
             if to_release:
                 await self.workload.release(to_release)
-        if stop in ("token_budget", "cost_budget") and (state := await self.workload.control()) != "running":
-            stop = state  # paused or stopped meanwhile: that is why the sweep ended, not the budget
+            self.quota_error = calls.quota_error
+        if self.fail_fast and calls.quota_error and stop in (None, "token_budget", "cost_budget"):
+            stop = "provider_error"  # the samples in flight failed on it too, and may have drained the queue
+        if stop in ("token_budget", "cost_budget", "provider_error") and (state := await self.workload.control()) != "running":
+            stop = state  # paused or stopped meanwhile: that is why the sweep ended, not the budget or the quota
         return stop or "drained"
 
+    def _defer_on_quota(self, error: Exception) -> None:
+        """With fail_fast, a sample whose call found the account out of credit is not failed
+        (nor scored 0 by a judge): it goes back to pending for when the sweep is resumed."""
+        if self.fail_fast and isinstance(error, ProviderError) and error.quota_exhausted:
+            raise QuotaExhausted from error
+
     async def _run_sample(self, item: WorkItem) -> SampleOutcome:
+        calls = self._calls
         variables: dict[str, Any] = dict(item.row)
         stages: list[StageOutcome] = []
         current = ""
         try:
             for stage in item.stages:
                 current = stage.name
-                outcome = await self._run_stage(stage, variables, item.replicate)
+                system = render(stage.system, variables) if stage.system else None
+                prompt = render(stage.prompt, variables)
+                messages: tuple[Message, ...] = ({"role": "system", "content": system},) if system else ()
+                messages += ({"role": "user", "content": prompt},)
+                outcome = await calls.call(
+                    stage.name, stage.model, messages, stage.params, item.replicate, system=system, prompt=prompt
+                )
                 stages.append(outcome)
                 variables[stage.name] = outcome.response.text
         except BudgetExhausted:
             raise
         except (TemplateError, ProviderError) as e:
+            self._defer_on_quota(e)
             return SampleOutcome(item, tuple(stages), error=f"stage '{current}': {e}")
         except Exception as e:  # a bug must fail one sample, not the sweep
             log.exception("sample %s failed unexpectedly", item.sample_id)
             return SampleOutcome(item, tuple(stages), error=f"stage '{current}': internal error {type(e).__name__}: {e}")
         output = stages[-1].response.text if stages else ""
-        verdicts = tuple(ScoredVerdict(s.name, s.weight, s.score(output, variables)) for s in self.scorers)
-        return SampleOutcome(item, tuple(stages), verdicts)
+        verdicts = []
+        for scorer in self.scorers:
+            if getattr(scorer, "judge_model", None) is None:
+                result = scorer.score(output, variables)
+            else:
+                result = await self._judge(scorer, output, variables, item.replicate, stages)
+            verdicts.append(ScoredVerdict(scorer.name, scorer.weight, result))
+        return SampleOutcome(item, tuple(stages), tuple(verdicts))
 
-    async def _run_stage(self, stage: ResolvedStage, variables: Mapping[str, Any], replicate: int) -> StageOutcome:
-        system = render(stage.system, variables) if stage.system else None
-        prompt = render(stage.prompt, variables)
-        provider_name, model = stage.model.split("/", 1)
-        messages = ({"role": "system", "content": system},) if system else ()
-        messages += ({"role": "user", "content": prompt},)
-        key = cache_key(provider=provider_name, model=model, params=stage.params, messages=messages, replicate=replicate)
-        cached = await self.store.get(key)
-        if cached is not None:
-            return StageOutcome(stage.name, stage.model, system, prompt, cached, cached=True, key=key)
+    async def _judge(
+        self,
+        scorer: Scorer,
+        output: str,
+        variables: Mapping[str, Any],
+        replicate: int,
+        stages: list[StageOutcome],
+    ) -> ScoreResult:
+        """An LLM-judge scorer's verdict. Its calls are calls like any other (cache, budget,
+        retries, rate limits) and are added to the sample's stages, so their cost counts."""
+        name = JUDGE_PREFIX + scorer.name
+        calls = self._calls
 
-        price_in, price_out = self.providers.price(provider_name, model)
-        est_in = estimate_tokens(prompt) + (estimate_tokens(system) if system else 0)
-        est_out = int(stage.params.get("max_tokens") or DEFAULT_RESERVED_OUTPUT_TOKENS)
-        reservation = self.budget.reserve(est_in + est_out, (est_in * price_in + est_out * price_out) / 1e6)
-        if reservation is None:
-            raise BudgetExhausted
-        request = CompletionRequest(model=model, messages=messages, params=stage.params, replicate=replicate)
+        async def call(model: str, messages: Sequence[Message], params: Mapping[str, Any]) -> str:
+            conversation = tuple(dict(m) for m in messages)
+            system = "\n\n".join(m["content"] for m in conversation if m["role"] == "system") or None
+            prompt = "\n\n".join(m["content"] for m in conversation if m["role"] != "system")
+            outcome = await calls.call(name, model, conversation, params, replicate, system=system, prompt=prompt)
+            stages.append(outcome)
+            return outcome.response.text
+
         try:
-            completion = await self.providers.get(provider_name).complete(request)
-        except BaseException:
-            self.budget.release(reservation)
+            return await scorer.ascore(output, variables, call)
+        except BudgetExhausted:
             raise
-        cost = (completion.tokens_in * price_in + completion.tokens_out * price_out) / 1e6
-        self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
-        response = CachedResponse(
-            completion.text, completion.tokens_in, completion.tokens_out,
-            completion.finish_reason, completion.latency_ms, cost,
-        )  # fmt: skip
-        # Committed before scoring: after a crash this call is never paid for again.
-        await self.store.put(key, provider_name, model, response)
-        return StageOutcome(stage.name, stage.model, system, prompt, response, cached=False, key=key)
+        except Exception as e:  # the call failed, the rubric did not render, or the answer held no verdict
+            self._defer_on_quota(e)
+            if not isinstance(e, (ProviderError, TemplateError, ValueError)):  # else: a bug in the scorer
+                log.exception("judge %r failed unexpectedly", scorer.name)
+            return ScoreResult(0.0, False, f"judge error: {e}")

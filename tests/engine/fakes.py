@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeps.engine.executor import CachedResponse, SampleOutcome, WorkItem
+from sweeps.engine.executor import CachedResponse, JudgeCall, SampleOutcome, WorkItem
 from sweeps.engine.pipeline import ResolvedStage
+from sweeps.engine.scoring import Scorer, ScoreResult
 from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
 
 
@@ -261,3 +262,78 @@ class FakeProviders:
 
     def price(self, provider: str, model: str) -> tuple[float, float]:
         return self._prices.get(provider, (0.0, 0.0))
+
+
+class FakeSleep:
+    """The executor's injectable `sleep`: records every wait asked for (in `waits`, and as
+    ("sleep", seconds) in the shared log), without waiting that long.
+
+    By default a wait returns after one turn of the event loop. With `hold=True` every wait
+    blocks until the test calls `wake_all()`, so it can look at the executor while samples wait.
+    """
+
+    def __init__(self, log: EventLog | None = None, *, hold: bool = False) -> None:
+        self.log = log if log is not None else EventLog()
+        self.hold = hold
+        self.waits: list[float] = []
+        self._sleepers: list[asyncio.Future[None]] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.log.append(("sleep", seconds))
+        if self.hold:
+            sleeper = asyncio.get_running_loop().create_future()
+            self._sleepers.append(sleeper)
+            try:
+                await sleeper
+            finally:
+                self._sleepers.remove(sleeper)
+        else:
+            await asyncio.sleep(0)
+
+    @property
+    def sleeping(self) -> int:
+        return len(self._sleepers)
+
+    def wake_all(self) -> None:
+        for sleeper in self._sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
+
+
+class ScriptedLimiter:
+    """A RateLimiter whose waits are given by the test: `waits[n]` for the n-th acquire (0 after them)."""
+
+    def __init__(self, waits: Sequence[float] = (), log: EventLog | None = None) -> None:
+        self.waits = list(waits)
+        self.log = log if log is not None else EventLog()
+        self.acquired: list[tuple[str, int]] = []
+
+    async def acquire(self, provider: str, tokens: int) -> float:
+        n = len(self.acquired)
+        self.acquired.append((provider, tokens))
+        wait = self.waits[n] if n < len(self.waits) else 0.0
+        self.log.append(("acquire", provider, wait))
+        return wait
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeJudge(Scorer):
+    """An LLM-judge scorer built on the executor's hook, as llm_judge is: asks `judge_model`
+    whether the output is right and expects "PASS" or "FAIL" (anything else is no verdict)."""
+
+    judge_model: str = "fake/judge"
+    max_tokens: int = 5
+
+    def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
+        raise AssertionError("a judge is scored through ascore")
+
+    async def ascore(self, output: str, variables: Mapping[str, Any], call: JudgeCall) -> ScoreResult:
+        messages = (
+            {"role": "system", "content": "Answer PASS or FAIL."},
+            {"role": "user", "content": f"Expected {variables.get('expected')!r}, got {output!r}"},
+        )
+        verdict = (await call(self.judge_model, messages, {"max_tokens": self.max_tokens})).strip()
+        if verdict not in ("PASS", "FAIL"):
+            raise ValueError(f"unparseable verdict {verdict!r}")
+        return ScoreResult(1.0 if verdict == "PASS" else 0.0, verdict == "PASS", f"the judge said {verdict}")

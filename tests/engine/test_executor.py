@@ -9,20 +9,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Container
 
 import pytest
 
 from sweeps.engine.budget import Budget, estimate_tokens
 from sweeps.engine.cache import cache_key
 from sweeps.engine.executor import CachedResponse, Executor
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.limits import LocalRateLimiter
+from sweeps.engine.retry import RetryPolicy
+from sweeps.engine.scoring import ScoreResult, build_scorer
 from sweeps.providers.base import Completion, CompletionRequest, ProviderError
 from tests.engine.fakes import (
     EventLog,
+    FakeJudge,
     FakeProviders,
+    FakeSleep,
     FakeStore,
     FakeWorkload,
     GatedProvider,
+    ScriptedLimiter,
     ScriptedProvider,
     echo,
     make_items,
@@ -51,6 +57,8 @@ def executor(
     max_concurrency: int = 4,
     claim_ahead: int = 0,
     prices=None,
+    sleep: FakeSleep | None = None,
+    **options,  # retry, provider_retry, limiter, fail_fast, rng
 ) -> Deadline:
     return Deadline(Executor(
         workload=workload,
@@ -60,6 +68,8 @@ def executor(
         budget=budget or Budget(max_tokens=None, max_cost_usd=None),
         max_concurrency=max_concurrency,
         claim_ahead=claim_ahead,
+        sleep=sleep if sleep is not None else FakeSleep(),  # retries never wait in real time
+        **options,
     ))
 
 
@@ -806,3 +816,569 @@ async def test_no_scorers_means_no_score():
     await executor(workload, ScriptedProvider()).run()
     (outcome,) = workload.recorded
     assert outcome.ok and outcome.verdicts == () and outcome.score is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries
+# ---------------------------------------------------------------------------------------------
+
+
+def failing_first(n: int, make_error, behaviour=echo, *, only=None):
+    """Fails the first `n` calls of each prompt (of those in `only`, when given) with
+    make_error(attempt), then behaves."""
+    attempts: dict[str, int] = {}
+
+    def behave(request: CompletionRequest):
+        prompt = user_prompt(request)
+        attempts[prompt] = attempts.get(prompt, 0) + 1
+        if attempts[prompt] <= n and (only is None or prompt in only):
+            raise make_error(attempts[prompt])
+        return behaviour(request)
+
+    return behave
+
+
+def overloaded(attempt: int) -> ProviderError:
+    return ProviderError(f"fake: 503 overloaded (#{attempt})", status=503)
+
+
+async def test_retryable_errors_are_retried_until_the_call_succeeds():
+    workload = FakeWorkload(named_items(["w000", "w001"], WORD_STAGE))
+    provider = ScriptedProvider(failing_first(2, overloaded, exact_usage))
+    budget = Budget(max_tokens=1000, max_cost_usd=None)
+    sleep = FakeSleep()
+
+    assert await executor(workload, provider, budget=budget, sleep=sleep).run() == "drained"
+
+    assert provider.calls == 6
+    assert all(o.ok for o in workload.recorded)
+    assert [o.stages[0].attempts for o in workload.recorded] == [3, 3]
+    assert workload.recorded[0].stages[0].to_dict()["attempts"] == 3
+    assert len(sleep.waits) == 4  # one backoff before each retry
+    # Only the successful calls are paid for; the failed ones' reservations were given back.
+    assert budget.spent_tokens == 20 and budget.reserved_tokens == 0
+
+
+async def test_a_cached_stage_made_no_attempt():
+    store = FakeStore()
+    provider = ScriptedProvider()
+    await executor(FakeWorkload(named_items(["a"])), provider, store=store).run()
+    again = FakeWorkload(named_items(["a"]))
+
+    await executor(again, provider, store=store).run()
+
+    (outcome,) = again.recorded
+    assert outcome.stages[0].cached and outcome.stages[0].attempts == 0
+
+
+async def test_retries_never_come_before_the_retry_after_the_provider_asked_for():
+    def make_error(attempt):
+        return ProviderError("fake: 429 slow down", status=429, retry_after=7.5)
+
+    workload = FakeWorkload(named_items(["a"]))
+    provider = ScriptedProvider(failing_first(3, make_error))
+    sleep = FakeSleep()
+    policy = RetryPolicy(max_attempts=5, base=0.01, cap=0.02)  # backoff alone would wait far less
+
+    assert await executor(workload, provider, sleep=sleep, retry=policy, rng=random.Random(7)).run() == "drained"
+
+    # Never earlier than asked, at most 10 % later, drawn anew each time (from the executor's rng).
+    assert all(7.5 <= wait <= 8.25 for wait in sleep.waits) and len(set(sleep.waits)) == 3
+    same_rng = random.Random(7)
+    assert sleep.waits == [policy.delay(attempt, 7.5, same_rng) for attempt in (1, 2, 3)]
+    assert workload.recorded[0].stages[0].attempts == 4
+
+
+async def test_the_gap_between_attempts_is_never_shorter_than_retry_after_in_real_time():
+    call_times: list[float] = []
+
+    def behave(request):
+        call_times.append(time.monotonic())
+        if len(call_times) <= 2:
+            raise ProviderError("fake: 503 busy", status=503, retry_after=0.05)
+        return echo(request)
+
+    workload = FakeWorkload(named_items(["a"]))
+    policy = RetryPolicy(base=0.0, cap=0.0)  # only Retry-After makes it wait
+
+    assert await executor(workload, ScriptedProvider(behave), sleep=asyncio.sleep, retry=policy).run() == "drained"
+
+    assert len(call_times) == 3
+    assert all(later - earlier >= 0.05 for earlier, later in zip(call_times, call_times[1:]))
+
+
+async def test_backoff_waits_follow_the_policy_drawn_from_the_given_rng():
+    workload = FakeWorkload(named_items(["a"]))
+    provider = ScriptedProvider(failing_first(4, overloaded))
+    sleep = FakeSleep()
+    policy = RetryPolicy(max_attempts=5, base=1.0, cap=3.0)
+
+    await executor(workload, provider, sleep=sleep, retry=policy, rng=random.Random(42)).run()
+
+    same_rng = random.Random(42)
+    assert sleep.waits == [policy.delay(attempt, None, same_rng) for attempt in (1, 2, 3, 4)]
+    assert all(0 <= wait <= bound for wait, bound in zip(sleep.waits, [1.0, 2.0, 3.0, 3.0]))
+
+
+async def test_gives_up_after_max_attempts_with_the_last_error():
+    def sometimes(request):
+        if user_prompt(request) == "doomed":
+            raise overloaded(len([r for r in provider.requests if user_prompt(r) == "doomed"]))
+        return echo(request)
+
+    provider = ScriptedProvider(sometimes)
+    budget = Budget(max_tokens=100_000, max_cost_usd=None)
+    workload = FakeWorkload(named_items(["ok1", "doomed", "ok2"]))
+
+    result = await executor(workload, provider, budget=budget, retry=RetryPolicy(max_attempts=3)).run()
+
+    assert result == "drained"
+    assert sum(user_prompt(r) == "doomed" for r in provider.requests) == 3
+    doomed = workload.outcome(2)
+    assert doomed.error == "stage 'answer': fake: 503 overloaded (#3) (after 3 attempts)"
+    assert workload.outcome(1).ok and workload.outcome(3).ok
+    assert budget.reserved_tokens == 0
+
+
+async def test_a_provider_may_have_its_own_retry_policy():
+    alpha = ScriptedProvider(failing_first(10, overloaded), name="alpha")
+    beta = ScriptedProvider(failing_first(10, overloaded), name="beta")
+    workload = FakeWorkload(
+        named_items(["a"], stage("answer", "{{ name }}", model="alpha/m"))
+        + named_items(["b"], stage("answer", "{{ name }}", model="beta/m"), first_id=2)
+    )
+
+    await executor(workload, alpha, beta, retry=RetryPolicy(max_attempts=2), provider_retry={"beta": RetryPolicy(max_attempts=4)}).run()
+
+    assert (alpha.calls, beta.calls) == (2, 4)
+    assert "after 4 attempts" in workload.outcome(2).error
+
+
+async def test_permanent_errors_fail_at_once():
+    def refuse(request):
+        raise ProviderError("fake: 401 invalid API key — set FAKE_API_KEY", status=401, permanent=True)
+
+    provider = ScriptedProvider(refuse)
+    sleep = FakeSleep()
+    workload = FakeWorkload(named_items(["a"]))
+
+    await executor(workload, provider, sleep=sleep).run()
+
+    assert provider.calls == 1 and sleep.waits == []
+    assert workload.outcome(1).error == "stage 'answer': fake: 401 invalid API key — set FAKE_API_KEY"
+
+
+async def test_a_sample_waiting_for_its_retry_does_not_hold_a_slot():
+    """Concurrency 1: while A waits to retry, B's call runs; A's retry then goes after B."""
+    log = EventLog()
+    workload = FakeWorkload(named_items(["A", "B"]), log=log)
+    provider = ScriptedProvider(failing_first(1, overloaded, only={"A"}))
+    sleep = FakeSleep(log, hold=True)
+    task = asyncio.create_task(executor(workload, provider, sleep=sleep, max_concurrency=1).run())
+
+    await until(lambda: workload.recorded_ids == [2], what="B to finish while A waits")
+    assert sleep.sleeping == 1
+    assert [user_prompt(r) for r in provider.requests] == ["A", "B"]
+
+    sleep.wake_all()
+    assert await asyncio.wait_for(task, 5) == "drained"
+    assert [user_prompt(r) for r in provider.requests] == ["A", "B", "A"]
+    assert provider.max_active == 1
+    assert workload.outcome(1).ok and workload.outcome(1).stages[0].attempts == 2
+
+
+async def test_a_sample_back_from_its_wait_gets_the_next_slot_before_new_samples():
+    # C calls another provider, so only the slots (not that provider's own limit) keep it waiting.
+    alpha, beta = GatedProvider("alpha"), GatedProvider("beta")
+    sleep = FakeSleep(hold=True)
+    workload = FakeWorkload(
+        named_items(["A", "B"], stage("answer", "{{ name }}", model="alpha/m"))
+        + named_items(["C"], stage("answer", "{{ name }}", model="beta/m"), first_id=3)
+    )
+    task = asyncio.create_task(executor(workload, alpha, beta, sleep=sleep, max_concurrency=1).run())
+
+    await until(lambda: alpha.active == 1)
+    alpha.finish("A", error=overloaded(1))
+    await until(lambda: "B" in alpha.waiting, what="B to start while A waits")
+    sleep.wake_all()  # A is ready to retry, but B holds the one slot
+    await asyncio.sleep(0.01)
+    assert list(alpha.waiting) == ["B"]
+    alpha.finish("B")
+    await until(lambda: "A" in alpha.waiting, what="A's retry")
+    await asyncio.sleep(0.01)
+    assert beta.started == []  # C waits for the slot A holds
+    alpha.finish("A")
+    await until(lambda: "C" in beta.waiting)
+    beta.finish("C")
+
+    assert await asyncio.wait_for(task, 5) == "drained"
+    assert alpha.started == ["A", "B", "A"]
+    assert all(o.ok for o in workload.recorded)
+
+
+async def test_samples_in_progress_are_bounded_when_every_call_has_to_wait():
+    """Every call answers 429: the waiting samples give their slots to new ones, but no more
+    than four times max_concurrency samples are in progress, so the sweep is not all claimed."""
+
+    def throttled(request):
+        raise ProviderError("fake: 429 too many requests", status=429)
+
+    workload = FakeWorkload(named_items([f"s{i}" for i in range(30)]))
+    provider = ScriptedProvider(throttled)
+    sleep = FakeSleep(hold=True)
+    task = asyncio.create_task(executor(workload, provider, sleep=sleep, max_concurrency=3, retry=RetryPolicy(max_attempts=2)).run())
+
+    await until(lambda: sleep.sleeping == 12, what="12 samples waiting")
+    await asyncio.sleep(0.01)
+    assert sleep.sleeping == 12 and len(workload.claimed) == 12 and provider.calls == 12
+    assert max(workload.claim_limits) <= 3  # never claimed beyond what it could start
+
+    while not task.done():
+        sleep.wake_all()
+        await asyncio.sleep(0.001)
+    assert task.result() == "drained"
+    assert len(workload.recorded) == 30 and not any(o.ok for o in workload.recorded)
+    assert provider.calls == 60
+    workload.assert_accounted()
+
+
+# ---------------------------------------------------------------------------------------------
+# Out of credit: fail fast
+# ---------------------------------------------------------------------------------------------
+
+
+def out_of_credit_for(*prompts):
+    def behave(request):
+        if user_prompt(request) in prompts:
+            raise ProviderError("fake: 429 insufficient_quota — add credit", status=429, quota_exhausted=True)
+        return echo(request)
+
+    return behave
+
+
+async def test_quota_exhausted_stops_the_sweep_when_failing_fast():
+    workload = FakeWorkload(named_items(["a", "broke", "c", "d", "e"]))
+    provider = ScriptedProvider(out_of_credit_for("broke"))
+    run = executor(workload, provider, max_concurrency=1, claim_ahead=2)
+
+    assert await run.run() == "provider_error"
+
+    assert [user_prompt(r) for r in provider.requests] == ["a", "broke"]  # not retried, nothing after it
+    assert workload.outcome(1).ok
+    assert workload.recorded_ids == [1]  # the sample that found no credit is not failed...
+    assert sorted(workload.released_ids) == [2, 3]  # ...but handed back, with the one claimed ahead
+    assert [i.sample_id for i in workload.pending] == [4, 5]
+    assert str(run.executor.quota_error) == "fake: 429 insufficient_quota — add credit"
+    workload.assert_accounted()
+
+
+async def test_quota_exhausted_lets_the_calls_in_flight_finish():
+    workload = FakeWorkload(named_items([f"s{i}" for i in range(10)]))
+    provider = GatedProvider()
+    task = asyncio.create_task(executor(workload, provider, max_concurrency=3).run())
+    await until(lambda: provider.active == 3)
+
+    provider.finish("s1", error=ProviderError("fake: out of credit", status=403, quota_exhausted=True))
+    await asyncio.sleep(0.01)
+    assert provider.started == ["s0", "s1", "s2"]  # no new call
+    provider.finish("s0")
+    provider.finish("s2")
+
+    assert await asyncio.wait_for(task, 5) == "provider_error"
+    assert sorted(workload.recorded_ids) == [1, 3] and all(o.ok for o in workload.recorded)
+    assert workload.released_ids == [2]  # s1 waits, pending, for the top-up
+    workload.assert_accounted()
+
+
+async def test_quota_exhausted_in_the_last_sample_still_ends_with_provider_error():
+    workload = FakeWorkload(named_items(["a", "broke"]))
+
+    assert await executor(workload, ScriptedProvider(out_of_credit_for("broke")), max_concurrency=1).run() == "provider_error"
+
+
+async def test_without_fail_fast_an_exhausted_quota_fails_only_its_samples():
+    workload = FakeWorkload(named_items(["a", "broke", "c", "broke", "e"]))
+    provider = ScriptedProvider(out_of_credit_for("broke"))
+
+    assert await executor(workload, provider, max_concurrency=1, fail_fast=False).run() == "drained"
+
+    assert [o.ok for o in sorted(workload.recorded, key=lambda o: o.item.sample_id)] == [True, False, True, False, True]
+    assert provider.calls == 5
+
+
+async def test_a_pause_wins_over_an_exhausted_quota_that_follows_it():
+    workload = FakeWorkload(named_items(["a", "broke"]))
+    provider = GatedProvider()
+    task = asyncio.create_task(executor(workload, provider, max_concurrency=2).run())
+    await until(lambda: provider.active == 2)
+    workload.state = "paused"
+    provider.finish("broke", error=ProviderError("fake: out of credit", status=403, quota_exhausted=True))
+    provider.finish("a")
+
+    assert await asyncio.wait_for(task, 5) == "paused"
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive concurrency and rate limits
+# ---------------------------------------------------------------------------------------------
+
+
+def too_many() -> ProviderError:
+    return ProviderError("fake: 429 too many requests", status=429)
+
+
+async def finish_oldest(
+    provider: GatedProvider, limit, error: ProviderError | None = None, *, skip: Container[str] = ()
+) -> tuple[int, int]:
+    """Let the oldest call whose prompt is not in `skip` end, wait for the executor to refill
+    what the limit allows; return (the limit, the calls running)."""
+    finished = len(provider.finished)
+    provider.finish(next(p for p in provider.waiting if p not in skip), error=error)
+    await until(lambda: len(provider.finished) > finished and provider.active >= limit.limit, what="a refill")
+    await asyncio.sleep(0.005)  # nothing more starts
+    return limit.limit, provider.active
+
+
+async def test_a_throttled_provider_gets_less_concurrency_then_recovers():
+    workload = FakeWorkload(named_items([f"s{i:02d}" for i in range(80)]))
+    provider = GatedProvider()
+    run = executor(workload, provider, max_concurrency=8)
+    task = asyncio.create_task(run.run())
+    await until(lambda: provider.active == 8)
+    limit = run.executor.adaptive.of("fake")
+
+    for prompt in list(provider.waiting):  # all 8 throttled at once: one round, one halving, not eight
+        provider.finish(prompt, error=too_many())
+    await until(lambda: len(provider.started) == 12, what="the first retries")
+    await asyncio.sleep(0.01)
+    assert len(provider.started) == 12 and provider.active == 4 and limit.limit == 4
+
+    # A round is as many calls as the limit. One throttle in 4 is no more than a quarter: it stays.
+    seen = [await finish_oldest(provider, limit, error) for error in (None, too_many(), None, None)]
+    assert seen == [(4, 4)] * 4
+    # Two in 4 is more: halved at the round's end, and the calls running then are let finish.
+    seen = [await finish_oldest(provider, limit, error) for error in (too_many(), None, too_many(), None)]
+    assert seen == [(4, 4)] * 3 + [(2, 3)]
+    seen = [await finish_oldest(provider, limit) for _ in range(2)]
+    assert seen == [(2, 2), (3, 3)]  # a clean round of 2: one more
+
+    # Recovery: one more concurrent call after each clean round, up to max_concurrency.
+    while limit.limit < 8:
+        seen.append(await finish_oldest(provider, limit))
+    assert [lim for lim, _ in seen] == [2, 3] + [3, 3, 4] + [4] * 3 + [5] + [5] * 4 + [6] + [6] * 5 + [7] + [7] * 6 + [8]
+    assert all(active == lim for lim, active in seen[1:])
+
+    while not task.done():
+        provider.finish_all()
+        await asyncio.sleep(0.001)
+    assert task.result() == "drained"
+    assert all(o.ok for o in workload.recorded) and len(workload.recorded) == 80
+    assert len(provider.started) == 80 + 8 + 1 + 2  # each throttled call retried once
+    assert provider.max_active == 8  # never beyond max_concurrency
+
+
+async def test_scattered_throttles_keep_the_provider_at_full_concurrency():
+    """One call in 10 answers 429, round after round: its sample retries, the others keep all 10 slots."""
+    workload = FakeWorkload(named_items([f"s{i:03d}" for i in range(130)]))
+    provider = GatedProvider()
+    run = executor(workload, provider, max_concurrency=10)
+    task = asyncio.create_task(run.run())
+    await until(lambda: provider.active == 10)
+    limit = run.executor.adaptive.of("fake")
+
+    throttled: set[str] = set()
+    seen = []
+    for n in range(100):
+        if n % 10 == 3:  # a sample not throttled before, or it would run out of attempts
+            seen.append(await finish_oldest(provider, limit, too_many(), skip=throttled))
+            throttled.add(provider.finished[-1])
+        else:
+            seen.append(await finish_oldest(provider, limit))
+
+    assert seen == [(10, 10)] * 100 and len(throttled) == 10
+    while not task.done():
+        provider.finish_all()
+        await asyncio.sleep(0.001)
+    assert task.result() == "drained"
+    assert all(o.ok for o in workload.recorded) and len(workload.recorded) == 130
+    assert len(provider.started) == 130 + 10
+
+
+async def test_failures_other_than_throttles_leave_the_concurrency_alone():
+    """500s and timeouts are not the provider asking for less: its samples retry at full concurrency."""
+    workload = FakeWorkload(named_items([f"s{i:02d}" for i in range(30)]))
+    provider = GatedProvider()
+    run = executor(workload, provider, max_concurrency=4)
+    task = asyncio.create_task(run.run())
+    await until(lambda: provider.active == 4)
+    limit = run.executor.adaptive.of("fake")
+
+    for prompt in list(provider.waiting):  # a whole round's worth, all failing
+        provider.finish(prompt, error=overloaded(1))
+    await until(lambda: len(provider.finished) == 4 and provider.active == 4, what="the retries")
+    assert limit.limit == 4
+    seen = [await finish_oldest(provider, limit, overloaded(2)) for _ in range(8)]
+
+    assert seen == [(4, 4)] * 8
+    while not task.done():
+        provider.finish_all()
+        await asyncio.sleep(0.001)
+    assert task.result() == "drained" and all(o.ok for o in workload.recorded)
+    assert provider.max_active == 4
+
+
+async def test_the_rate_limiters_waits_are_honoured_without_holding_a_slot():
+    log = EventLog()
+    workload = FakeWorkload(named_items(["w000", "w001", "w002"], WORD_STAGE), log=log)
+    provider = ScriptedProvider(exact_usage)
+    limiter = ScriptedLimiter([2.5, 0.0, 0.0], log)
+    sleep = FakeSleep(log, hold=True)
+    task = asyncio.create_task(executor(workload, provider, sleep=sleep, limiter=limiter, max_concurrency=1).run())
+
+    await until(lambda: sorted(workload.recorded_ids) == [2, 3], what="the others to go while w000 waits")
+    assert sleep.waits == [2.5] and [user_prompt(r) for r in provider.requests] == ["w001", "w002"]
+    sleep.wake_all()
+
+    assert await asyncio.wait_for(task, 5) == "drained"
+    assert [user_prompt(r) for r in provider.requests] == ["w001", "w002", "w000"]
+    assert limiter.acquired == [("fake", 10)] * 3  # each call counted with its estimated tokens
+
+
+async def test_cache_hits_do_not_count_against_the_rate_limit():
+    store = FakeStore()
+    provider = ScriptedProvider()
+    await executor(FakeWorkload(named_items(["a", "b"])), provider, store=store).run()
+    limiter = ScriptedLimiter()
+
+    await executor(FakeWorkload(named_items(["a", "b", "c"])), provider, store=store, limiter=limiter).run()
+
+    assert limiter.acquired == [("fake", estimate_tokens("c") + 1024)]
+
+
+async def test_every_retry_is_counted_by_the_rate_limiter():
+    limiter = ScriptedLimiter()
+    await executor(FakeWorkload(named_items(["a"])), ScriptedProvider(failing_first(2, overloaded)), limiter=limiter).run()
+    assert len(limiter.acquired) == 3
+
+
+async def test_a_local_rate_limit_paces_calls_in_real_time():
+    call_times: list[float] = []
+
+    def behave(request):
+        call_times.append(time.monotonic())
+        return echo(request)
+
+    limiter = LocalRateLimiter({"fake": (1200, None)}, burst_seconds=0.0)  # one call each 50 ms
+    workload = FakeWorkload(named_items([f"s{i}" for i in range(5)]))
+
+    started = time.monotonic()  # before the first call took its turn
+    await executor(workload, ScriptedProvider(behave), limiter=limiter, sleep=asyncio.sleep, max_concurrency=5).run()
+
+    assert len(call_times) == 5
+    assert max(call_times) - started >= 4 * 0.05  # the fifth turn comes 4 turns after the first
+
+
+# ---------------------------------------------------------------------------------------------
+# LLM-as-judge scorers
+# ---------------------------------------------------------------------------------------------
+
+
+def answer_and_judge(request: CompletionRequest) -> Completion:
+    """The pipeline echoes; the judge (model "judge") passes answers that mention billing."""
+    if request.model == "judge":
+        verdict = "PASS" if "billing" in user_prompt(request) else "FAIL"
+        return Completion(text=verdict, tokens_in=7, tokens_out=1)
+    return echo(request)
+
+
+JUDGE_ROWS = [{"ticket": "billing twice", "expected": "billing"}, {"ticket": "lost parcel", "expected": "shipping"}]
+
+
+async def test_a_judge_scores_through_a_call_that_is_cached_and_paid_like_any_other():
+    store = FakeStore()
+    provider = ScriptedProvider(answer_and_judge)
+    budget = Budget(max_tokens=None, max_cost_usd=None)
+    scorers = [build_scorer({"type": "contains", "value": "ECHO"}, "s"), FakeJudge(name="judge", weight=2)]
+    workload = FakeWorkload(make_items(JUDGE_ROWS, [stage("answer", "{{ ticket }}")]))
+
+    await executor(workload, provider, store=store, scorers=scorers, budget=budget, prices={"fake": (1e6, 1e6)}).run()
+
+    passed, failed = workload.outcome(1), workload.outcome(2)
+    assert passed.output == "ECHO billing twice"  # the judge's answer is not the sample's output
+    assert [(v.name, v.result.value, v.result.reason) for v in passed.verdicts] == [
+        ("contains", 1.0, "output contains 'ECHO'"), ("judge", 1.0, "the judge said PASS"),
+    ]  # fmt: skip
+    assert failed.score == pytest.approx(1 / 3)
+    judged = passed.stages[1]
+    assert (judged.name, judged.model, judged.system, judged.cached) == ("judge:judge", "fake/judge", "Answer PASS or FAIL.", False)
+    assert judged.prompt == "Expected 'billing', got 'ECHO billing twice'"
+    assert judged.to_dict()["output"] == "PASS"
+    judge_request = next(r for r in provider.requests if r.model == "judge")
+    assert dict(judge_request.params) == {"max_tokens": 5}
+    # Its tokens and cost count: 3 + 3 for the answer, 7 + 1 for the judge ($1 a token).
+    assert passed.total("tokens_in") == 10 and passed.total("cost_usd") == pytest.approx(14.0)
+    assert budget.spent_tokens == passed.total("tokens_in") + passed.total("tokens_out") + failed.total("tokens_in") + failed.total("tokens_out")
+    assert len(store.entries) == 4
+
+    again = FakeWorkload(make_items(JUDGE_ROWS, [stage("answer", "{{ ticket }}")]))
+    await executor(again, provider, store=store, scorers=scorers).run()
+    assert provider.calls == 4  # the judges' verdicts came from the cache too
+    assert all(o.cache_hit for o in again.recorded)
+    assert again.outcome(1).verdicts == passed.verdicts
+
+
+async def test_a_judges_call_is_retried_like_any_other():
+    provider = ScriptedProvider(failing_first(1, overloaded, answer_and_judge))
+    workload = FakeWorkload(make_items(JUDGE_ROWS[:1], [stage("answer", "{{ ticket }}")]))
+
+    await executor(workload, provider, scorers=[FakeJudge(name="judge")]).run()
+
+    (outcome,) = workload.recorded
+    assert outcome.score == 1.0
+    assert [(s.name, s.attempts) for s in outcome.stages] == [("answer", 2), ("judge:judge", 2)]
+
+
+async def test_a_failing_judge_scores_zero_with_the_reason_and_the_sample_completes():
+    def judge_down(request):
+        if request.model == "judge":
+            raise ProviderError("fake: 404 unknown model or URL", status=404, permanent=True)
+        return echo(request)
+
+    scorers = [FakeJudge(name="judge"), build_scorer({"type": "contains", "value": "ECHO"}, "s")]
+    workload = FakeWorkload(make_items(JUDGE_ROWS[:1], [stage("answer", "{{ ticket }}")]))
+
+    await executor(workload, ScriptedProvider(judge_down), scorers=scorers).run()
+
+    (outcome,) = workload.recorded
+    assert outcome.ok and outcome.output == "ECHO billing twice"
+    judge, contains = outcome.verdicts
+    assert (judge.result.value, judge.result.passed) == (0.0, False)
+    assert judge.result.reason == "judge error: fake: 404 unknown model or URL"
+    assert contains.result.passed and outcome.score == 0.5
+    assert [s.name for s in outcome.stages] == ["answer"]  # a failed call leaves no stage
+
+
+async def test_an_unparseable_verdict_scores_zero_with_the_reason():
+    def rambling(request):
+        return Completion(text="Well, it depends", tokens_in=1, tokens_out=3) if request.model == "judge" else echo(request)
+
+    workload = FakeWorkload(make_items(JUDGE_ROWS[:1], [stage("answer", "{{ ticket }}")]))
+
+    await executor(workload, ScriptedProvider(rambling), scorers=[FakeJudge(name="judge")]).run()
+
+    (outcome,) = workload.recorded
+    assert outcome.verdicts[0].result == ScoreResult(0.0, False, "judge error: unparseable verdict 'Well, it depends'")
+    assert [s.name for s in outcome.stages] == ["answer", "judge:judge"]  # paid for, so recorded
+
+
+async def test_a_judge_out_of_budget_hands_its_sample_back():
+    store = FakeStore()
+    provider = ScriptedProvider(answer_and_judge)
+    budget = Budget(max_tokens=15, max_cost_usd=None)  # the answer (estimate 1 + 9), not the judge too
+    workload = FakeWorkload(make_items(JUDGE_ROWS[:1], [stage("answer", "{{ ticket }}", max_tokens=9)]))
+
+    result = await executor(workload, provider, store=store, budget=budget, scorers=[FakeJudge(name="judge")]).run()
+
+    assert result == "token_budget"
+    assert workload.recorded == [] and workload.released_ids == [1]
+    assert len(store.entries) == 1  # the answer is paid and kept for the resume

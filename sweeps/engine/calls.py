@@ -1,0 +1,236 @@
+"""One provider call as the executor makes it, with everything around it.
+
+response cache → budget reservation → rate limit → room at the provider (adaptive concurrency)
+→ the call → on a retryable error, backoff and again; on success, the cache entry is written.
+
+Concurrency is a number of slots. A sample holds one while it works (renders, looks up the
+cache, calls, scores) and gives it back while it waits (a retry's backoff, a rate limit, room at
+a throttled provider), so waiting never keeps another sample from working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sweeps.engine.budget import Budget, estimate_tokens
+from sweeps.engine.cache import cache_key
+from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter, is_throttle
+from sweeps.engine.retry import RetryPolicy
+from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
+
+# When a call sets no max_tokens, its budget reservation assumes this many output tokens.
+DEFAULT_RESERVED_OUTPUT_TOKENS = 1024
+
+Sleep = Callable[[float], Awaitable[Any]]
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+    latency_ms: float
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """One call of a sample: a pipeline stage, or a judge's call (named "judge:<scorer>")."""
+
+    name: str
+    model: str
+    system: str | None
+    prompt: str
+    response: CachedResponse
+    cached: bool
+    key: str  # the response cache key of this call
+    attempts: int = 1  # provider calls made for it: 0 when it came from the cache
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.response
+        return {
+            "name": self.name, "model": self.model, "system": self.system, "prompt": self.prompt,
+            "output": r.text, "finish_reason": r.finish_reason, "tokens_in": r.tokens_in,
+            "tokens_out": r.tokens_out, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms, "cached": self.cached,
+            "attempts": self.attempts,
+        }  # fmt: skip
+
+
+class BudgetExhausted(Exception):
+    """A call could not reserve budget; its sample goes back to pending, unharmed."""
+
+
+class ResponseStore(Protocol):
+    async def get(self, key: str) -> CachedResponse | None: ...
+    async def put(self, key: str, provider: str, model: str, response: CachedResponse) -> None: ...
+
+
+class Providers(Protocol):
+    def get(self, name: str) -> Provider: ...
+    def price(self, provider: str, model: str) -> tuple[float, float]: ...  # USD per million in/out
+
+
+class Slots:
+    """A semaphore that also tells the executor's dispatcher when a slot frees up.
+
+    The dispatcher takes a slot for each sample it starts (take_now, only when `free`); a
+    sample gives it back when it ends, and while it waits (without_slot). A sample coming back
+    from a wait is served before new samples: a freed slot passes straight to it.
+    """
+
+    def __init__(self, limit: int, on_free: Callable[[], None]) -> None:
+        self.limit = limit
+        self.held = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()  # only ever non-empty when all are held
+        self._on_free = on_free
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.held
+
+    def take_now(self) -> None:
+        self.held += 1
+
+    async def take(self) -> None:
+        if self.held < self.limit:
+            self.held += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter  # the giver passed its slot on: `held` already counts it
+
+    def give(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                waiter.set_result(None)
+                return
+        self.held -= 1
+        self._on_free()
+
+    async def without_slot(self, wait: Awaitable[Any]) -> None:
+        # Cancelled during the wait, the sample never takes its slot back: that happens only
+        # when the run is torn down, and each run counts on a Slots of its own.
+        self.give()
+        await wait
+        await self.take()
+
+
+class Calls:
+    """Makes the provider calls of one executor run. Raises ProviderError (after the retries the
+    error allows) or BudgetExhausted; anything else an adapter raises is a bug and propagates."""
+
+    def __init__(
+        self,
+        *,
+        store: ResponseStore,
+        providers: Providers,
+        budget: Budget,
+        retry: RetryPolicy,
+        provider_retry: Mapping[str, RetryPolicy],
+        limiter: RateLimiter | None,
+        adaptive: AdaptiveConcurrency,
+        slots: Slots,
+        sleep: Sleep,
+        rng: random.Random,
+    ) -> None:
+        self.store, self.providers, self.budget = store, providers, budget
+        self.retry, self.provider_retry = retry, provider_retry
+        self.limiter, self.adaptive, self.slots = limiter, adaptive, slots
+        self.sleep, self.rng = sleep, rng
+        self.quota_error: ProviderError | None = None  # the first "out of credit" error seen
+
+    async def call(
+        self,
+        name: str,
+        model: str,
+        messages: tuple[Message, ...],
+        params: Mapping[str, Any],
+        replicate: int,
+        *,
+        system: str | None,
+        prompt: str,
+    ) -> StageOutcome:
+        """The response to `messages` from `model` ("provider/model"), from the cache or the provider."""
+        provider_name, _, model_name = model.partition("/")
+        key = cache_key(provider=provider_name, model=model_name, params=params, messages=messages, replicate=replicate)
+        cached = await self.store.get(key)
+        if cached is not None:
+            return StageOutcome(name, model, system, prompt, cached, cached=True, key=key, attempts=0)
+
+        provider = self.providers.get(provider_name)
+        price_in, price_out = self.providers.price(provider_name, model_name)
+        est_in = sum(estimate_tokens(m["content"]) for m in messages)
+        est_out = int(params.get("max_tokens") or DEFAULT_RESERVED_OUTPUT_TOKENS)
+        est_cost = (est_in * price_in + est_out * price_out) / 1e6
+        request = CompletionRequest(model=model_name, messages=messages, params=params, replicate=replicate)
+        attempt = 0
+        while True:
+            attempt += 1
+            reservation = self.budget.reserve(est_in + est_out, est_cost)
+            if reservation is None:
+                raise BudgetExhausted
+            try:
+                completion = await self._attempt(provider_name, provider, request, est_in + est_out)
+                break
+            except ProviderError as error:
+                self.budget.release(reservation)
+                policy = self.provider_retry.get(provider_name, self.retry)
+                if error.permanent or attempt >= policy.max_attempts:
+                    if error.quota_exhausted and self.quota_error is None:
+                        self.quota_error = error
+                    if attempt == 1:
+                        raise
+                    raise _after_attempts(error, attempt) from error
+                await self.slots.without_slot(self.sleep(policy.delay(attempt, error.retry_after, self.rng)))
+            except BaseException:
+                self.budget.release(reservation)
+                raise
+
+        cost = (completion.tokens_in * price_in + completion.tokens_out * price_out) / 1e6
+        self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
+        response = CachedResponse(
+            completion.text, completion.tokens_in, completion.tokens_out,
+            completion.finish_reason, completion.latency_ms, cost,
+        )  # fmt: skip
+        # Committed before scoring: after a crash this call is never paid for again.
+        await self.store.put(key, provider_name, model_name, response)
+        return StageOutcome(name, model, system, prompt, response, cached=False, key=key, attempts=attempt)
+
+    async def _attempt(self, provider_name: str, provider: Provider, request: CompletionRequest, tokens: int) -> Completion:
+        """One call to the provider, once its rate limit and its adaptive concurrency let it go."""
+        if self.limiter is not None:
+            wait = await self.limiter.acquire(provider_name, tokens)
+            if wait > 0:
+                await self.slots.without_slot(self.sleep(wait))
+        limit = self.adaptive.of(provider_name)
+        while not limit.has_room():
+            await self.slots.without_slot(limit.room())
+        limit.start()
+        try:
+            completion = await provider.complete(request)
+        except ProviderError as error:
+            limit.finish(ok=False, throttled=is_throttle(error))
+            raise
+        except BaseException:
+            limit.finish(ok=False)
+            raise
+        limit.finish(ok=True)
+        return completion
+
+
+def _after_attempts(error: ProviderError, attempts: int) -> ProviderError:
+    return ProviderError(
+        f"{error} (after {attempts} attempts)",
+        permanent=error.permanent,
+        status=error.status,
+        retry_after=error.retry_after,
+        quota_exhausted=error.quota_exhausted,
+    )
