@@ -155,6 +155,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # A grid larger than this is refused with advice to use random or guided search.
 PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
 
+# Rate limits (requests/tokens per minute on each Provider) let this many seconds' worth of
+# calls go at once before pacing the rest.
+PROMPTLOOPER_RATE_BURST_SECONDS = env_int("PROMPTLOOPER_RATE_BURST_SECONDS", 5)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -167,7 +167,12 @@ class ResponseCacheAdmin(ReadOnly):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "base_url", "api_key_env", "requests_per_minute", "tokens_per_minute",
-                    "price_in_per_mtok", "price_out_per_mtok", "enabled"]  # fmt: skip
+    list_display = ["name", "kind", "availability", "base_url", "api_key_env", "requests_per_minute",
+                    "tokens_per_minute", "price_in_per_mtok", "price_out_per_mtok", "enabled"]  # fmt: skip
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
+
+    @admin.display(description="available")
+    def availability(self, provider: Provider) -> str:
+        available, reason = provider.availability()
+        return "yes" if available else f"no: {reason}"

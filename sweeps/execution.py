@@ -8,6 +8,7 @@ and results recorded many at a time, so the database cost per sample stays small
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
@@ -27,12 +29,14 @@ from sweeps.dbthread import DbThread
 from sweeps.engine.batching import Batcher
 from sweeps.engine.budget import Budget
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
+from sweeps.engine.limits import LocalRateLimiter, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.models import ResponseCache, Run, RunSample, Sweep
 from sweeps.planning import plan_next_round
 from sweeps.providers.registry import ProviderSet
+from sweeps.ratelimit import RedisRateLimiter
 from sweeps.recording import record_outcomes
 
 log = logging.getLogger(__name__)
@@ -215,12 +219,28 @@ class DbWorkload:
             await publishing.apublish([events.sweep_event("progress", sweep)])
 
 
+def rate_limiter(limits: dict[str, tuple[int | None, int | None]]) -> RateLimiter | None:
+    """Shared by every worker through Redis when there is one; else by the sweeps of this process."""
+    if not limits:
+        return None
+    burst = settings.PROMPTLOOPER_RATE_BURST_SECONDS
+    if settings.REDIS_URL:
+        return RedisRateLimiter(settings.REDIS_URL, limits, burst_seconds=burst)
+    return local_rate_limiter(tuple(sorted(limits.items())), burst)
+
+
+@functools.cache
+def local_rate_limiter(limits: tuple, burst_seconds: float) -> LocalRateLimiter:
+    return LocalRateLimiter(dict(limits), burst_seconds=burst_seconds)
+
+
 async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | None:
     """Run a sweep until it is done, paused, stopped or out of budget. Returns why it ended,
     or None when the sweep was not in a state to run (e.g. paused before its job started)."""
     owner = owner or worker_id()
     db = Db()
     providers: ProviderSet | None = None
+    limiter: RateLimiter | None = None
     try:
         sweep, published = await db.write(services.sweep_begin_execution, sweep_id)
         if sweep is None:
@@ -239,6 +259,9 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             ),  # fmt: skip
             max_concurrency=spec.max_concurrency,
             claim_ahead=spec.max_concurrency,
+            provider_retry=providers.retry_policies(),
+            limiter=(limiter := rate_limiter(providers.limits())),
+            fail_fast=spec.fail_fast,
         )
         log.info("sweep %s executing as %s (concurrency %s)", sweep_id, owner, spec.max_concurrency)
         reason = "drained"
@@ -247,7 +270,8 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             reason = await executor.run()
             if not planned:
                 break  # nothing new was proposed and nothing claimable is left
-        published = await db.write(services.sweep_end_execution, sweep_id, reason)
+        quota = executor.quota_error.message if executor.quota_error else ""
+        published = await db.write(services.sweep_end_execution, sweep_id, reason, quota)
         await publishing.apublish(published)
         log.info("sweep %s ended: %s", sweep_id, reason)
         return reason
@@ -258,4 +282,6 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
     finally:
         if providers is not None:
             await providers.aclose()
+        if isinstance(limiter, RedisRateLimiter):
+            await limiter.aclose()
         await db.close()

@@ -6,13 +6,16 @@ pending samples, so a crash or a second worker never loses or repeats work.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.providers.prices import model_price
 
 
 class TimeStamped(models.Model):
@@ -59,6 +62,7 @@ class Experiment(TimeStamped):
     max_concurrency = models.PositiveIntegerField(default=8)
     max_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     max_cost_usd = models.FloatField(null=True, blank=True)
+    fail_fast = models.BooleanField(default=True, help_text="Stop the sweep when a provider's quota is exhausted")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
 
     class Meta:
@@ -79,6 +83,7 @@ class Experiment(TimeStamped):
             "repeats": self.repeats,
             "max_concurrency": self.max_concurrency,
             "budget": {"max_tokens": self.max_tokens, "max_cost_usd": self.max_cost_usd},
+            "fail_fast": self.fail_fast,
         }
 
     def spec(self) -> ExperimentSpec:
@@ -96,6 +101,7 @@ class Sweep(TimeStamped):
         TOKEN_BUDGET = "token_budget"
         COST_BUDGET = "cost_budget"
         INTERRUPTED = "interrupted"  # the worker died; resume continues with what is unfinished
+        PROVIDER_ERROR = "provider_error"  # a provider's quota ran out (fail_fast); resume once topped up
         FAILED = "failed"
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="sweeps")
@@ -260,6 +266,43 @@ class ResponseCache(models.Model):
         return f"{self.provider}/{self.model} {self.key[:12]}"
 
 
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+OPTIONS_HELP = (
+    "JSON. HTTP providers: timeout_connect, timeout_read (seconds), max_connections; "
+    "retry: {max_attempts, base, cap}; prices: {model: [in, out]} in USD per million tokens. "
+    "Mock: latency_ms, jitter, seed."
+)
+OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "timeout_connect": (int, float), "timeout_read": (int, float), "max_connections": int,
+    "retry": dict, "prices": dict, "latency_ms": (int, float), "jitter": (int, float), "seed": int,
+}  # fmt: skip
+
+
+def provider_options_problems(kind: str, options: Any) -> list[str]:
+    if not isinstance(options, dict):
+        return ["must be a JSON object"]
+    problems = []
+    for key, value in options.items():
+        expected = OPTION_TYPES.get(key)
+        if expected is None:
+            problems.append(f"unknown option {key!r} (known: {', '.join(OPTION_TYPES)})")
+        elif isinstance(value, bool) or not isinstance(value, expected):
+            problems.append(f"{key} has the wrong type")
+    retry = options.get("retry")
+    if isinstance(retry, dict):
+        unknown = set(retry) - {"max_attempts", "base", "cap"}
+        if unknown:
+            problems.append(f"retry accepts max_attempts, base, cap; not {', '.join(sorted(unknown))}")
+        elif not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in retry.values()):
+            problems.append("retry values must be numbers >= 0")
+        elif retry.get("max_attempts", 1) < 1 or retry.get("base", 0.5) > retry.get("cap", 30):
+            problems.append("retry needs max_attempts >= 1 and base <= cap")
+    for model, price in (options.get("prices") or {}).items():
+        if not (isinstance(price, list) and len(price) == 2 and all(isinstance(p, int | float) and p >= 0 for p in price)):
+            problems.append(f"prices.{model} must be [input, output] USD per million tokens")
+    return problems
+
+
 class Provider(TimeStamped):
     class Kind(models.TextChoices):
         OPENAI = "openai"
@@ -276,7 +319,7 @@ class Provider(TimeStamped):
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     price_in_per_mtok = models.FloatField(default=0, help_text="USD per million input tokens")
     price_out_per_mtok = models.FloatField(default=0, help_text="USD per million output tokens")
-    options = models.JSONField(default=dict, blank=True)  # kind-specific, e.g. mock latency_ms
+    options = models.JSONField(default=dict, blank=True, help_text=OPTIONS_HELP)
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -285,3 +328,31 @@ class Provider(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problems = provider_options_problems(self.kind, self.options)
+        if problems:
+            raise ValidationError({"options": problems})
+
+    def availability(self) -> tuple[bool, str]:
+        """Whether sweeps can use this provider now, and if not, what to do about it."""
+        if not self.enabled:
+            return False, "disabled in the admin"
+        if self.kind != self.Kind.MOCK and self.api_key_env and not os.environ.get(self.api_key_env):
+            return False, f"set the environment variable {self.api_key_env}"
+        return True, ""
+
+    def api_key(self) -> str | None:
+        """Read from the environment at the moment of use; never stored, never logged."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        if self.kind == self.Kind.OPENAI and os.environ.get("OPENAI_BASE_URL"):
+            return os.environ["OPENAI_BASE_URL"]
+        return DEFAULT_BASE_URLS.get(self.kind, "")
+
+    def price(self, model: str) -> tuple[float, float]:
+        overrides = (self.options or {}).get("prices", {})
+        return model_price(self.kind, model, overrides, (self.price_in_per_mtok, self.price_out_per_mtok))

@@ -32,7 +32,7 @@ ALLOWED = {  # action -> states it may start from
 }
 # Fields that may change while a sweep is paused: raising the budget is how one resumes a
 # sweep that ran out of it. Anything else would change what the paused runs mean.
-EDITABLE_WHILE_PAUSED = {"name", "description", "budget", "max_concurrency"}
+EDITABLE_WHILE_PAUSED = {"name", "description", "budget", "max_concurrency", "fail_fast"}
 
 
 class ServiceError(Exception):
@@ -52,11 +52,17 @@ def past(action: str) -> str:
 
 
 def known_providers() -> list[str]:
-    return list(Provider.objects.filter(enabled=True).values_list("name", flat=True))
+    """Providers a spec may name: those a sweep could call right now."""
+    return [p.name for p in Provider.objects.all() if p.availability()[0]]
+
+
+def provider_availability() -> dict[str, str]:
+    """Every provider: "" when sweeps can call it now, else what to do about it."""
+    return {p.name: p.availability()[1] for p in Provider.objects.all()}
 
 
 def validate_spec(data: Any) -> ExperimentSpec:
-    return parse_spec(data, max_grid=settings.PROMPTLOOPER_MAX_GRID, known_providers=known_providers())
+    return parse_spec(data, max_grid=settings.PROMPTLOOPER_MAX_GRID, known_providers=provider_availability())
 
 
 def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
@@ -66,6 +72,7 @@ def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
     experiment.parameter_space, experiment.repeats = d["sweep"], d["repeats"]
     experiment.max_concurrency = d["max_concurrency"]
     experiment.max_tokens, experiment.max_cost_usd = d["budget"]["max_tokens"], d["budget"]["max_cost_usd"]
+    experiment.fail_fast = d["fail_fast"]
 
 
 def experiment_create(*, owner: Any, data: Any) -> Experiment:
@@ -175,7 +182,7 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
             f"${sweep.max_cost_usd}): raise the experiment's budget, then resume."
         )
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
-    set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd)
+    set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
     publish_on_commit([events.sweep_event("resumed", sweep)])
     transaction.on_commit(lambda: dispatch_sweep(sweep))
     return sweep
@@ -218,10 +225,10 @@ def sweep_begin_execution(sweep_id: int) -> tuple[Sweep | None, list[dict]]:
 
 
 @transaction.atomic
-def sweep_end_execution(sweep_id: int, reason: str) -> list[dict]:
+def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dict]:
     sweep = locked(sweep_id)
-    if reason in ("token_budget", "cost_budget") and sweep.status == S.RUNNING:
-        set_status(sweep, S.PAUSED, reason)
+    if reason in ("token_budget", "cost_budget", "provider_error") and sweep.status == S.RUNNING:
+        set_status(sweep, S.PAUSED, reason, error=error)
         return [events.sweep_event("paused", sweep)]
     if sweep.status == S.STOPPED:
         cancel_pending(sweep)  # samples released by the executor as it stopped

@@ -37,6 +37,7 @@ _TOP_LEVEL_KEYS = (
     "repeats",
     "max_concurrency",
     "budget",
+    "fail_fast",
 )
 _STAGE_KEYS = ("name", "prompt", "system", "model", "params")
 _SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed")
@@ -91,6 +92,8 @@ class ExperimentSpec:
     repeats: int
     max_concurrency: int
     budget: BudgetSpec
+    # Stop the sweep (reason provider_error) when a provider says the account is out of quota.
+    fail_fast: bool = True
 
     def to_dict(self) -> dict:
         """Every field, defaults filled in; `parse_spec(spec.to_dict()) == spec`."""
@@ -125,6 +128,7 @@ class ExperimentSpec:
                 "max_tokens": self.budget.max_tokens,
                 "max_cost_usd": self.budget.max_cost_usd,
             },
+            "fail_fast": self.fail_fast,
         }
 
 
@@ -141,7 +145,7 @@ def load_spec_text(text: str) -> Any:
 
 
 def parse_spec(
-    data: Any, *, max_grid: int = 10_000, known_providers: Collection[str] | None = None
+    data: Any, *, max_grid: int = 10_000, known_providers: Collection[str] | Mapping[str, str] | None = None
 ) -> ExperimentSpec:
     """Validate raw spec data into an ExperimentSpec, or raise one SpecError listing every problem."""
     if not isinstance(data, dict):
@@ -156,12 +160,13 @@ def parse_spec(
     pipeline = _parse_pipeline(v, data.get("pipeline"), columns, known_providers)
     sweep = _parse_sweep(v, data.get("sweep"), pipeline, columns, max_grid, known_providers)
     _require_first_model(v, pipeline, sweep.space)
-    scorers = _parse_scorers(v, data.get("scorers"), pipeline, columns)
+    scorers = _parse_scorers(v, data.get("scorers"), pipeline, columns, known_providers)
     repeats = v.integer(data, "repeats", "", default=1)
     max_concurrency = v.integer(
         data, "max_concurrency", "", default=DEFAULT_MAX_CONCURRENCY, maximum=MAX_CONCURRENCY
     )
     budget = _parse_budget(v, data.get("budget"))
+    fail_fast = v.boolean(data, "fail_fast", "", default=True)
 
     if v.errors:
         raise SpecError(v.errors)
@@ -175,6 +180,7 @@ def parse_spec(
         repeats=repeats,
         max_concurrency=max_concurrency,
         budget=budget,
+        fail_fast=fail_fast,
     )
 
 
@@ -365,7 +371,11 @@ def _require_first_model(v: _Validator, pipeline: Sequence[StageSpec], space: Sp
 
 
 def _parse_scorers(
-    v: _Validator, raw: Any, pipeline: Sequence[StageSpec], columns: set[str]
+    v: _Validator,
+    raw: Any,
+    pipeline: Sequence[StageSpec],
+    columns: set[str],
+    known_providers: Collection[str] | None,
 ) -> tuple[dict, ...]:
     if raw is None:
         return ()
@@ -379,11 +389,15 @@ def _parse_scorers(
             v.error(path, f"must be an object, got {_kind(item)}")
         elif v.attempt(build_scorer, item, path) is not None:
             scorers.append(copy.deepcopy(item))
+            # Scorers run after the whole pipeline: every stage's output is a variable (and for
+            # a judge's rubric, `output`). A misspelt one would otherwise score every row 0.
+            names = [stage.name for stage in pipeline]
             if isinstance(item.get("value"), str):
-                # Scorers run after the whole pipeline: every stage's output is a variable.
-                # A misspelt one would otherwise score every row 0 without saying why up front.
-                names = [stage.name for stage in pipeline]
                 _check_template(v, item["value"], _at(path, "value"), columns, names, len(names))
+            if item.get("type") == "llm_judge":
+                judged = [*names, "output"]  # `output`: the final answer, what the judge grades
+                _check_template(v, item["rubric"], _at(path, "rubric"), columns, judged, len(judged))
+                _check_model(v, item["model"], _at(path, "model"), known_providers)
     return tuple(scorers)
 
 
@@ -442,8 +456,13 @@ def _check_model(v: _Validator, model: str, path: str, known_providers: Collecti
         v.error(path, f"{model!r} is not of the form provider/model, e.g. mock/echo")
         return
     provider = model.split("/", 1)[0]
-    if known_providers is not None and provider not in known_providers:
+    if known_providers is None:
+        return
+    if provider not in known_providers:
         v.error(path, f"unknown provider {provider!r} (known: {_listing(sorted(known_providers))})")
+    elif isinstance(known_providers, Mapping) and known_providers[provider]:
+        # Given as {name: why it is unavailable, or ""}: say what to do, not just "unknown".
+        v.error(path, f"provider {provider!r} is unavailable: {known_providers[provider]}")
 
 
 # --- the validator ----------------------------------------------------------------------
@@ -512,6 +531,15 @@ class _Validator:
         if required and not value.strip():
             self.error(where, "must not be empty")
             return None
+        return value
+
+    def boolean(self, section: dict, key: str, path: str, *, default: bool) -> bool:
+        value = section.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(_at(path, key), f"must be true or false, got {_kind(value)}")
+            return default
         return value
 
     def integer(

@@ -48,12 +48,15 @@ class ProviderError(Exception):
         permanent: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
+        quota_exhausted: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
+        self.permanent = permanent or quota_exhausted
         self.status = status  # HTTP status, when there was a response
         self.retry_after = retry_after
+        # The account is out of credit: every further call fails too, so a sweep may stop at once.
+        self.quota_exhausted = quota_exhausted
 
 
 class Provider(ABC):

@@ -9,16 +9,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils.module_loading import import_string
+
+from sweeps.engine.retry import RetryPolicy
 from sweeps.providers.base import Provider, ProviderError
 from sweeps.providers.mock import MockProvider
 
 MOCK_OPTIONS = ("latency_ms", "jitter", "seed")
+# Imported on first use: a sweep on the mock never loads the HTTP stack.
+ADAPTERS = {"openai": "sweeps.providers.openai.OpenAIProvider", "anthropic": "sweeps.providers.anthropic.AnthropicProvider"}
 
 
-def build_adapter(kind: str, options: dict[str, Any]) -> Provider:
-    if kind == "mock":
+def build_adapter(row: Any) -> Provider:
+    """An adapter for a Provider row (duck-typed, so tests can pass plain objects)."""
+    options = dict(row.options or {})
+    if row.kind == "mock":
         return MockProvider(**{k: v for k, v in options.items() if k in MOCK_OPTIONS})
-    raise ProviderError(f"{kind}: this provider kind is not available in this version", permanent=True)
+    available, reason = row.availability()
+    if not available:
+        raise ProviderError(f"{row.name}: unavailable: {reason}", permanent=True)
+    from sweeps.providers.http import HttpSettings
+
+    return import_string(ADAPTERS[row.kind])(
+        name=row.name,
+        base_url=row.resolved_base_url(),
+        api_key=row.api_key(),
+        key_env=row.api_key_env,
+        settings=HttpSettings.from_options(options),
+    )
 
 
 class ProviderSet:
@@ -41,12 +59,23 @@ class ProviderSet:
             row = self._rows.get(name)
             if row is None:
                 raise ProviderError(f"unknown provider '{name}' (known: {', '.join(self.names)})", permanent=True)
-            self._adapters[name] = build_adapter(row.kind, dict(row.options or {}))
+            self._adapters[name] = build_adapter(row)
         return self._adapters[name]
 
     def price(self, provider: str, model: str) -> tuple[float, float]:
         row = self._rows.get(provider)
-        return (row.price_in_per_mtok, row.price_out_per_mtok) if row else (0.0, 0.0)
+        return row.price(model) if row else (0.0, 0.0)
+
+    def limits(self) -> dict[str, tuple[int | None, int | None]]:
+        """Requests and tokens per minute, per provider that has any."""
+        return {
+            name: (row.requests_per_minute, row.tokens_per_minute)
+            for name, row in self._rows.items()
+            if row.requests_per_minute or row.tokens_per_minute
+        }
+
+    def retry_policies(self) -> dict[str, RetryPolicy]:
+        return {name: RetryPolicy(**row.options["retry"]) for name, row in self._rows.items() if (row.options or {}).get("retry")}
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():

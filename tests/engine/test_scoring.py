@@ -65,7 +65,7 @@ def test_scorer_verdicts(spec, output, passed, reason):
 def test_every_contract_scorer_type_is_registered():
     assert set(SCORER_TYPES) == {
         "exact_match", "equals_expected", "contains", "not_contains", "icontains", "regex", "starts_with",
-        "json_valid", "json_schema", "min_length", "max_length", "similarity",
+        "json_valid", "json_schema", "min_length", "max_length", "similarity", "llm_judge",
     }  # fmt: skip
 
 
@@ -207,8 +207,8 @@ def test_unknown_type_names_the_allowed_types():
     [error] = spec_errors({"type": "contain", "value": "x"}, "scorers[2]")
     assert error == (
         "scorers[2].type: unknown scorer type 'contain'; expected one of: contains, equals_expected, "
-        "exact_match, icontains, json_schema, json_valid, max_length, min_length, not_contains, regex, "
-        "similarity, starts_with"
+        "exact_match, icontains, json_schema, json_valid, llm_judge, max_length, min_length, not_contains, "
+        "regex, similarity, starts_with"
     )
 
 

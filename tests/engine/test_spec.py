@@ -695,3 +695,23 @@ def test_duplicate_yaml_keys_are_refused_not_silently_overwritten():
     with pytest.raises(SpecError) as info:
         load_spec_text("sweep:\n  params:\n    params.temperature: [0]\n    params.temperature: [1]\n")
     assert str(info.value) == "invalid YAML at line 4: duplicate key 'params.temperature'"
+
+
+def test_fail_fast_defaults_to_true_and_takes_a_boolean():
+    assert parse_spec(valid()).fail_fast is True
+    assert parse_spec({**valid(), "fail_fast": False}).fail_fast is False
+    with pytest.raises(SpecError) as e:
+        parse_spec({**valid(), "fail_fast": "yes"})
+    assert [str(err) for err in e.value.errors] == ["fail_fast: must be true or false, got string"]
+
+
+def test_a_judge_rubric_may_use_columns_stages_and_output_and_names_a_known_provider():
+    judge = {"type": "llm_judge", "model": "openai/gpt-4o-mini", "rubric": "{{ ticket }} {{ label }} {{ output }}"}
+    assert parse_spec({**valid(), "scorers": [judge]}, known_providers={"mock", "openai"}).scorers[0] == judge
+
+    bad = {**judge, "model": "acme/x", "rubric": "{{ outptu }}"}
+    assert refusals({**valid(), "scorers": [bad]}, known_providers={"mock", "openai"}) == [
+        ("scorers[0].rubric", "unknown variable 'outptu': not a dataset column (expected, ticket) "
+                              "nor an earlier stage (summarize, label, output)"),
+        ("scorers[0].model", "unknown provider 'acme' (known: mock, openai)"),
+    ]  # fmt: skip
