@@ -19,9 +19,11 @@ from sweeps.models import Run, RunSample, Sweep
 
 ROUNDS_FOR_GUIDED = 5  # guided search spreads n_trials over about this many rounds
 INSERT_BATCH = 2000
-# Every column of a new sample: executemany needs them all, it applies no model defaults.
-SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs", "stages", "output", "status", "tokens_in",
-                 "tokens_out", "cost_usd", "cache_hit", "error", "attempts", "lease_owner"]  # fmt: skip
+SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs"]
+# The other NOT NULL columns of a new sample: insert_rows applies no model defaults, so these
+# are taken from the model, the same for every sample.
+DEFAULTED_FIELDS = ["stages", "output", "status", "tokens_in", "tokens_out", "cost_usd", "cache_hit", "error",
+                    "attempts", "lease_owner"]  # fmt: skip
 
 
 def round_rng(seed: int | None, round_no: int) -> random.Random:
@@ -68,14 +70,15 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
     )  # fmt: skip
     if any(r.pk is None for r in runs):  # backends without RETURNING from bulk inserts
         runs = list(Run.objects.filter(sweep=sweep, round=sweep.rounds).order_by("id"))
+    defaults = {f: RunSample._meta.get_field(f).get_default() for f in DEFAULTED_FIELDS}
     samples = [
-        RunSample(run=run, sweep=sweep, row_index=i, replicate=rep, inputs=row)
+        (run.pk, sweep.pk, i, rep, row)
         for run in runs
         for i, row in enumerate(spec.dataset)
         for rep in range(spec.repeats)
     ]
     for start in range(0, len(samples), INSERT_BATCH):
-        insert_rows(RunSample, samples[start : start + INSERT_BATCH], SAMPLE_FIELDS)
+        insert_rows(RunSample, SAMPLE_FIELDS, samples[start : start + INSERT_BATCH], common=defaults)
     sweep.rounds += 1
     sweep.total += len(runs) * per_run
     sweep.save(update_fields=["rounds", "total", "updated_at"])

@@ -14,34 +14,33 @@ from django.db.models import Avg, Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from sweeps.bulk import update_rows
+from sweeps.bulk import insert_rows, update_rows
 from sweeps.engine.executor import SampleOutcome
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
 
 SAMPLE_FIELDS = [
-    "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd",
-    "latency_ms", "cache_hit", "error", "finished_at", "lease_owner", "lease_until",
+    "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error",
 ]  # fmt: skip
+SCORE_FIELDS = ["sample", "scorer_index", "name", "weight", "value", "passed", "reason"]
+RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error"]
 UNFINISHED = (RunSample.Status.PENDING, RunSample.Status.RUNNING)
 
 
-def sample_row(outcome: SampleOutcome, now) -> RunSample:
+def sample_row(outcome: SampleOutcome) -> tuple:
+    """(id, *SAMPLE_FIELDS) of a finished sample."""
     ok = outcome.ok
-    return RunSample(
-        id=outcome.item.sample_id,
-        status=RunSample.Status.COMPLETED if ok else RunSample.Status.FAILED,
-        stages=[s.to_dict() for s in outcome.stages],
-        output=outcome.output,
-        score=outcome.score,
-        tokens_in=int(outcome.total("tokens_in")),
-        tokens_out=int(outcome.total("tokens_out")),
-        cost_usd=outcome.total("cost_usd"),
-        latency_ms=outcome.total("latency_ms") if outcome.stages else None,
-        cache_hit=outcome.cache_hit,
-        error=outcome.error,
-        finished_at=now,
-        lease_owner="",
-        lease_until=None,
+    return (
+        outcome.item.sample_id,
+        RunSample.Status.COMPLETED if ok else RunSample.Status.FAILED,
+        [s.to_dict() for s in outcome.stages],
+        outcome.output,
+        outcome.score,
+        int(outcome.total("tokens_in")),
+        int(outcome.total("tokens_out")),
+        outcome.total("cost_usd"),
+        outcome.total("latency_ms") if outcome.stages else None,
+        outcome.cache_hit,
+        outcome.error,
     )
 
 
@@ -58,12 +57,18 @@ def count_cache_hits(outcomes: Sequence[SampleOutcome]) -> None:
 def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[Sweep, list[Run]]:
     """Write a batch of finished samples; returns the sweep's new counters and the runs it closed."""
     now = timezone.now()
-    update_rows(RunSample, [sample_row(o, now) for o in outcomes], SAMPLE_FIELDS)
+    update_rows(
+        RunSample,
+        SAMPLE_FIELDS,
+        [sample_row(o) for o in outcomes],
+        common={"finished_at": now, "lease_owner": "", "lease_until": None},
+    )
     count_cache_hits(outcomes)
-    Score.objects.bulk_create(
-        Score(sample_id=o.item.sample_id, scorer_index=i, name=v.name, weight=v.weight,
-              value=v.result.value, passed=v.result.passed, reason=v.result.reason)
-        for o in outcomes for i, v in enumerate(o.verdicts)
+    insert_rows(
+        Score,
+        SCORE_FIELDS,
+        [(o.item.sample_id, i, v.name, v.weight, v.result.value, v.result.passed, v.result.reason)
+         for o in outcomes for i, v in enumerate(o.verdicts)],
     )  # fmt: skip
     Sweep.objects.filter(id=sweep_id).update(
         completed=F("completed") + sum(o.ok for o in outcomes),
@@ -83,17 +88,13 @@ def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[S
 
 def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
     """Aggregate every given run that has no pending or running sample left."""
-    open_ids = set(
-        RunSample.objects.filter(run_id__in=run_ids, status__in=UNFINISHED).values_list("run_id", flat=True).distinct()
-    )
-    finished = [rid for rid in run_ids if rid not in open_ids]
-    if not finished:
-        return []
+    # One query tells which runs are finished (no open sample: the HAVING) and their figures.
     # A failed sample scores 0: a configuration that errors is worse, not unknown.
     stats = (
-        RunSample.objects.filter(run_id__in=finished)
+        RunSample.objects.filter(run_id__in=run_ids)
         .values("run_id")
         .annotate(
+            n_open=Count("id", filter=Q(status__in=UNFINISHED)),
             score=Avg(Coalesce("score", Value(0.0)), filter=~Q(status=RunSample.Status.CANCELLED)),
             n_done=Count("id", filter=~Q(status=RunSample.Status.CANCELLED)),
             n_failed=Count("id", filter=Q(status=RunSample.Status.FAILED)),
@@ -104,9 +105,9 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
             latency=Avg("latency_ms"),
             first_error=Max("error"),
         )
+        .filter(n_open=0)
     )
-    now = timezone.now()
-    runs = []
+    rows = []
     for s in stats:
         if s["n_cancelled"]:
             status = Run.Status.CANCELLED
@@ -114,18 +115,18 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
             status = Run.Status.FAILED
         else:
             status = Run.Status.COMPLETED
-        runs.append(
-            Run(
-                # Rounded: the database sums in no fixed order, and a re-run must rank identically.
-                id=s["run_id"], status=status, score=round(s["score"], 9) if s["n_done"] else None,
-                samples_failed=s["n_failed"], tokens_in=s["tokens_in"], tokens_out=s["tokens_out"],
-                cost_usd=s["cost"], latency_ms=s["latency"], error=s["first_error"] or "", finished_at=now,
-            )
-        )  # fmt: skip
-    fields = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error"]
-    update_rows(Run, runs, [*fields, "finished_at"])
-    scored = [r.score for r in runs if r.score is not None]
-    if scored:
-        sweep_ids = Run.objects.filter(id__in=finished).values_list("sweep_id", flat=True).distinct()
-        Sweep.objects.filter(id__in=list(sweep_ids)).update(best_score=Greatest(Coalesce("best_score", -1.0), max(scored)))
-    return list(Run.objects.filter(id__in=finished))
+        # Rounded: the database sums in no fixed order, and a re-run must rank identically.
+        score = round(s["score"], 9) if s["n_done"] else None
+        rows.append((s["run_id"], status, score, s["n_failed"], s["tokens_in"], s["tokens_out"], s["cost"],
+                     s["latency"], s["first_error"] or ""))  # fmt: skip
+    if not rows:
+        return []
+    update_rows(Run, RUN_FIELDS, rows, common={"finished_at": timezone.now()})
+    closed = list(Run.objects.filter(id__in=[row[0] for row in rows]))
+    best: dict[int, float] = {}  # per sweep, the best score among the runs just closed
+    for run in closed:
+        if run.score is not None:
+            best[run.sweep_id] = max(run.score, best.get(run.sweep_id, run.score))
+    for sweep_id, score in best.items():  # the runs of one sweep, in practice
+        Sweep.objects.filter(id=sweep_id).update(best_score=Greatest(Coalesce("best_score", -1.0), score))
+    return closed
