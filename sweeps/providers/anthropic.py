@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from sweeps.providers.base import Completion, CompletionRequest
-from sweeps.providers.http import ErrorBody, HttpProvider, HttpSettings, estimated_usage
+from sweeps.providers.http import ErrorBody, HttpProvider, estimated_usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -37,18 +37,10 @@ _OUT_OF_CREDIT = re.compile(r"credit balance|billing", re.IGNORECASE)
 class AnthropicProvider(HttpProvider):
     path = "v1/messages"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        base_url: str,
-        api_key: str | None,
-        key_env: str,
-        settings: HttpSettings = HttpSettings(),
-    ) -> None:
+    @staticmethod
+    def normalized_base_url(base_url: str) -> str:
         # People paste the base URL with the version in it, as OpenAI's is written.
-        base_url = base_url.rstrip("/").removesuffix("/v1")
-        super().__init__(name=name, base_url=base_url, api_key=api_key, key_env=key_env, settings=settings)
+        return base_url.rstrip("/").removesuffix("/v1")
 
     def headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key, "anthropic-version": API_VERSION}

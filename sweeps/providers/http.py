@@ -121,13 +121,17 @@ class HttpProvider(Provider):
         settings: HttpSettings = HttpSettings(),
     ) -> None:
         self.name = name
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.normalized_base_url(base_url)
         self.key_env = key_env
         self.settings = settings
         self._api_key = api_key or None
         # Made on the first call, inside the event loop that runs the sweep: an httpx client
         # must never be shared across loops, and one per call would open a connection per call.
         self._client: httpx.AsyncClient | None = None
+
+    @staticmethod
+    def normalized_base_url(base_url: str) -> str:
+        return base_url.rstrip("/")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key_env={self.key_env!r})"
