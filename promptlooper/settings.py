@@ -122,8 +122,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.getenv("REDIS_URL", "").strip()
 EMBEDDED_WORKER = not REDIS_URL
 RQ_QUEUES = {
-    "sweeps": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 3600},
+    # No job timeout: a sweep job lives as long as its sweep; pause and stop are cooperative.
+    "sweeps": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": -1},
 }
+RQ = {"WORKER_CLASS": "sweeps.worker.SweepWorker"}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

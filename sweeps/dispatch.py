@@ -23,9 +23,15 @@ def dispatch_sweep(sweep) -> None:
     import django_rq
     from redis.exceptions import RedisError
 
+    from rq import Worker
+
+    queue = django_rq.get_queue("sweeps", commit_mode="auto")
     try:
-        job = django_rq.get_queue("sweeps", commit_mode="auto").enqueue(jobs.run_sweep, sweep.pk)
+        # One job per worker listening: they all claim samples of this sweep, so a sweep started
+        # with N workers available is served by all of them.
+        n = max(1, Worker.count(queue=queue))
+        job_ids = [queue.enqueue(jobs.run_sweep, sweep.pk).id for _ in range(n)]
     except RedisError as e:
         log.error("could not enqueue sweep %s: %s", sweep.pk, e)
         raise QueueUnavailable("the job queue at REDIS_URL is unreachable; the sweep stays queued") from e
-    type(sweep).objects.filter(pk=sweep.pk).update(job_id=job.id)
+    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids)[:100])

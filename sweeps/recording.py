@@ -61,7 +61,7 @@ def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[S
         RunSample,
         SAMPLE_FIELDS,
         [sample_row(o) for o in outcomes],
-        common={"finished_at": now, "lease_owner": "", "lease_until": None},
+        common={"finished_at": now, "lease_until": None},  # lease_owner stays: who did it
     )
     count_cache_hits(outcomes)
     insert_rows(

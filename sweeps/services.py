@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sweeps import events
-from sweeps.dispatch import dispatch_sweep
+from sweeps.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.models import Experiment, Provider, Run, RunSample, Sweep
@@ -27,7 +27,7 @@ from sweeps.recording import close_finished_runs
 S = Sweep.Status
 ALLOWED = {  # action -> states it may start from
     "pause": (S.QUEUED, S.RUNNING),
-    "resume": (S.PAUSED,),
+    "resume": (S.PAUSED, S.FAILED),  # a failed sweep (worker crash, queue down) goes on where it was
     "stop": (S.QUEUED, S.RUNNING, S.PAUSED),
 }
 # Fields that may change while a sweep is paused: raising the budget is how one resumes a
@@ -150,8 +150,18 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
     publish_on_commit([events.sweep_event("queued", sweep)])
-    transaction.on_commit(lambda: dispatch_sweep(sweep))
+    transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep
+
+
+def dispatch_or_fail(sweep: Sweep) -> None:
+    """Hand the sweep to a worker; when the queue is unreachable the sweep fails with that
+    reason (resumable from the admin once Redis is back) and the caller is told."""
+    try:
+        dispatch_sweep(sweep)
+    except QueueUnavailable as e:
+        publish_on_commit(sweep_fail(sweep.pk, str(e)))
+        raise ServiceError(f"Sweep {sweep.pk} could not start: {e}.") from e
 
 
 @transaction.atomic
@@ -184,7 +194,7 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
     set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
     publish_on_commit([events.sweep_event("resumed", sweep)])
-    transaction.on_commit(lambda: dispatch_sweep(sweep))
+    transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep
 
 

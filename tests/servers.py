@@ -21,7 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_database_url() -> str:
+def session_database_url() -> str:
     """The URL of the database this test session created, for processes the test starts."""
     s = connection.settings_dict
     if s["ENGINE"].endswith("sqlite3"):
@@ -49,7 +49,7 @@ def daphne(**env: str):
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": session_database_url(),
         **env,
     }
     process = subprocess.Popen(

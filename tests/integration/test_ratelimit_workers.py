@@ -103,7 +103,7 @@ def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, l
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test",
-            "DATABASE_URL": servers.test_database_url(),
+            "DATABASE_URL": servers.session_database_url(),
             "REDIS_URL": REDIS_URL,
             "OPENAI_API_KEY": KEY,
             "PROMPTLOOPER_RATE_BURST_SECONDS": str(BURST_SECONDS),

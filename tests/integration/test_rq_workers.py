@@ -1,0 +1,104 @@
+"""Sweeps executed by real `manage.py rqworker sweeps` processes, through a real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+from redis import Redis
+from rq import Worker
+
+from sweeps import services
+from sweeps.models import Provider, RunSample
+from tests.conftest import wait_for, wait_for_sweep
+from tests.fakes.llm_server import FakeLLMServer
+from tests.servers import ROOT, session_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RQ_REDIS_URL = os.environ.get("TEST_RQ_REDIS_URL", "redis://127.0.0.1:6379/14")
+KEY = "sk-test-rq-workers"
+
+
+@pytest.fixture
+def rq_redis():
+    """This test's Redis database for the queue; only RQ's own keys are removed."""
+    redis = Redis.from_url(RQ_REDIS_URL)
+
+    def clear() -> None:
+        for key in redis.scan_iter("rq:*"):
+            redis.delete(key)
+
+    clear()
+    yield redis
+    clear()
+    redis.close()
+
+
+@contextmanager
+def rqworkers(n: int, redis: Redis):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test", "DATABASE_URL": session_database_url(),
+           "REDIS_URL": RQ_REDIS_URL, "OPENAI_API_KEY": KEY}  # fmt: skip
+    workers = [
+        subprocess.Popen([sys.executable, "manage.py", "rqworker", "sweeps"], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        for _ in range(n)
+    ]
+    try:
+        wait_for(lambda: Worker.count(connection=redis) == n, timeout=60, interval=0.2)
+        yield workers
+    finally:
+        for worker in workers:
+            worker.terminate()  # a warm stop: the current job finishes first
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def test_two_workers_serve_one_sweep_and_each_sample_is_done_once(user, rq_redis, settings, monkeypatch):
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    rows = [{"ticket": f"ticket number {i}"} for i in range(40)]
+    with FakeLLMServer() as server, rqworkers(2, rq_redis):
+        server.latency = 0.05
+        Provider.objects.update_or_create(
+            name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY",
+                                     "options": {"retry": {"max_attempts": 2, "base": 0.01, "cap": 0.01}}},
+        )  # fmt: skip
+        experiment = services.experiment_create(
+            owner=user,
+            data={"name": "rq", "pipeline": [{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "openai/gpt-4o-mini"}],
+                  "dataset": rows, "max_concurrency": 4},
+        )  # fmt: skip
+        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60)
+
+        assert sweep.status == "completed" and sweep.completed == 40
+        assert len(sweep.job_id.split(",")) == 2  # one job per worker listening
+        prompts = [r.json["messages"][-1]["content"] for r in server.requests]
+        assert sorted(prompts) == sorted(f"Answer: ticket number {i}" for i in range(40))  # each exactly once
+        owners = set(RunSample.objects.filter(sweep=sweep).values_list("lease_owner", flat=True))
+        assert len(owners) == 2  # both workers took part
+
+
+def test_an_unreachable_queue_fails_the_sweep_with_a_clear_message(user, settings, mock_latency):
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": -1}}  # nothing listens
+    experiment = services.experiment_create(
+        owner=user, data={"name": "down", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
+    )
+    started = time.monotonic()
+    with pytest.raises(services.ServiceError, match="the job queue at REDIS_URL is unreachable"):
+        services.sweep_start(experiment=experiment)
+    assert time.monotonic() - started < 30
+
+    sweep = experiment.sweeps.get()
+    assert sweep.status == "failed" and "unreachable" in sweep.error
+    assert not RunSample.objects.filter(sweep=sweep).exists()  # nothing half-created
