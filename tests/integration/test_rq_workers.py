@@ -102,3 +102,43 @@ def test_an_unreachable_queue_fails_the_sweep_with_a_clear_message(user, setting
     sweep = experiment.sweeps.get()
     assert sweep.status == "failed" and "unreachable" in sweep.error
     assert not RunSample.objects.filter(sweep=sweep).exists()  # nothing half-created
+
+
+def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_redis, settings, monkeypatch):
+    """daphne and the worker are separate processes: only the Redis channel layer joins them."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from tests.integration.test_daphne import session_cookie
+    from tests.servers import daphne
+
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeLLMServer() as server, rqworkers(1, rq_redis), daphne(REDIS_URL=RQ_REDIS_URL) as host:
+        server.latency = 0.02
+        Provider.objects.update_or_create(
+            name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
+        )
+        experiment = services.experiment_create(
+            owner=user,
+            data={"name": "live", "pipeline": [{"name": "answer", "prompt": "Answer: {{ t }}", "model": "openai/gpt-4o-mini"}],
+                  "dataset": [{"t": str(i)} for i in range(6)]},
+        )  # fmt: skip
+        headers = {"Cookie": f"sessionid={session_cookie(user)}", "Origin": f"http://{host}"}
+
+        async def watch() -> list[dict]:
+            async with websockets.connect(f"ws://{host}/ws/experiments/{experiment.pk}/", additional_headers=headers) as ws:
+                await asyncio.to_thread(services.sweep_start, experiment=experiment)
+                events = []
+                while not events or events[-1]["type"] != "sweep.completed":
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=30)))
+                return events
+
+        events = asyncio.run(watch())
+
+    types = [e["type"] for e in events]
+    assert "sweep.started" in types and types.count("run.completed") == 1
+    assert events[-1]["completed"] == events[-1]["total"] == 6
