@@ -161,6 +161,9 @@ PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
 # calls go at once before pacing the rest.
 PROMPTLOOPER_RATE_BURST_SECONDS = env_int("PROMPTLOOPER_RATE_BURST_SECONDS", 5)
 
+# A sample claimed by a worker that stops renewing its lease (it died) is taken over after this.
+PROMPTLOOPER_LEASE_SECONDS = env_int("PROMPTLOOPER_LEASE_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -41,9 +41,12 @@ from sweeps.recording import record_outcomes
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)  # a claimed sample whose worker is silent this long is claimed again
+# A claimed sample whose worker is silent this long is claimed again; workers renew their
+# leases every HEARTBEAT_S, so this must be several heartbeats long.
+LEASE = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
 CONTROL_POLL_S = 0.2  # pause and stop take effect within this, plus the calls in flight
-HEARTBEAT_S = 10.0
+HEARTBEAT_S = LEASE.total_seconds() / 6
+OTHERS_POLL_S = 1.0  # how often a drained worker looks whether others' samples need taking over
 PROGRESS_EVERY_S = 0.5  # progress events are coalesced to this rate per sweep
 RECORD_EVERY_S = 0.1  # results are written in at most 10 transactions a second, leaving the
 # write connection free for the cache writes that samples in flight wait on
@@ -111,6 +114,10 @@ def keep_alive(sweep_id: int, owner: str) -> None:
     )
     Sweep.objects.filter(id=sweep_id).update(heartbeat_at=now)
     reclaim_expired(sweep_id)
+
+
+def held_by_others(sweep_id: int, owner: str) -> bool:
+    return RunSample.objects.filter(sweep_id=sweep_id, status=RunSample.Status.RUNNING).exclude(lease_owner=owner).exists()
 
 
 def sweep_status(sweep_id: int) -> str:
@@ -268,8 +275,12 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         while reason == "drained":
             planned = await db.write(plan_next_round, sweep_id, spec)
             reason = await executor.run()
-            if not planned:
-                break  # nothing new was proposed and nothing claimable is left
+            if reason == "drained" and not planned:
+                # Nothing left to claim. Samples other workers still hold either finish, or their
+                # worker died and their lease expires: then this worker takes them over.
+                if not await db.read(held_by_others, sweep_id, owner):
+                    break
+                await asyncio.sleep(OTHERS_POLL_S)
         quota = executor.quota_error.message if executor.quota_error else ""
         published = await db.write(services.sweep_end_execution, sweep_id, reason, quota)
         await publishing.apublish(published)

@@ -40,9 +40,9 @@ def rq_redis():
 
 
 @contextmanager
-def rqworkers(n: int, redis: Redis):
+def rqworkers(n: int, redis: Redis, **extra_env: str):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test", "DATABASE_URL": session_database_url(),
-           "REDIS_URL": RQ_REDIS_URL, "OPENAI_API_KEY": KEY}  # fmt: skip
+           "REDIS_URL": RQ_REDIS_URL, "OPENAI_API_KEY": KEY, **extra_env}  # fmt: skip
     workers = [
         subprocess.Popen([sys.executable, "manage.py", "rqworker", "sweeps"], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -142,3 +142,39 @@ def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_red
     types = [e["type"] for e in events]
     assert "sweep.started" in types and types.count("run.completed") == 1
     assert events[-1]["completed"] == events[-1]["total"] == 6
+
+
+def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_calls_in_flight(
+    user, rq_redis, settings, monkeypatch
+):
+    import signal
+
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    concurrency, n = 3, 30
+    with FakeLLMServer() as server, rqworkers(2, rq_redis, PROMPTLOOPER_LEASE_SECONDS="3") as workers:
+        server.latency = 0.2
+        Provider.objects.update_or_create(
+            name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
+        )
+        experiment = services.experiment_create(
+            owner=user,
+            data={"name": "kill", "pipeline": [{"name": "answer", "prompt": "Answer: {{ t }}", "model": "openai/gpt-4o-mini"}],
+                  "dataset": [{"t": str(i)} for i in range(n)], "max_concurrency": concurrency},
+        )  # fmt: skip
+        sweep = services.sweep_start(experiment=experiment)
+        wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 6, timeout=30)
+
+        victim = workers[0]
+        horses = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True, text=True).stdout.split()
+        for pid in [victim.pid, *map(int, horses)]:  # the work horse is in its own process group
+            os.kill(pid, signal.SIGKILL)
+
+        sweep = wait_for_sweep(sweep, timeout=60)
+
+    assert sweep.status == "completed" and sweep.completed == n and sweep.failed == 0
+    prompts = [r.json["messages"][-1]["content"] for r in server.requests]
+    assert sorted(set(prompts)) == sorted(f"Answer: {i}" for i in range(n))  # no sample lost
+    assert len(prompts) <= n + concurrency  # paid twice: at most the killed worker's calls in flight
+    assert RunSample.objects.filter(sweep=sweep, attempts__gt=1).count() <= concurrency
