@@ -265,12 +265,15 @@ def sweep_fail(sweep_id: int, error: str) -> list[dict]:
 
 
 @transaction.atomic
-def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)) -> list[Sweep]:
-    """Sweeps whose executor died (no heartbeat) become paused with reason `interrupted`, and
-    the samples it held go back to pending, so resume continues exactly where it was."""
+def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60), queued: bool = True) -> list[Sweep]:
+    """Sweeps whose executors all died (no heartbeat) become paused with reason `interrupted`,
+    and the samples they held go back to pending, so resume continues exactly where it was.
+    `queued`: also sweeps never started (right in embedded mode, where nothing outlives the
+    process; with RQ a queued sweep may just be waiting for a free worker)."""
     cutoff = timezone.now() - stale_after
     dead = Sweep.objects.select_for_update().filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff), status__in=Sweep.ACTIVE
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff),
+        status__in=Sweep.ACTIVE if queued else [S.RUNNING],
     )
     recovered = []
     for sweep in dead:

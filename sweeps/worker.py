@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from django.db import connections
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connections
 from rq import Worker
+
+from sweeps.services import sweeps_recover_interrupted
+
+log = logging.getLogger(__name__)
 
 
 class SweepWorker(Worker):
-    """Closes database connections before each job's fork: a connection the parent opened
-    (in a maintenance pass, a callback) must never be shared with the child, or both corrupt
-    its protocol state ("SSL error: decryption failed", "consuming input failed")."""
-
     def execute_job(self, job, queue):
+        # A connection the parent opened (in a maintenance pass, a callback) must never be
+        # shared with the forked child, or both corrupt its protocol state ("SSL error:
+        # decryption failed", "consuming input failed").
         connections.close_all()
         return super().execute_job(job, queue)
+
+    def bootstrap(self, *args, **kwargs):
+        super().bootstrap(*args, **kwargs)
+        reconcile()
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        reconcile()
+
+
+def reconcile() -> None:
+    """Running sweeps whose every worker died (their heartbeat is older than a lease) become
+    paused, reason `interrupted`, instead of staying `running` forever; resume continues them."""
+    close_old_connections()
+    try:
+        lease = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
+        for sweep in sweeps_recover_interrupted(stale_after=lease, queued=False):
+            log.warning("sweep %s had no live worker: paused as interrupted", sweep.pk)
+    finally:
+        connections.close_all()  # before the next fork
+

@@ -178,3 +178,28 @@ def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_c
     assert sorted(set(prompts)) == sorted(f"Answer: {i}" for i in range(n))  # no sample lost
     assert len(prompts) <= n + concurrency  # paid twice: at most the killed worker's calls in flight
     assert RunSample.objects.filter(sweep=sweep, attempts__gt=1).count() <= concurrency
+
+
+def test_a_starting_worker_pauses_running_sweeps_whose_workers_all_died(user, rq_redis, mock_latency):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sweeps.models import Sweep
+
+    experiment = services.experiment_create(
+        owner=user, data={"name": "orphan", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
+    )
+    spec = experiment.spec().to_dict()
+    orphan = Sweep.objects.create(experiment=experiment, spec=spec, status="running",
+                                  heartbeat_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
+    alive = Sweep.objects.create(experiment=experiment, spec=spec, status="running", heartbeat_at=timezone.now())
+    waiting = Sweep.objects.create(experiment=experiment, spec=spec, status="queued")
+    Sweep.objects.filter(pk=waiting.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+
+    with rqworkers(1, rq_redis):
+        wait_for(lambda: Sweep.objects.get(pk=orphan.pk).status == "paused", timeout=30)
+
+    assert Sweep.objects.get(pk=orphan.pk).stopped_reason == "interrupted"
+    assert Sweep.objects.get(pk=alive.pk).status == "running"  # its worker is alive elsewhere
+    assert Sweep.objects.get(pk=waiting.pk).status == "queued"  # may just wait for a free worker
