@@ -203,3 +203,38 @@ def test_a_starting_worker_pauses_running_sweeps_whose_workers_all_died(user, rq
     assert Sweep.objects.get(pk=orphan.pk).stopped_reason == "interrupted"
     assert Sweep.objects.get(pk=alive.pk).status == "running"  # its worker is alive elsewhere
     assert Sweep.objects.get(pk=waiting.pk).status == "queued"  # may just wait for a free worker
+
+
+def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_client, user, rq_redis, settings,
+                                                                        mock_latency):  # fmt: skip
+    from sweeps.models import Experiment, Sweep
+    from tests.integration.test_admin import EXPERIMENTS, SWEEPS, act
+
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    mock_latency(100)
+    data = {"name": "admin", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
+            "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 2}  # fmt: skip
+    experiment = services.experiment_create(owner=user, data=data)
+    with rqworkers(1, rq_redis):
+        assert act(admin_client, EXPERIMENTS, "start_sweep", [experiment])[0][0] == "success"
+        sweep = Sweep.objects.get(experiment=experiment)
+        wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 4, timeout=30)
+
+        assert act(admin_client, SWEEPS, "pause", [sweep]) == [("success", f"{sweep}: paused")]
+        wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status="running").exists(), timeout=30)
+        done = RunSample.objects.filter(sweep=sweep, status="completed").count()
+        time.sleep(0.5)
+        assert RunSample.objects.filter(sweep=sweep, status="completed").count() == done < 40  # no new calls
+
+        assert act(admin_client, SWEEPS, "resume", [sweep]) == [("success", f"{sweep}: resumed")]
+        wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() > done + 2, timeout=30)
+        assert act(admin_client, SWEEPS, "stop", [sweep]) == [("success", f"{sweep}: stopped")]
+        sweep = wait_for_sweep(sweep)
+        wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists(), timeout=30)
+
+    sweep.refresh_from_db()
+    assert sweep.status == "stopped" and sweep.cancelled > 0
+    assert sweep.completed + sweep.failed + sweep.cancelled == sweep.total == 40
+    assert set(RunSample.objects.filter(sweep=sweep, status="completed").values_list("attempts", flat=True)) == {1}
+    assert Experiment.objects.get(pk=experiment.pk).status == "stopped"
