@@ -34,4 +34,4 @@ def dispatch_sweep(sweep) -> None:
     except RedisError as e:
         log.error("could not enqueue sweep %s: %s", sweep.pk, e)
         raise QueueUnavailable("the job queue at REDIS_URL is unreachable; the sweep stays queued") from e
-    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids)[:100])
+    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids))

@@ -109,7 +109,7 @@ class Sweep(TimeStamped):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     stopped_reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
     error = models.TextField(blank=True)
-    job_id = models.CharField(max_length=100, blank=True)
+    job_id = models.TextField(blank=True)  # the RQ job ids serving it, comma-separated
     max_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     max_cost_usd = models.FloatField(null=True, blank=True)
     rounds = models.PositiveIntegerField(default=0)  # proposal rounds made (guided search)
