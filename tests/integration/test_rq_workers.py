@@ -194,7 +194,10 @@ def test_a_starting_worker_pauses_running_sweeps_whose_workers_all_died(user, rq
     orphan = Sweep.objects.create(experiment=experiment, spec=spec, status="running",
                                   heartbeat_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
     alive = Sweep.objects.create(experiment=experiment, spec=spec, status="running", heartbeat_at=timezone.now())
-    waiting = Sweep.objects.create(experiment=experiment, spec=spec, status="queued")
+    from rq import Queue
+
+    parked = Queue("parked", connection=rq_redis).enqueue("os.getcwd")  # a job no worker here serves
+    waiting = Sweep.objects.create(experiment=experiment, spec=spec, status="queued", job_id=parked.id)
     Sweep.objects.filter(pk=waiting.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
 
     with rqworkers(1, rq_redis):
@@ -202,7 +205,7 @@ def test_a_starting_worker_pauses_running_sweeps_whose_workers_all_died(user, rq
 
     assert Sweep.objects.get(pk=orphan.pk).stopped_reason == "interrupted"
     assert Sweep.objects.get(pk=alive.pk).status == "running"  # its worker is alive elsewhere
-    assert Sweep.objects.get(pk=waiting.pk).status == "queued"  # may just wait for a free worker
+    assert Sweep.objects.get(pk=waiting.pk).status == "queued"  # its job exists: it waits for a worker
 
 
 def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_client, user, rq_redis, settings,
@@ -238,3 +241,25 @@ def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_
     assert sweep.completed + sweep.failed + sweep.cancelled == sweep.total == 40
     assert set(RunSample.objects.filter(sweep=sweep, status="completed").values_list("attempts", flat=True)) == {1}
     assert Experiment.objects.get(pk=experiment.pk).status == "stopped"
+
+
+def test_a_queued_sweep_whose_jobs_vanished_from_redis_is_enqueued_again(user, rq_redis, mock_latency):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sweeps.models import Sweep
+
+    experiment = services.experiment_create(
+        owner=user, data={"name": "lost", "pipeline": [{"name": "a", "prompt": "hi {{ t }}", "model": "mock/echo"}],
+                          "dataset": [{"t": "1"}, {"t": "2"}]},
+    )  # fmt: skip
+    # What a Redis restart without persistence leaves: the sweep queued, its job nowhere.
+    lost = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="queued",
+                                job_id="job-that-redis-forgot")  # fmt: skip
+    Sweep.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+
+    with rqworkers(1, rq_redis):
+        lost = wait_for_sweep(lost, timeout=30, until=("completed", "failed"))
+
+    assert lost.status == "completed" and lost.completed == 2
