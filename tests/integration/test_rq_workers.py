@@ -40,9 +40,9 @@ def rq_redis():
 
 
 @contextmanager
-def rqworkers(n: int, redis: Redis, **extra_env: str):
+def rqworkers(n: int, redis: Redis, redis_url: str = RQ_REDIS_URL, **extra_env: str):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test", "DATABASE_URL": session_database_url(),
-           "REDIS_URL": RQ_REDIS_URL, "OPENAI_API_KEY": KEY, **extra_env}  # fmt: skip
+           "REDIS_URL": redis_url, "OPENAI_API_KEY": KEY, **extra_env}  # fmt: skip
     workers = [
         subprocess.Popen([sys.executable, "manage.py", "rqworker", "sweeps"], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -263,3 +263,51 @@ def test_a_queued_sweep_whose_jobs_vanished_from_redis_is_enqueued_again(user, r
         lost = wait_for_sweep(lost, timeout=30, until=("completed", "failed"))
 
     assert lost.status == "completed" and lost.completed == 2
+
+
+def test_a_redis_restart_mid_sweep_does_not_lose_the_sweep(user, tmp_path, settings, mock_latency):
+    """Redis stopped (SIGKILL) and started again while a worker executes: the sweep still ends
+    completed, every sample done once. This test runs its own redis-server on a free port."""
+    import signal
+
+    from tests.servers import free_port
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start_redis() -> subprocess.Popen:
+        server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)  # fmt: skip
+        wait_for(lambda: _pings(url), timeout=10)
+        return server
+
+    redis_server = start_redis()
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": url, "DEFAULT_TIMEOUT": -1}}
+    mock_latency(50)
+    experiment = services.experiment_create(
+        owner=user, data={"name": "restart", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
+                          "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 2},
+    )  # fmt: skip
+    try:
+        with rqworkers(1, Redis.from_url(url), redis_url=url):
+            sweep = services.sweep_start(experiment=experiment)
+            wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 4, timeout=30)
+            redis_server.send_signal(signal.SIGKILL)
+            redis_server.wait()
+            time.sleep(1)
+            redis_server = start_redis()
+            sweep = wait_for_sweep(sweep, timeout=60)
+    finally:
+        redis_server.terminate()
+        redis_server.wait()
+
+    assert sweep.status == "completed" and sweep.completed == 40
+    assert set(RunSample.objects.filter(sweep=sweep).values_list("attempts", flat=True)) == {1}
+
+
+def _pings(url: str) -> bool:
+    try:
+        return Redis.from_url(url, socket_connect_timeout=0.2).ping()
+    except Exception:
+        return False
