@@ -164,6 +164,10 @@ PROMPTLOOPER_RATE_BURST_SECONDS = env_int("PROMPTLOOPER_RATE_BURST_SECONDS", 5)
 # A sample claimed by a worker that stops renewing its lease (it died) is taken over after this.
 PROMPTLOOPER_LEASE_SECONDS = env_int("PROMPTLOOPER_LEASE_SECONDS", 60)
 
+# With RQ, a job runs a sweep for at most this long, then hands it to a fresh job: deploys and
+# restarts never wait on hours-long jobs, and the work spreads over workers started later.
+PROMPTLOOPER_JOB_SLICE_SECONDS = env_int("PROMPTLOOPER_JOB_SLICE_SECONDS", 900)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 
+import django_rq
 from django.conf import settings
+from redis.exceptions import RedisError
+from rq import Worker
 
 log = logging.getLogger(__name__)
 
@@ -14,24 +17,20 @@ class QueueUnavailable(Exception):
     pass
 
 
-def dispatch_sweep(sweep) -> None:
-    from sweeps import jobs
+def dispatch_sweep(sweep, jobs: int | None = None) -> None:
+    """jobs: how many RQ jobs to enqueue; by default one per worker listening."""
+    from sweeps.jobs import run_sweep
 
     if settings.EMBEDDED_WORKER:
-        threading.Thread(target=jobs.run_sweep, args=(sweep.pk,), name=f"sweep-{sweep.pk}", daemon=True).start()
+        threading.Thread(target=run_sweep, args=(sweep.pk,), name=f"sweep-{sweep.pk}", daemon=True).start()
         return
-    import django_rq
-    from redis.exceptions import RedisError
-
-    from rq import Worker
-
     queue = django_rq.get_queue("sweeps", commit_mode="auto")
     try:
         # One job per worker listening: they all claim samples of this sweep, so a sweep started
         # with N workers available is served by all of them.
-        n = max(1, Worker.count(queue=queue))
-        job_ids = [queue.enqueue(jobs.run_sweep, sweep.pk).id for _ in range(n)]
+        n = jobs or max(1, Worker.count(queue=queue))
+        job_ids = [queue.enqueue(run_sweep, sweep.pk).id for _ in range(n)]
     except RedisError as e:
         log.error("could not enqueue sweep %s: %s", sweep.pk, e)
         raise QueueUnavailable("the job queue at REDIS_URL is unreachable; the sweep stays queued") from e
-    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids))
+    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids))  # the latest jobs given it

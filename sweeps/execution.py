@@ -167,6 +167,7 @@ class DbWorkload:
         self.db, self.sweep_id, self.spec, self.owner = db, sweep.id, spec, owner
         self._stages: dict[int, tuple[ResolvedStage, ...]] = {}  # resolved once per run
         self._status = sweep.status
+        self.ends_at: float | None = None  # monotonic time at which this job hands the sweep over
         self._status_read_at = self._heartbeat_at = 0.0
         self._results: Batcher[SampleOutcome, None] = Batcher(self._write, min_interval=RECORD_EVERY_S)
         self._writing: set[asyncio.Task[None]] = set()
@@ -198,7 +199,10 @@ class DbWorkload:
                 self._heartbeat_at = now
                 await self.db.write(keep_alive, self.sweep_id, self.owner)
             self._status = await self.db.read(sweep_status, self.sweep_id)
-        return {"queued": "running", "running": "running", "paused": "paused"}.get(self._status, "stopped")
+        state = {"queued": "running", "running": "running", "paused": "paused"}.get(self._status, "stopped")
+        if state == "running" and self.ends_at is not None and now >= self.ends_at:
+            return "handover"  # this job's time slice is over: a fresh job continues the sweep
+        return state
 
     async def record(self, outcome: SampleOutcome) -> None:
         # Not awaited by the executor's loop: dispatching goes on while the batch is written.
@@ -255,8 +259,11 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         await publishing.apublish(published)
         spec = parse_spec(sweep.spec)
         providers = await db.write(ProviderSet.load)
+        workload = DbWorkload(db, sweep, spec, owner)
+        if not settings.EMBEDDED_WORKER:  # RQ jobs stay short: no job must live for hours
+            workload.ends_at = time.monotonic() + settings.PROMPTLOOPER_JOB_SLICE_SECONDS
         executor = Executor(
-            workload=DbWorkload(db, sweep, spec, owner),
+            workload=workload,
             store=DbResponseStore(db),
             providers=providers,
             scorers=[build_scorer(s, f"scorers[{i}]") for i, s in enumerate(spec.scorers)],
@@ -281,6 +288,10 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
                 if not await db.read(held_by_others, sweep_id, owner):
                     break
                 await asyncio.sleep(OTHERS_POLL_S)
+        if reason == "handover":
+            await db.write(services.sweep_hand_over, sweep_id)
+            log.info("sweep %s handed over to a fresh job after %s s", sweep_id, settings.PROMPTLOOPER_JOB_SLICE_SECONDS)
+            return reason
         quota = executor.quota_error.message if executor.quota_error else ""
         published = await db.write(services.sweep_end_execution, sweep_id, reason, quota)
         await publishing.apublish(published)

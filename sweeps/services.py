@@ -234,6 +234,13 @@ def sweep_begin_execution(sweep_id: int) -> tuple[Sweep | None, list[dict]]:
     return sweep, [events.sweep_event("started" if first else "resumed", sweep)]
 
 
+def sweep_hand_over(sweep_id: int) -> None:
+    """A job ends its time slice with the sweep still running: another job takes it on."""
+    sweep = Sweep.objects.get(pk=sweep_id)
+    if sweep.status == S.RUNNING:
+        dispatch_sweep(sweep, jobs=1)
+
+
 @transaction.atomic
 def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dict]:
     sweep = locked(sweep_id)

@@ -311,3 +311,23 @@ def _pings(url: str) -> bool:
         return Redis.from_url(url, socket_connect_timeout=0.2).ping()
     except Exception:
         return False
+
+
+def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis, settings, mock_latency):
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    mock_latency(300)  # 40 samples x 0.3 s / 4 in flight: ~3 s of work for 1-second jobs
+    experiment = services.experiment_create(
+        owner=user, data={"name": "long", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
+                          "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 4},
+    )  # fmt: skip
+    with rqworkers(1, rq_redis, PROMPTLOOPER_JOB_SLICE_SECONDS="1"):
+        sweep = services.sweep_start(experiment=experiment)
+        sweep.refresh_from_db()
+        first_job = sweep.job_id
+        sweep = wait_for_sweep(sweep, timeout=60, until=("completed", "failed"))
+
+    assert sweep.status == "completed" and sweep.completed == 40
+    assert first_job and sweep.job_id != first_job  # later jobs took over
+    assert set(RunSample.objects.filter(sweep=sweep).values_list("attempts", flat=True)) == {1}
+
