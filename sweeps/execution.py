@@ -116,8 +116,14 @@ def keep_alive(sweep_id: int, owner: str) -> None:
     reclaim_expired(sweep_id)
 
 
-def held_by_others(sweep_id: int, owner: str) -> bool:
-    return RunSample.objects.filter(sweep_id=sweep_id, status=RunSample.Status.RUNNING).exclude(lease_owner=owner).exists()
+def work_left(sweep_id: int, owner: str) -> str:
+    """"pending" when samples wait to be claimed, "held" when only other workers hold some, else ""."""
+    samples = RunSample.objects.filter(sweep_id=sweep_id)
+    if samples.filter(status=RunSample.Status.PENDING).exists():
+        return "pending"
+    if samples.filter(status=RunSample.Status.RUNNING).exclude(lease_owner=owner).exists():
+        return "held"
+    return ""
 
 
 def sweep_status(sweep_id: int) -> str:
@@ -283,11 +289,14 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             planned = await db.write(plan_next_round, sweep_id, spec)
             reason = await executor.run()
             if reason == "drained" and not planned:
-                # Nothing left to claim. Samples other workers still hold either finish, or their
-                # worker died and their lease expires: then this worker takes them over.
-                if not await db.read(held_by_others, sweep_id, owner):
+                # Nothing left to claim just now. Another worker may have planned a round
+                # meanwhile (pending samples: go on at once); samples other workers hold either
+                # finish, or their worker died and their lease expires: then this one takes them.
+                left = await db.read(work_left, sweep_id, owner)
+                if not left:
                     break
-                await asyncio.sleep(OTHERS_POLL_S)
+                if left == "held":
+                    await asyncio.sleep(OTHERS_POLL_S)
         if reason == "handover":
             await db.write(services.sweep_hand_over, sweep_id)
             log.info("sweep %s handed over to a fresh job after %s s", sweep_id, settings.PROMPTLOOPER_JOB_SLICE_SECONDS)
