@@ -334,7 +334,7 @@ def measure_a(user, probe: Probe, n_calls: int, jitter: float, mock_seed: int) -
         raise RuntimeError("(a) needs a cold response cache: some samples were answered from the cache")
     calls = sorted(probe.calls)
     drawn = list(probe.drawn_ms)
-    first, last_start, last_end = calls[0][0], calls[-1][0], max(e for _, e in calls)
+    first, last_end = calls[0][0], max(e for _, e in calls)
     window = last_end - first
     durations_ms = [(e - s) * 1e3 for s, e in calls]
     n = len(calls)

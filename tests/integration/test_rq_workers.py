@@ -39,6 +39,12 @@ def rq_redis():
     redis.close()
 
 
+def use_queue(settings, url: str = RQ_REDIS_URL) -> None:
+    """This test process starts sweeps through RQ at `url`, as a web process with REDIS_URL does."""
+    settings.EMBEDDED_WORKER = False
+    settings.RQ_QUEUES = {"sweeps": {"URL": url, "DEFAULT_TIMEOUT": -1}}
+
+
 @contextmanager
 def rqworkers(n: int, redis: Redis, redis_url: str = RQ_REDIS_URL, **extra_env: str):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test", "DATABASE_URL": session_database_url(),
@@ -63,8 +69,7 @@ def rqworkers(n: int, redis: Redis, redis_url: str = RQ_REDIS_URL, **extra_env: 
 
 
 def test_two_workers_serve_one_sweep_and_each_sample_is_done_once(user, rq_redis, settings, monkeypatch):
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     rows = [{"ticket": f"ticket number {i}"} for i in range(40)]
     with FakeLLMServer() as server, rqworkers(2, rq_redis):
@@ -89,8 +94,7 @@ def test_two_workers_serve_one_sweep_and_each_sample_is_done_once(user, rq_redis
 
 
 def test_an_unreachable_queue_fails_the_sweep_with_a_clear_message(user, settings, mock_latency):
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": "redis://127.0.0.1:1/0", "DEFAULT_TIMEOUT": -1}}  # nothing listens
+    use_queue(settings, "redis://127.0.0.1:1/0")  # nothing listens
     experiment = services.experiment_create(
         owner=user, data={"name": "down", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
@@ -114,8 +118,7 @@ def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_red
     from tests.integration.test_daphne import session_cookie
     from tests.servers import daphne
 
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with FakeLLMServer() as server, rqworkers(1, rq_redis), daphne(REDIS_URL=RQ_REDIS_URL) as host:
         server.latency = 0.02
@@ -149,8 +152,7 @@ def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_c
 ):
     import signal
 
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     concurrency, n = 3, 30
     with FakeLLMServer() as server, rqworkers(2, rq_redis, PROMPTLOOPER_LEASE_SECONDS="3") as workers:
@@ -213,8 +215,7 @@ def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_
     from sweeps.models import Experiment, Sweep
     from tests.integration.test_admin import EXPERIMENTS, SWEEPS, act
 
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     mock_latency(100)
     data = {"name": "admin", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
             "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 2}  # fmt: skip
@@ -282,8 +283,7 @@ def test_a_redis_restart_mid_sweep_does_not_lose_the_sweep(user, tmp_path, setti
         return server
 
     redis_server = start_redis()
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": url, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings, url)
     mock_latency(50)
     experiment = services.experiment_create(
         owner=user, data={"name": "restart", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
@@ -314,8 +314,7 @@ def _pings(url: str) -> bool:
 
 
 def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis, settings, mock_latency):
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     mock_latency(300)  # 40 samples x 0.3 s / 4 in flight: ~3 s of work for 1-second jobs
     experiment = services.experiment_create(
         owner=user, data={"name": "long", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
@@ -339,8 +338,7 @@ def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis
     "session note); production and CI use PostgreSQL, where planning is serialised by SELECT FOR UPDATE",
 )
 def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settings, mock_latency):
-    settings.EMBEDDED_WORKER = False
-    settings.RQ_QUEUES = {"sweeps": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": -1}}
+    use_queue(settings)
     mock_latency(20)
     experiment = services.experiment_create(
         owner=user,
