@@ -53,7 +53,7 @@ def past(action: str) -> str:
 
 def known_providers() -> list[str]:
     """Providers a spec may name: those a sweep could call right now."""
-    return [p.name for p in Provider.objects.all() if p.availability()[0]]
+    return [name for name, unavailable in provider_availability().items() if not unavailable]
 
 
 def provider_availability() -> dict[str, str]:
