@@ -34,7 +34,7 @@ from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.models import ResponseCache, Run, RunSample, Sweep
-from sweeps.planning import plan_next_round
+from sweeps.planning import Plan, plan_next_round
 from sweeps.providers.registry import ProviderSet
 from sweeps.ratelimit import RedisRateLimiter
 from sweeps.recording import record_outcomes
@@ -286,16 +286,15 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         log.info("sweep %s executing as %s (concurrency %s)", sweep_id, owner, spec.max_concurrency)
         reason = "drained"
         while reason == "drained":
-            planned = await db.write(plan_next_round, sweep_id, spec)
+            plan = await db.write(plan_next_round, sweep_id, spec)
+            if plan == Plan.COMPLETE:
+                break
             reason = await executor.run()
-            if reason == "drained" and not planned:
-                # Nothing left to claim just now. Another worker may have planned a round
-                # meanwhile (pending samples: go on at once); samples other workers hold either
-                # finish, or their worker died and their lease expires: then this one takes them.
-                left = await db.read(work_left, sweep_id, owner)
-                if not left:
-                    break
-                if left == "held":
+            if reason == "drained" and plan == Plan.IN_PROGRESS:
+                # Nothing left to claim just now, yet the round is not over: other workers hold
+                # its last samples. They finish them (then the next plan goes on), or their
+                # worker died and the leases expire: then this one takes them over.
+                if await db.read(work_left, sweep_id, owner) != "pending":
                     await asyncio.sleep(OTHERS_POLL_S)
         if reason == "handover":
             await db.write(services.sweep_hand_over, sweep_id)

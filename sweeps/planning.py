@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from enum import StrEnum
 
 from django.db import transaction
 
@@ -31,19 +32,29 @@ def round_rng(seed: int | None, round_no: int) -> random.Random:
     return random.Random(f"{seed}:{round_no}") if seed is not None else random.Random()
 
 
+class Plan(StrEnum):
+    PLANNED = "planned"  # a new round's samples wait to be claimed
+    IN_PROGRESS = "in_progress"  # the current round still has samples pending or running
+    COMPLETE = "complete"  # every round is done and there is nothing more to propose
+
+
 @transaction.atomic
-def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> int:
-    """Create the next round's runs and samples; returns how many runs it created (0: no more)."""
+def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> Plan:
+    """Create the next round's runs and samples when the current round is over.
+
+    Only COMPLETE says the sweep has nothing left: it is decided under the sweep's lock, so a
+    worker that finds nothing to claim cannot end a sweep whose next round nobody planned yet.
+    """
     sweep = Sweep.objects.select_for_update().get(id=sweep_id)  # one planner at a time per sweep
     if RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)).exists():
-        return 0  # the current round is not finished; its scores are not all known yet
+        return Plan.IN_PROGRESS  # the next round needs every score of this one
     kind, n_trials = spec.sweep.type, spec.sweep.n_trials or 0
     existing = list(Run.objects.filter(sweep=sweep).values_list("config", "config_hash", "score"))
     if kind in ("grid", "random") and sweep.rounds > 0:
-        return 0
+        return Plan.COMPLETE
     remaining = n_trials - len(existing)
     if kind == "guided" and remaining <= 0:
-        return 0
+        return Plan.COMPLETE
     n = remaining if kind == "random" else min(remaining, max(spec.sweep.top_k, math.ceil(n_trials / ROUNDS_FOR_GUIDED)))
     configs = propose(
         kind,
@@ -56,9 +67,9 @@ def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> int:
         seen={h for _, h, _ in existing},
     )
     if not configs:
-        return 0
+        return Plan.COMPLETE
     create_runs(sweep, spec, configs)
-    return len(configs)
+    return Plan.PLANNED
 
 
 def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None:

@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Worker
 
 from sweeps import services
-from sweeps.models import Provider, RunSample
+from sweeps.models import Provider, RunSample, Sweep
 from tests.conftest import wait_for, wait_for_sweep
 from tests.fakes.llm_server import FakeLLMServer
 from tests.servers import ROOT, session_database_url
@@ -187,8 +187,6 @@ def test_a_starting_worker_pauses_running_sweeps_whose_workers_all_died(user, rq
 
     from django.utils import timezone
 
-    from sweeps.models import Sweep
-
     experiment = services.experiment_create(
         owner=user, data={"name": "orphan", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
@@ -248,8 +246,6 @@ def test_a_queued_sweep_whose_jobs_vanished_from_redis_is_enqueued_again(user, r
     from datetime import timedelta
 
     from django.utils import timezone
-
-    from sweeps.models import Sweep
 
     experiment = services.experiment_create(
         owner=user, data={"name": "lost", "pipeline": [{"name": "a", "prompt": "hi {{ t }}", "model": "mock/echo"}],
@@ -332,11 +328,6 @@ def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis
 
 
 
-@pytest.mark.skipif(
-    "sqlite" in os.environ.get("DATABASE_URL", "sqlite"),
-    reason="several RQ workers on one SQLite file can plan the same guided round twice (known, see the "
-    "session note); production and CI use PostgreSQL, where planning is serialised by SELECT FOR UPDATE",
-)
 def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settings, mock_latency):
     use_queue(settings)
     mock_latency(20)
@@ -358,3 +349,26 @@ def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settin
     assert len(runs) == 12 and len({r.config_hash for r in runs}) == 12 and all(r.status == "completed" for r in runs)
     assert sweep.completed == sweep.total == 12 * 8
     assert len(set(RunSample.objects.filter(sweep=sweep).values_list("lease_owner", flat=True))) == 2
+
+
+def test_the_cli_waits_for_a_sweep_that_an_rq_worker_runs(user, rq_redis, settings, mock_latency, tmp_path):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    use_queue(settings)
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({
+        "name": "cli via rq", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
+        "dataset": [{"t": str(i), "expected": str(i)} for i in range(5)],
+        "scorers": [{"type": "contains", "value": "{{ expected }}"}],
+    }))  # fmt: skip
+    out = io.StringIO()
+    with rqworkers(1, rq_redis):
+        call_command("sweep", str(spec_file), "--wait", "--user", user.username, "--min-score", "0.5", stdout=out)
+
+    sweep = Sweep.objects.get(experiment__name="cli via rq")
+    assert sweep.status == "completed" and sweep.completed == 5
+    assert RunSample.objects.filter(sweep=sweep).exclude(lease_owner="").count() == 5  # a worker ran them
+    assert "completed" in out.getvalue()
