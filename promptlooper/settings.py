@@ -68,10 +68,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_rq",
+    "ninja",  # serves the API docs' assets from its package: /api/v1/docs works offline
     "sweeps",
 ]
 
 MIDDLEWARE = [
+    "promptlooper.middleware.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -156,6 +158,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # A grid larger than this is refused with advice to use random or guided search.
 PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
+# The largest request body accepted (an inline dataset counts): a clear 413 beyond it.
+PROMPTLOOPER_MAX_BODY_BYTES = env_int("PROMPTLOOPER_MAX_BODY_BYTES", 5 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = PROMPTLOOPER_MAX_BODY_BYTES
 
 # Rate limits (requests/tokens per minute on each Provider) let this many seconds' worth of
 # calls go at once before pacing the rest.

@@ -12,9 +12,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sweeps import services
+from sweeps import services, tokens
 from sweeps.engine.errors import SpecError
-from sweeps.models import Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.models import ApiToken, Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
 from sweeps.selectors import sweep_latest
 
 
@@ -176,3 +176,26 @@ class ProviderAdmin(admin.ModelAdmin):
     def availability(self, provider: Provider) -> str:
         available, reason = provider.availability()
         return "yes" if available else f"no: {reason}"
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnly):
+    """Tokens are made by their owners (the account page or `create_api_token`), where the raw
+    token can be shown once; here they can only be looked at, revoked or deleted. The digest
+    is never displayed: it is not secret on its own, but it is of no use to anyone here."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        # ReadOnly refuses "change" to everyone; revoking needs the permission all the same.
+        return request.user.has_perm("sweeps.change_apitoken")
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda t: tokens.token_revoke(token=t), "revoked")

@@ -356,3 +356,30 @@ class Provider(TimeStamped):
     def price(self, model: str) -> tuple[float, float]:
         overrides = (self.options or {}).get("prices", {})
         return model_price(self.kind, model, overrides, (self.price_in_per_mtok, self.price_out_per_mtok))
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. Only its sha256 digest is stored: the raw token is shown
+    once, at creation. A plain fast hash is right here (not a password hasher) because the token
+    is 32 random bytes: there is nothing to guess, so slowing down guesses buys nothing, and every
+    API request can find its token with one indexed lookup."""
+
+    PREFIX_LENGTH = 12  # "pl_" + 9 characters: enough to tell tokens apart, useless for guessing
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)  # what it is for ("ci"); names may repeat
+    prefix = models.CharField(max_length=PREFIX_LENGTH)
+    digest = models.CharField(max_length=64, unique=True)  # sha256 hex of the raw token; unique is indexed
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

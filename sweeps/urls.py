@@ -8,4 +8,6 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment_live"),
     path("experiments/<int:experiment_id>/<str:action>/", views.sweep_control, name="sweep_control"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("account/tokens/", views.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
 ]

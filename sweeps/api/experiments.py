@@ -1,0 +1,121 @@
+"""Experiments: create from a spec, list, read, edit, delete; and everything read per experiment
+(its sweeps, runs, leaderboard and export)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Query, Router, Status
+from ninja.errors import HttpError
+
+from sweeps import export, selectors, services
+from sweeps.api.schemas import (
+    Conflict, ExperimentDetail, ExperimentPage, ExperimentStatus, ExportFormat, Leaderboard, MAX_PAGE, Message, Page, RunOrder,
+    RunPage, RunStatus, SPEC_BODY_DOCS, SpecBody, SweepOut, SweepPage,
+)  # fmt: skip
+from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
+
+router = Router(tags=["experiments"])
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8"}
+ERRORS = {401: Message, 404: Message}
+
+
+def detail(experiment) -> dict:
+    return experiment_out(experiment, selectors.sweep_latest(experiment), spec=True)
+
+
+@router.get("", response={200: ExperimentPage, **ERRORS})
+def list_experiments(
+    request: HttpRequest, page: Query[Page], status: ExperimentStatus | None = None, search: str | None = None
+):
+    """The user's experiments, most recently active first; `search` matches the name."""
+    experiments = selectors.experiment_search(user=request.auth, status=status, search=search)
+    items = list(experiments[page.offset : page.offset + page.limit])
+    latest = selectors.sweeps_by_id([e.latest_sweep_id for e in items])
+    return {"items": [experiment_out(e, latest.get(e.latest_sweep_id)) for e in items], "count": experiments.count()}
+
+
+@router.post("", response={201: ExperimentDetail, 413: Message, 422: dict, **ERRORS}, openapi_extra=SPEC_BODY_DOCS)
+def create_experiment(request: HttpRequest, spec: SpecBody):
+    """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
+    every bad field by its path."""
+    return Status(201, detail(services.experiment_create(owner=request.auth, data=spec)))
+
+
+@router.get("/{int:experiment_id}", response={200: ExperimentDetail, **ERRORS})
+def get_experiment(request: HttpRequest, experiment_id: int):
+    return detail(selectors.experiment_get(user=request.auth, experiment_id=experiment_id))
+
+
+@router.patch(
+    "/{int:experiment_id}",
+    response={200: ExperimentDetail, 409: Message, 413: Message, 422: dict, **ERRORS},
+    openapi_extra=SPEC_BODY_DOCS,
+)
+def update_experiment(request: HttpRequest, experiment_id: int, spec: SpecBody):
+    """Replace the spec's top-level keys given in the body. Refused (409) while a sweep runs; while
+    one is paused, only name, description, budget, max_concurrency and fail_fast may change."""
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    data = {**experiment.spec_dict(), **spec}
+    return detail(services.experiment_update(experiment=experiment, data=data))
+
+
+@router.delete("/{int:experiment_id}", response={204: None, 409: Message, **ERRORS})
+def delete_experiment(request: HttpRequest, experiment_id: int):
+    """Delete the experiment with its sweeps, runs, samples and scores (refused while it runs)."""
+    services.experiment_delete(experiment=selectors.experiment_get(user=request.auth, experiment_id=experiment_id))
+    return Status(204, None)
+
+
+@router.post("/{int:experiment_id}/sweeps", response={202: SweepOut, 409: Message, **ERRORS})
+def start_sweep(request: HttpRequest, experiment_id: int):
+    """Start a sweep of the experiment's parameter space (409 while another is active or paused)."""
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    return Status(202, sweep_out(services.sweep_start(experiment=experiment)))
+
+
+@router.get("/{int:experiment_id}/sweeps", response={200: SweepPage, **ERRORS})
+def list_sweeps(request: HttpRequest, experiment_id: int, page: Query[Page]):
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    sweeps = experiment.sweeps.order_by("-created_at")
+    return {"items": [sweep_out(s) for s in sweeps[page.offset : page.offset + page.limit]], "count": sweeps.count()}
+
+
+@router.get("/{int:experiment_id}/runs", response={200: RunPage, 422: dict, **ERRORS})
+def list_runs(
+    request: HttpRequest,
+    experiment_id: int,
+    page: Query[Page],
+    status: RunStatus | None = None,
+    order: RunOrder = "-score",
+    sweep: int | None = None,
+    param: Query[list[str]] = None,
+):
+    """The runs of the latest sweep (or `sweep`), ordered, filtered by status and by parameter
+    values: `param=model=mock/echo&param=params.temperature=0.2` (values are JSON when they parse)."""
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    try:
+        runs = selectors.run_search(selectors.sweep_of(experiment, sweep), status=status, order=order, params=param or [])
+    except ValueError as e:
+        raise HttpError(422, str(e)) from e
+    return {"items": list(runs[page.offset : page.offset + page.limit]), "count": runs.count()}
+
+
+@router.get("/{int:experiment_id}/leaderboard", response={200: Leaderboard, **ERRORS})
+def leaderboard(request: HttpRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
+    """Runs ranked by score, best first, with the parameters that distinguish them."""
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    chosen = selectors.sweep_of(experiment, sweep)
+    return leaderboard_out(chosen, selectors.leaderboard(chosen, limit=limit) if chosen else [])
+
+
+@router.get("/{int:experiment_id}/export", response={200: None, 404: Message, 401: Message, 409: Conflict})
+def export_results(request: HttpRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None):
+    """Every sample of the latest sweep (or `sweep`) as CSV or JSON Lines, streamed."""
+    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    chosen = selectors.sweep_of(experiment, sweep)
+    if chosen is None:
+        raise HttpError(409, "This experiment has no sweep yet: start one, then export its results.")
+    rows = export.export_csv(chosen) if format == "csv" else export.export_jsonl(chosen)
+    response = StreamingHttpResponse(rows, content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = f'attachment; filename="{export.export_filename(chosen, format)}"'
+    return response

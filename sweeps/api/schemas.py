@@ -1,0 +1,226 @@
+"""The API's input and output shapes, explicit field by field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Body, Field, Schema
+from pydantic import ConfigDict
+
+MAX_PAGE = 200  # list endpoints never answer with more items than this
+
+
+class Message(Schema):
+    detail: str
+
+
+class Conflict(Schema):
+    detail: str
+    allowed: list[str] = []
+
+
+class Page(Schema):
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0, le=10**9)
+
+
+class SpecFields(Schema):
+    """An experiment spec, as the YAML file of `manage.py sweep` holds it (see README "The spec").
+    Every field is checked by the same validation as the CLI; a 422 names each bad field.
+    Only documentation: routes take the body as it is, so unknown keys reach that validation."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    pipeline: list[dict[str, Any]] = Field(min_length=1, description="stages: {name, prompt, model, params}")
+    dataset: list[dict[str, Any]] = Field([], description="rows of template variables; `expected` for scorers")
+    scorers: list[dict[str, Any]] = Field([], description="{type, ...}: exact_match, contains, llm_judge, ...")
+    sweep: dict[str, Any] = Field({}, description="{type: grid|random|guided, params, n_trials, top_k, seed}")
+    repeats: int = Field(1, ge=1)
+    max_concurrency: int = Field(8, ge=1)
+    budget: dict[str, Any] = Field({}, description="{max_tokens, max_cost_usd}")
+    fail_fast: bool = True
+
+
+# The body is taken whole: a Schema would drop the keys it does not know before they are reported.
+SpecBody = Body[dict[str, Any]]
+SPEC_BODY_DOCS = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": SpecFields.model_json_schema()}}}
+}
+
+
+class SweepOut(Schema):
+    id: int
+    experiment_id: int
+    status: str
+    stopped_reason: str
+    error: str
+    rounds: int
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    cached: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    saved_tokens: int
+    saved_cost_usd: float
+    best_score: float | None
+    max_tokens: int | None
+    max_cost_usd: float | None
+    progress: float = Field(description="finished samples ÷ samples planned so far, 0..1")
+    eta_seconds: float | None = Field(description="at the rate so far; null until there is a rate")
+    allowed_actions: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ExperimentOut(Schema):
+    id: int
+    name: str
+    description: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    latest_sweep: SweepOut | None
+
+
+class ExperimentDetail(ExperimentOut):
+    spec: dict[str, Any]
+
+
+class ExperimentPage(Schema):
+    items: list[ExperimentOut]
+    count: int
+
+
+class SweepPage(Schema):
+    items: list[SweepOut]
+    count: int
+
+
+class RunOut(Schema):
+    id: int
+    sweep_id: int
+    round: int
+    status: str
+    config: dict[str, Any]
+    score: float | None
+    samples_total: int
+    samples_failed: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float | None
+    error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunPage(Schema):
+    items: list[RunOut]
+    count: int
+
+
+class ScoreOut(Schema):
+    name: str
+    value: float
+    passed: bool
+    reason: str
+    weight: float
+
+
+class SampleOut(Schema):
+    id: int
+    row_index: int
+    replicate: int
+    status: str
+    inputs: dict[str, Any]
+    stages: list[dict[str, Any]]
+    output: str
+    score: float | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float | None
+    cache_hit: bool
+    error: str
+    attempts: int
+    scores: list[ScoreOut]
+
+
+class SamplePage(Schema):
+    items: list[SampleOut]
+    count: int
+
+
+class RunDetail(RunOut):
+    samples: SamplePage
+
+
+class LeaderboardEntry(Schema):
+    rank: int
+    run_id: int
+    status: str
+    score: float | None
+    params: dict[str, Any] = Field(description="the parameters that differ between runs, by dotted path")
+    config: dict[str, Any]
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float | None
+    samples_failed: int
+
+
+class Leaderboard(Schema):
+    sweep_id: int | None
+    varying_params: list[str]
+    entries: list[LeaderboardEntry]
+
+
+RunOrder = Literal["-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created"]
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+ExportFormat = Literal["csv", "jsonl"]
+ExperimentStatus = Literal["draft", "queued", "running", "paused", "stopped", "completed", "failed"]
+
+
+class ProviderOut(Schema):
+    name: str
+    kind: str
+    base_url: str
+    api_key_env: str
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    price_in_per_mtok: float
+    price_out_per_mtok: float
+    options: dict[str, Any]
+    enabled: bool
+    available: bool
+    unavailable_reason: str = Field(description="what to do to make it available; empty when available")
+
+
+class ProviderIn(Schema):
+    name: str = Field(pattern=r"^[-a-zA-Z0-9_]+$", min_length=1, max_length=50)
+    kind: Literal["openai", "anthropic", "mock"]
+    base_url: str = ""
+    api_key_env: str = Field("", max_length=100, description="the NAME of the environment variable, never the key")
+    requests_per_minute: int | None = Field(None, ge=1, le=2**31 - 1)
+    tokens_per_minute: int | None = Field(None, ge=1, le=2**31 - 1)
+    price_in_per_mtok: float = Field(0, ge=0, le=1e6)
+    price_out_per_mtok: float = Field(0, ge=0, le=1e6)
+    options: dict[str, Any] = {}
+    enabled: bool = True
+
+
+class ProviderPatch(Schema):
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, max_length=100)
+    requests_per_minute: int | None = Field(None, ge=1, le=2**31 - 1)
+    tokens_per_minute: int | None = Field(None, ge=1, le=2**31 - 1)
+    price_in_per_mtok: float | None = Field(None, ge=0, le=1e6)
+    price_out_per_mtok: float | None = Field(None, ge=0, le=1e6)
+    options: dict[str, Any] | None = None
+    enabled: bool | None = None

@@ -1,0 +1,46 @@
+"""Model rows to the API's output shapes, in one place so every route answers alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweeps import selectors
+from sweeps.engine.space import get_path
+from sweeps.models import Experiment, Run, Sweep
+
+SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
+                "cancelled", "cached", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
+                "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+def sweep_out(sweep: Sweep) -> dict[str, Any]:
+    return {**{f: getattr(sweep, f) for f in SWEEP_FIELDS}, **selectors.sweep_progress(sweep)}
+
+
+def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool = False) -> dict[str, Any]:
+    out = {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "description": experiment.description,
+        "status": experiment.status,
+        "created_at": experiment.created_at,
+        "updated_at": experiment.updated_at,
+        "latest_sweep": sweep_out(latest) if latest else None,
+    }
+    if spec:
+        out["spec"] = experiment.spec_dict()
+    return out
+
+
+def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
+    params = selectors.varying_params(runs) if runs else []
+    entries = [
+        {
+            "rank": rank, "run_id": run.pk, "status": run.status, "score": run.score,
+            "params": {p: get_path(run.config, p, None) for p in params}, "config": run.config,
+            "tokens_in": run.tokens_in, "tokens_out": run.tokens_out, "cost_usd": run.cost_usd,
+            "latency_ms": run.latency_ms, "samples_failed": run.samples_failed,
+        }  # fmt: skip
+        for rank, run in enumerate(runs, start=1)
+    ]
+    return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries}
