@@ -3,6 +3,7 @@ errors become HTTP statuses. Every error is JSON a person can act on."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -14,11 +15,13 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, HttpError
+from ninja.parser import Parser
 
 from sweeps.api import experiments, providers, runs, sweeps
 from sweeps.api.auth import BearerToken, BrowserSession
 from sweeps.engine.errors import SpecError
+from sweeps.engine.spec import load_spec_text
 from sweeps.services import ServiceError, TransitionError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,21 @@ def login_or_token_required(view: Callable[..., HttpResponse]) -> Callable[..., 
     return guarded
 
 
+class JsonOrYaml(Parser):
+    """JSON bodies, and YAML ones sent as application/yaml: a CI job can post its spec file as it
+    is, with nothing but curl."""
+
+    YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        if request.content_type in self.YAML_TYPES:
+            try:
+                return load_spec_text(request.body.decode())
+            except UnicodeDecodeError as e:
+                raise SpecError.at("", "the body is not UTF-8 text") from e
+        return super().parse_body(request)
+
+
 api = NinjaAPI(
     title="PromptLooper",
     version="1",
@@ -49,6 +67,7 @@ api = NinjaAPI(
     "(`python manage.py create_api_token USER`, or the Tokens page) or a browser session with CSRF.",
     urls_namespace="api",
     auth=[BearerToken(), BrowserSession()],
+    parser=JsonOrYaml(),
     docs_decorator=login_or_token_required,
 )
 api.add_router("/experiments", experiments.router)
@@ -67,6 +86,18 @@ def spec_error_loc(path: str) -> list[str | int]:
 def invalid_spec(request: HttpRequest, exc: SpecError) -> HttpResponse:
     detail = [{"loc": spec_error_loc(e.path), "field": e.path, "msg": e.message, "type": "invalid_spec"} for e in exc.errors]
     return api.create_response(request, {"detail": detail}, status=422)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # ninja turns any body it cannot parse into a bare 400; say what is wrong with it instead.
+    cause = exc.__cause__
+    if isinstance(cause, SpecError):
+        return invalid_spec(request, cause)
+    if isinstance(cause, json.JSONDecodeError):
+        message = f"The body is not valid JSON (line {cause.lineno}, column {cause.colno}: {cause.msg})."
+        return api.create_response(request, {"detail": message}, status=400)
+    return api.create_response(request, {"detail": exc.message}, status=exc.status_code)
 
 
 @api.exception_handler(TransitionError)

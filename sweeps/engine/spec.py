@@ -600,8 +600,15 @@ class _Validator:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text (a spec must stay JSON) and refuses duplicate
-    keys, which plain YAML silently resolves to the last one."""
+    """SafeLoader that keeps dates as text (a spec must stay JSON), refuses duplicate keys,
+    which plain YAML silently resolves to the last one, and refuses aliases: a few nested
+    `*name` references expand into gigabytes of JSON (the "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a spec: write the value out", mark)
+        return super().compose_node(parent, index)
 
 
 _SpecLoader.yaml_implicit_resolvers = {

@@ -208,6 +208,13 @@ def test_yaml_keeps_dates_as_text():
     assert load_spec_text("day: 2024-01-31") == {"day": "2024-01-31"}
 
 
+def test_yaml_aliases_are_refused_naming_the_line():
+    laughs = 'a: &a ["lol", "lol"]\nb: &b [*a, *a]\nc: [*b, *b]\n'  # each level doubles the JSON
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(laughs)
+    assert str(caught.value) == "invalid YAML at line 2: aliases (*name) are not allowed in a spec: write the value out"
+
+
 # --- round trip ------------------------------------------------------------------------
 
 

@@ -112,10 +112,17 @@ def test_an_invalid_spec_is_422_naming_every_bad_field_and_saves_nothing(api):
     assert not Experiment.objects.exists()
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"null"])
-def test_a_body_that_is_not_a_json_object_is_a_clear_4xx(api, body):
+def test_a_body_that_is_not_json_is_a_400_saying_where(api):
+    response = api.post("/experiments", b'{"name": "x",\n not json}')
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The body is not valid JSON (line 2, column 2")
+    assert not Experiment.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"null"])
+def test_a_body_that_is_not_a_json_object_is_a_422(api, body):
     response = api.post("/experiments", body)
-    assert response.status_code in (400, 422) and response.json()["detail"]
+    assert response.status_code == 422 and response.json()["detail"]
     assert not Experiment.objects.exists()
 
 
@@ -367,3 +374,14 @@ def test_query_counts_do_not_grow_with_the_data(api, django_assert_max_num_queri
                         (f"/runs/{run_id}", 5)]:  # fmt: skip
         with django_assert_max_num_queries(limit):
             assert api.get(path).status_code == 200, path
+
+
+def test_a_yaml_spec_file_can_be_posted_as_it_is(api):
+    from tests.integration.test_cli import EXAMPLE
+
+    response = api.client.post("/api/v1/experiments", EXAMPLE.read_bytes(), content_type="application/yaml",
+                               headers=api.headers())  # fmt: skip
+    assert response.status_code == 201, response.content
+    assert response.json()["spec"]["pipeline"][0]["name"] == "summarize"
+    bad = api.client.post("/api/v1/experiments", b"name: [unclosed", content_type="application/yaml", headers=api.headers())
+    assert bad.status_code == 422 and "invalid YAML at line 1" in bad.json()["detail"][0]["msg"]
