@@ -47,7 +47,7 @@ def test_sweep_started_from_the_page_streams_events_to_the_browser(user, other_u
         async def start() -> None:
             async with httpx.AsyncClient() as http:
                 response = await http.post(
-                    f"{origin}/experiments/{experiment.pk}/start/",
+                    f"{origin}/experiments/{experiment.pk}/sweep/start/",
                     data={"csrfmiddlewaretoken": csrf},
                     headers={"Cookie": f"{cookie}; csrftoken={csrf}"},
                 )

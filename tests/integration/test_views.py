@@ -33,7 +33,7 @@ def logged_in(user, **client_options) -> Client:
 
 
 def control(experiment_id: int, action: str) -> str:
-    return f"/experiments/{experiment_id}/{action}/"
+    return f"/experiments/{experiment_id}/sweep/{action}/"
 
 
 def flashes(response) -> list[tuple[str, str]]:
@@ -57,7 +57,7 @@ def csrf_token(page: str, action_url: str) -> str:
 
 def buttons(page: str, experiment_id: int) -> set[str]:
     """The control actions the page offers as POST forms."""
-    return set(re.findall(rf'<form method="post" action="/experiments/{experiment_id}/(\w+)/">', page))
+    return set(re.findall(rf'<form method="post" action="/experiments/{experiment_id}/sweep/(\w+)/">', page))
 
 
 class TableParser(HTMLParser):
