@@ -53,6 +53,15 @@ class QuotaExhausted(Exception):
     """A call found the provider account out of credit; its sample goes back to pending."""
 
 
+class Halted(Exception):
+    """The sweep was paused or stopped between two stages of a sample: the sample goes back to
+    pending, and its finished stages are served from the cache when it runs again."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
 # A judge's calls are recorded among the sample's stages under this prefix and the scorer's
 # name. Stage names are identifiers (the spec refuses others), so they never contain ":".
 JUDGE_PREFIX = "judge:"
@@ -202,6 +211,9 @@ class Executor:
                     if isinstance(task.exception(), BudgetExhausted):
                         stop = stop or self.budget.exhausted_reason or "token_budget"
                         to_release.append(item)
+                    elif isinstance(halted := task.exception(), Halted):
+                        stop = stop or halted.state
+                        to_release.append(item)  # its next stage never started; the ones before are cached
                     elif isinstance(task.exception(), QuotaExhausted):
                         stop = stop or "provider_error"
                         to_release.append(item)  # done again, whole, once the account is topped up
@@ -235,6 +247,8 @@ class Executor:
         current = ""
         try:
             for stage in item.stages:
+                if stages and (state := await self.workload.control()) in ("paused", "stopped"):
+                    raise Halted(state)  # a pause means no new calls, not even a sample's next stage
                 current = stage.name
                 system = render(stage.system, variables) if stage.system else None
                 prompt = render(stage.prompt, variables)
@@ -245,7 +259,7 @@ class Executor:
                 )
                 stages.append(outcome)
                 variables[stage.name] = outcome.response.text
-        except BudgetExhausted:
+        except (BudgetExhausted, Halted):
             raise
         except (TemplateError, ProviderError) as e:
             self._defer_on_quota(e)
@@ -286,7 +300,7 @@ class Executor:
 
         try:
             return await scorer.ascore(output, variables, call)
-        except BudgetExhausted:
+        except (BudgetExhausted, Halted):
             raise
         except Exception as e:  # the call failed, the rubric did not render, or the answer held no verdict
             self._defer_on_quota(e)

@@ -341,20 +341,20 @@ async def test_the_same_executor_runs_again_after_a_pause():
     assert sorted(o.item.row["name"] for o in workload.recorded) == ["a", "b", "c"]
 
 
-async def test_a_stop_wins_over_a_budget_refusal_that_follows_it():
+async def test_a_stop_before_the_budget_runs_out_ends_stopped_without_touching_the_budget():
     workload = FakeWorkload(named_items(["a", "b"], stage("one", "{{ name }}", max_tokens=5), stage("two", "{{ one }}", max_tokens=5)))
     provider = GatedProvider()
     budget = Budget(max_tokens=12, max_cost_usd=None)  # room for the first stages only
     task = asyncio.create_task(executor(workload, provider, budget=budget, max_concurrency=2).run())
     await until(lambda: provider.active == 2)
     workload.state = "stopped"
-    while not task.done():  # first stages finish; one second stage is refused, one may start
+    while not task.done():  # first stages finish; no second stage starts, so none is refused
         for prompt in [p for p, f in provider.waiting.items() if not f.done()]:
             provider.finish(prompt)
         await asyncio.sleep(0.01)
 
-    assert budget.exhausted_reason == "token_budget"
     assert await task == "stopped"
+    assert budget.exhausted_reason is None
 
 
 async def test_cancelled_from_outside_hands_back_everything_it_holds():
@@ -1382,3 +1382,21 @@ async def test_a_judge_out_of_budget_hands_its_sample_back():
     assert result == "token_budget"
     assert workload.recorded == [] and workload.released_ids == [1]
     assert len(store.entries) == 1  # the answer is paid and kept for the resume
+
+
+@pytest.mark.parametrize("state", ["paused", "stopped"])
+async def test_a_pause_between_stages_starts_no_next_stage_and_hands_the_sample_back(state):
+    workload = FakeWorkload(named_items(["a", "b"], stage("one", "{{ name }}"), stage("two", "then {{ one }}")))
+    provider = GatedProvider()
+    task = asyncio.create_task(executor(workload, provider, max_concurrency=2).run())
+    await until(lambda: provider.active == 2, what="both first stages in flight")
+
+    workload.state = state
+    for prompt in list(provider.waiting):
+        provider.finish(prompt)
+
+    assert await asyncio.wait_for(task, 5) == state
+    assert sorted(provider.started) == ["a", "b"]  # no second stage was called
+    assert workload.recorded == []
+    assert sorted(i.row["name"] for i in workload.released) == ["a", "b"]
+    workload.assert_accounted()
