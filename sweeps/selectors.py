@@ -6,12 +6,14 @@ import json
 import re
 from typing import Any
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.core.cache import cache
+from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from sweeps.engine.space import flatten
-from sweeps.models import Experiment, Run, RunSample, Sweep
+from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 
 
 def experiment_list(*, user: Any) -> QuerySet[Experiment]:
@@ -57,10 +59,14 @@ def varying_params(runs: list[Run]) -> list[str]:
 
 
 
+SPEC_JSON = ("pipeline", "dataset", "scorers", "parameter_space")
+
+
 def experiment_search(*, user: Any, status: str | None = None, search: str | None = None) -> QuerySet[Experiment]:
     """The user's experiments, newest activity first, each with the id of its latest sweep."""
     latest = Sweep.objects.filter(experiment=OuterRef("pk")).order_by("-created_at").values("id")[:1]
-    experiments = experiment_list(user=user).annotate(latest_sweep_id=Subquery(latest))
+    # A list never shows the spec, whose JSON (the dataset above all) can be megabytes.
+    experiments = experiment_list(user=user).defer(*SPEC_JSON).annotate(latest_sweep_id=Subquery(latest))
     if status:
         experiments = experiments.filter(status=status)
     if search:
@@ -69,7 +75,7 @@ def experiment_search(*, user: Any, status: str | None = None, search: str | Non
 
 
 def sweeps_by_id(ids: list[int | None]) -> dict[int, Sweep]:
-    return Sweep.objects.in_bulk([i for i in ids if i is not None])
+    return Sweep.objects.defer("spec").in_bulk([i for i in ids if i is not None])  # spec: see SPEC_JSON
 
 
 def sweep_of(experiment: Experiment, sweep_id: int | None) -> Sweep | None:
@@ -135,5 +141,124 @@ def run_search(
     return runs.order_by(RUN_ORDERS[order], "id")
 
 
-def run_sample_page(run: Run, *, limit: int, offset: int) -> list[RunSample]:
-    return list(run_samples(run)[offset : offset + limit])
+SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "output", "score", "tokens_in",
+                 "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "attempts")  # fmt: skip
+
+
+def run_sample_page(run: Run, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """A page of the run's samples as plain rows with their scores: two queries, and no model
+    instances to build (the API answers them as JSON as they are)."""
+    samples = list(run.samples.order_by("row_index", "replicate").values(*SAMPLE_FIELDS)[offset : offset + limit])
+    scores: dict[int, list[dict[str, Any]]] = {sample["id"]: [] for sample in samples}
+    for score in Score.objects.filter(sample_id__in=scores).order_by("scorer_index").values(
+        "sample_id", "name", "value", "passed", "reason", "weight"
+    ):
+        scores[score.pop("sample_id")].append(score)
+    return [{**sample, "scores": scores[sample["id"]]} for sample in samples]
+
+
+# --- run page and compare page (views_runs.py) ---
+
+# An experiment's spec and a sweep's snapshot of it (dataset included) can be megabytes of
+# JSON; a run's page needs neither, and loading them would cost more than the page itself.
+RUN_PAGE_DEFERRED = (*(f"experiment__{field}" for field in SPEC_JSON), "sweep__spec")
+
+
+def run_page_get(*, user: Any, run_id: int) -> Run:
+    runs = Run.objects.select_related("experiment", "sweep").defer(*RUN_PAGE_DEFERRED)
+    return get_object_or_404(runs, pk=run_id, experiment__owner=user)
+
+
+def sweep_pipeline(sweep_id: int) -> list[dict[str, Any]]:
+    """The stages of a sweep's spec snapshot, read without the rest of the snapshot."""
+    return Sweep.objects.filter(pk=sweep_id).values_list("spec__pipeline", flat=True).first() or []
+
+
+def run_sample_search(run: Run, *, status: str | None = None, max_score: float | None = None) -> QuerySet[RunSample]:
+    """A run's samples in dataset order, scores prefetched. `max_score` keeps the samples scoring
+    at most that, failed ones included: they count as 0 in the run's score."""
+    samples = run_samples(run)
+    if status:
+        samples = samples.filter(status=status)
+    if max_score is not None:
+        samples = samples.filter(Q(score__lte=max_score) | Q(status=RunSample.Status.FAILED))
+    return samples
+
+
+def runs_get(*, user: Any, run_ids: list[int]) -> list[Run]:
+    """The user's runs with these ids, in the order asked; 404 when any is missing or another's."""
+    found = Run.objects.filter(experiment__owner=user).in_bulk(run_ids)
+    if len(found) != len(set(run_ids)):
+        raise Http404("No such run")
+    return [found[i] for i in run_ids]
+
+
+def compare_row_keys(runs: list[Run]) -> QuerySet:
+    """The (row_index, replicate) pairs that any of the runs has a sample for, in dataset order."""
+    keys = RunSample.objects.filter(run__in=runs).values_list("row_index", "replicate")
+    return keys.distinct().order_by("row_index", "replicate")
+
+
+def compare_samples(runs: list[Run], keys: list[tuple[int, int]]) -> list[RunSample]:
+    """The runs' samples for these (row_index, replicate) pairs, scores prefetched."""
+    if not keys:
+        return []
+    # The pairs of a page are consecutive in dataset order: a range on row_index finds them,
+    # and only the replicates of the first and last row may fall outside the page.
+    samples = RunSample.objects.filter(run__in=runs, row_index__gte=keys[0][0], row_index__lte=keys[-1][0])
+    wanted = set(keys)
+    return [s for s in samples.prefetch_related("scores") if (s.row_index, s.replicate) in wanted]
+
+
+RUN_FINISHED = (Run.Status.COMPLETED, Run.Status.FAILED, Run.Status.CANCELLED)
+
+
+def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
+    """Per run: each scorer's name, mean value and number of scored samples, in scorer order.
+
+    Averaging every verdict of six runs of thousands of samples is the slowest part of the compare
+    page, and a finished run's verdicts never change: its means are cached, keyed by when it
+    finished, so paging through a comparison computes them once."""
+    keys = {run.pk: f"sweeps:scorer-means:{run.pk}:{run.finished_at.isoformat()}"
+            for run in runs if run.status in RUN_FINISHED and run.finished_at}  # fmt: skip
+    cached = cache.get_many(list(keys.values()))
+    means = {run.pk: cached[keys[run.pk]] for run in runs if keys.get(run.pk) in cached}
+    missing = [run.pk for run in runs if run.pk not in means]
+    if missing:
+        means.update({run_id: [] for run_id in missing})
+        rows = (
+            Score.objects.filter(sample__run__in=missing)
+            .values("sample__run_id", "scorer_index", "name")
+            .annotate(mean=Avg("value"), n=Count("id"))
+            .order_by("sample__run_id", "scorer_index")
+        )
+        for row in rows:
+            means[row["sample__run_id"]].append({"name": row["name"], "mean": row["mean"], "n": row["n"]})
+        cache.set_many({keys[i]: means[i] for i in missing if i in keys}, timeout=24 * 3600)
+    return means
+
+
+# --- experiment page (views.py): runs only, never samples, so it stays fast at any size ---
+
+
+def experiment_page_get(*, user: Any, experiment_id: int) -> Experiment:
+    """The experiment without its spec's JSON, which the page does not show."""
+    return get_object_or_404(Experiment.objects.defer(*SPEC_JSON), pk=experiment_id, owner=user)
+
+
+def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
+    """The latest sweep without its spec snapshot (which holds the whole dataset)."""
+    return experiment.sweeps.defer("spec").order_by("-created_at").first()
+
+
+RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms")
+
+
+def run_ranking(sweep: Sweep) -> QuerySet[Run]:
+    """A sweep's runs best first (unscored last), with what the leaderboard shows."""
+    return sweep.runs.only(*RUN_FIGURES).order_by(F("score").desc(nulls_last=True), "id")
+
+
+def runs_recently_finished(sweep: Sweep, *, limit: int) -> list[dict[str, Any]]:
+    finished = sweep.runs.filter(finished_at__isnull=False).order_by("-finished_at", "-id")
+    return list(finished.values("id", "status", "score", "finished_at")[:limit])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
@@ -15,7 +16,6 @@ from sweeps.api.schemas import (
 from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
 
 router = Router(tags=["experiments"])
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/jsonl; charset=utf-8"}
 ERRORS = {401: Message, 404: Message}
 
 
@@ -115,7 +115,9 @@ def export_results(request: HttpRequest, experiment_id: int, format: ExportForma
     chosen = selectors.sweep_of(experiment, sweep)
     if chosen is None:
         raise HttpError(409, "This experiment has no sweep yet: start one, then export its results.")
-    rows = export.export_csv(chosen) if format == "csv" else export.export_jsonl(chosen)
-    response = StreamingHttpResponse(rows, content_type=CONTENT_TYPES[format])
+    rows = export.EXPORTERS[format](chosen)
+    # Under ASGI (daphne) Django would read a plain iterator whole before sending a byte.
+    streamed = export.astream(rows) if isinstance(request, ASGIRequest) else rows
+    response = StreamingHttpResponse(streamed, content_type=export.FORMATS[format])
     response["Content-Disposition"] = f'attachment; filename="{export.export_filename(chosen, format)}"'
     return response

@@ -132,6 +132,9 @@ class ExperimentSpec:
         }
 
 
+MAX_NAME_LENGTH = 200  # an experiment's name is stored in a column this wide
+
+
 def load_spec_text(text: str) -> Any:
     """Read a spec written as YAML or JSON (JSON is YAML); SpecError names the bad line."""
     try:
@@ -153,7 +156,7 @@ def parse_spec(
     v = _Validator()
     v.reject_unknown_keys(data, "", _TOP_LEVEL_KEYS)
 
-    name = v.text(data, "name", "", required=True) or ""
+    name = v.text(data, "name", "", required=True, max_length=MAX_NAME_LENGTH) or ""
     description = v.text(data, "description", "") or ""
     dataset = _parse_dataset(v, data.get("dataset"))
     columns = {column for row in dataset for column in row}
@@ -518,7 +521,7 @@ class _Validator:
             self.error(path, f"keys must be strings, got {_kind(key)} {key!r}")
         return not bad
 
-    def text(self, section: dict, key: str, path: str, *, required: bool = False) -> str | None:
+    def text(self, section: dict, key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
         value = section.get(key)
         where = _at(path, key)
         if value is None:
@@ -530,6 +533,9 @@ class _Validator:
             return None
         if required and not value.strip():
             self.error(where, "must not be empty")
+            return None
+        if max_length is not None and len(value) > max_length:
+            self.error(where, f"has {len(value)} characters; at most {max_length} are allowed")
             return None
         return value
 

@@ -208,6 +208,13 @@ def test_yaml_keeps_dates_as_text():
     assert load_spec_text("day: 2024-01-31") == {"day": "2024-01-31"}
 
 
+def test_a_name_longer_than_its_column_is_refused():
+    with pytest.raises(SpecError) as caught:
+        parse_spec(valid() | {"name": "n" * 201})
+    assert [str(e) for e in caught.value.errors] == ["name: has 201 characters; at most 200 are allowed"]
+    assert parse_spec(valid() | {"name": "n" * 200}).name == "n" * 200
+
+
 def test_yaml_aliases_are_refused_naming_the_line():
     laughs = 'a: &a ["lol", "lol"]\nb: &b [*a, *a]\nc: [*b, *b]\n'  # each level doubles the JSON
     with pytest.raises(SpecError) as caught:

@@ -385,3 +385,18 @@ def test_a_yaml_spec_file_can_be_posted_as_it_is(api):
     assert response.json()["spec"]["pipeline"][0]["name"] == "summarize"
     bad = api.client.post("/api/v1/experiments", b"name: [unclosed", content_type="application/yaml", headers=api.headers())
     assert bad.status_code == 422 and "invalid YAML at line 1" in bad.json()["detail"][0]["msg"]
+
+
+def test_export_streams_through_daphne(user, mock_latency):
+    """Under ASGI a plain iterator would be read whole before the first byte: it must stream."""
+    import httpx
+
+    from tests.servers import daphne
+
+    api = ApiClient(user)
+    experiment_id, _ = finished_sweep(api)
+    with daphne() as host, httpx.stream("GET", f"http://{host}/api/v1/experiments/{experiment_id}/export?format=jsonl",
+                                        headers=api.headers(), timeout=30) as response:  # fmt: skip
+        assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+        lines = "".join(response.iter_text()).splitlines()
+    assert len(lines) == 12 and all(json.loads(line)["status"] == "completed" for line in lines)
