@@ -9,7 +9,9 @@ PY := $(VENV)/bin/python
 FIND_PYTHON := for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
 	$$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v $$c; break; }; done
 
-.PHONY: run test install bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install chromium bench clean
 
 $(VENV)/.installed: requirements.txt
 	@python=$$($(FIND_PYTHON)); \
@@ -28,7 +30,12 @@ run: install
 	DEBUG=$${DEBUG:-True} $(PY) manage.py demo
 	DEBUG=$${DEBUG:-True} $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
-test: install
+# The browser tests drive Debian's Chromium through Playwright (which may not download its own).
+chromium:
+	@[ -x $(CHROMIUM) ] || { echo "Installing Debian's chromium for the browser tests"; \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -q && apt-get install -y -q chromium' >/dev/null; }
+
+test: install chromium
 	$(PY) -m pytest
 
 bench: install

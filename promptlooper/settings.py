@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "promptlooper.middleware.ApiErrorsAsJson",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # daphne serves /static/ itself: no web server needed in front
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,6 +157,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files are found where they lie (no collectstatic step to forget); whitenoise caches the lookups.
+WHITENOISE_USE_FINDERS = True
+# ...so STATIC_ROOT only exists after collectstatic, and its absence is no news.
+warnings.filterwarnings("ignore", message="No directory at: .*staticfiles")
 
 # A grid larger than this is refused with advice to use random or guided search.
 PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)

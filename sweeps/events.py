@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F, QuerySet
+
 from sweeps.models import Run, Sweep
+
+
+def sweeps_with_owner() -> QuerySet[Sweep]:
+    """Sweeps that carry their experiment owner's id (`owner_id`), which the events need for the
+    owner's group (the experiments list). Load sweeps that events are built from this way:
+    events are built in async code too, where looking the owner up would be a query."""
+    return Sweep.objects.annotate(owner_id=F("experiment__owner_id"))
+
+
+def owner_id(sweep: Sweep) -> int | None:
+    """Never a query (see sweeps_with_owner); None when the loader did not say."""
+    if (owner := getattr(sweep, "owner_id", None)) is not None:
+        return owner
+    return sweep.experiment.owner_id if Sweep.experiment.is_cached(sweep) else None
 
 
 def sweep_event(kind: str, sweep: Sweep) -> dict[str, Any]:
     return {
         "type": f"sweep.{kind}",
         "experiment_id": sweep.experiment_id,
+        "owner_id": owner_id(sweep),
         "sweep_id": sweep.id,
         "status": sweep.status,
         "stopped_reason": sweep.stopped_reason,
@@ -30,6 +47,7 @@ def run_event(kind: str, run: Run, sweep: Sweep) -> dict[str, Any]:
     return {
         "type": f"run.{kind}",
         "experiment_id": run.experiment_id,
+        "owner_id": owner_id(sweep),
         "sweep_id": run.sweep_id,
         "run_id": run.id,
         "status": run.status,

@@ -187,7 +187,7 @@ class DbWorkload:
             for run_id, config in configs.items():
                 self._stages[run_id] = tuple(resolve_pipeline(self.spec.pipeline, config))
         if started := await self.db.write(start_runs, list(run_ids)):
-            sweep = await self.db.read(Sweep.objects.get, id=self.sweep_id)
+            sweep = await self.db.read(events.sweeps_with_owner().get, id=self.sweep_id)
             await publishing.apublish([events.run_event("started", run, sweep) for run in started])
         return [
             WorkItem(sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id])
@@ -232,7 +232,7 @@ class DbWorkload:
         now = time.monotonic()
         if force or now - self._progress_at >= PROGRESS_EVERY_S:
             self._progress_at = now
-            sweep = sweep or await self.db.read(Sweep.objects.get, id=self.sweep_id)
+            sweep = sweep or await self.db.read(events.sweeps_with_owner().get, id=self.sweep_id)
             await publishing.apublish([events.sweep_event("progress", sweep)])
 
 

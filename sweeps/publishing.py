@@ -1,4 +1,5 @@
-"""The one place that sends events to browsers (websocket group per experiment).
+"""The one place that sends events to browsers: every event to its experiment's group (the
+experiment page), and sweep events also to the owner's group (the experiments list).
 
 Delivery is at most once: pages render state on the server and treat events as a live tail.
 """
@@ -32,10 +33,24 @@ def experiment_group(experiment_id: int) -> str:
     return f"experiment-{experiment_id}"
 
 
+def user_group(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def groups_for(event: Event) -> list[str]:
+    groups = [experiment_group(event["experiment_id"])]
+    # The list shows sweep figures only; a sweep event follows every batch of run events
+    # (progress), so run events there would multiply the traffic without showing anything new.
+    if event["type"].startswith("sweep.") and event.get("owner_id") is not None:
+        groups.append(user_group(event["owner_id"]))
+    return groups
+
+
 async def _send(events: Sequence[Event]) -> None:
     layer = get_channel_layer()
     for event in events:
-        await layer.group_send(experiment_group(event["experiment_id"]), {"type": "sweep.event", "event": event})
+        for group in groups_for(event):
+            await layer.group_send(group, {"type": "sweep.event", "event": event})
 
 
 def _foreign_server_loop() -> asyncio.AbstractEventLoop | None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from sweeps.bulk import insert_rows, update_rows
 from sweeps.engine.executor import SampleOutcome
+from sweeps.events import sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
 
 SAMPLE_FIELDS = [
@@ -83,7 +84,7 @@ def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[S
         heartbeat_at=now,
     )
     closed = close_finished_runs({o.item.run_id for o in outcomes})
-    return Sweep.objects.get(id=sweep_id), closed
+    return sweeps_with_owner().get(id=sweep_id), closed  # with the owner: events are built from it
 
 
 def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:

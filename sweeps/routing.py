@@ -1,5 +1,8 @@
 from django.urls import path
 
-from sweeps.consumers import ExperimentConsumer
+from sweeps.consumers import ExperimentConsumer, ExperimentListConsumer
 
-websocket_urlpatterns = [path("ws/experiments/<int:experiment_id>/", ExperimentConsumer.as_asgi())]
+websocket_urlpatterns = [
+    path("ws/experiments/", ExperimentListConsumer.as_asgi()),
+    path("ws/experiments/<int:experiment_id>/", ExperimentConsumer.as_asgi()),
+]

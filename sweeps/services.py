@@ -129,7 +129,8 @@ def raised(old: float | None, new: float | None) -> bool:
 
 
 def locked(sweep: Sweep | int) -> Sweep:
-    return Sweep.objects.select_for_update().get(pk=getattr(sweep, "pk", sweep))
+    # Only the sweep's row is locked (of=self): the owner's id comes along for the events.
+    return events.sweeps_with_owner().select_for_update(of=("self",)).get(pk=getattr(sweep, "pk", sweep))
 
 
 @transaction.atomic
@@ -290,3 +291,14 @@ def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)
         set_status(sweep, S.PAUSED, Sweep.Reason.INTERRUPTED)
         recovered.append(sweep)
     return recovered
+
+
+def experiment_duplicate(*, experiment: Experiment) -> Experiment:
+    """A new draft with the same spec, named "<name> (copy)"; sweeps and results stay with the original.
+    Validated like any new experiment: a copy that names a provider disabled since is refused."""
+    data = experiment.spec_dict()
+    data["name"] = experiment.name[: Experiment._meta.get_field("name").max_length - 7] + " (copy)"
+    try:
+        return experiment_create(owner=experiment.owner, data=data)
+    except SpecError as e:
+        raise ServiceError(f"Experiment {experiment.pk} cannot be copied: {'; '.join(map(str, e.errors))}") from e

@@ -2,71 +2,218 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
+from django.urls import reverse
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sweeps import selectors, services, tokens
+from sweeps import charts, selectors, services, tokens
 from sweeps.engine.space import get_path
+from sweeps.models import Experiment, Run, Sweep
+
+PAGE_SIZE = 50  # experiments per list page, runs per leaderboard page
+CHART_RUNS = 500  # the best runs the charts show: enough to see the shape, small enough to redraw live
+FEED_SIZE = 20  # events the page starts with; the browser keeps up to 50 as more arrive
+FINISHED = (Sweep.Status.COMPLETED, Sweep.Status.STOPPED, Sweep.Status.FAILED)
 
 
-def live_context(experiment) -> dict:
-    sweep = selectors.sweep_latest(experiment)
-    runs = selectors.leaderboard(sweep) if sweep else []
-    params = selectors.varying_params(runs) if runs else []
-    return {
-        "experiment": experiment,
-        "sweep": sweep,
-        "params": params,
-        "rows": [(run, [get_path(run.config, p, "") for p in params]) for run in runs],
-        "allowed": [a for a, states in services.ALLOWED.items() if sweep and sweep.status in states],
-    }
+# --- experiments list ---
+
+
+@dataclass
+class ListRow:
+    experiment: Experiment
+    sweep: Sweep | None
+
+    @property
+    def done(self) -> int:
+        return self.sweep.completed + self.sweep.failed + self.sweep.cancelled if self.sweep else 0
+
+    @property
+    def tokens(self) -> str:
+        return f"{self.sweep.tokens_in + self.sweep.tokens_out:,}" if self.sweep else ""
+
+    @property
+    def last_activity(self) -> datetime:
+        times = [self.experiment.updated_at]
+        if self.sweep:
+            times += [t for t in (self.sweep.updated_at, self.sweep.heartbeat_at, self.sweep.finished_at) if t]
+        return max(times)
+
+
+def list_context(request: HttpRequest) -> dict[str, Any]:
+    query = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    status = status if status in Experiment.Status.values else ""
+    experiments = selectors.experiment_search(user=request.user, status=status or None, search=query or None)
+    page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
+    latest = selectors.sweeps_by_id([e.latest_sweep_id for e in page])  # one query for the whole page
+    rows = [ListRow(e, latest.get(e.latest_sweep_id)) for e in page]
+    return {"rows": rows, "page": page, "query": query, "status": status, "statuses": Experiment.Status.values}
 
 
 @login_required
 def experiment_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "sweeps/experiment_list.html", {"experiments": selectors.experiment_list(user=request.user)})
+    return render(request, "sweeps/experiment_list.html", list_context(request))
+
+
+@login_required
+def experiment_list_live(request: HttpRequest) -> HttpResponse:
+    """The list's table alone, re-fetched by the browser when one of the user's sweeps changes."""
+    return render(request, "sweeps/list_table.html", list_context(request))
+
+
+# --- experiment page ---
+
+
+def actions(sweep: Sweep | None, allowed: list[str]) -> list[str]:
+    """The controls to offer now: a new sweep once the last one is over, else what it allows."""
+    return (["start"] if sweep is None or sweep.status in FINISHED else []) + allowed
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def feed_item(at: datetime, kind: str, text: str) -> dict[str, Any]:
+    return {"at": at, "type": kind, "css": kind.replace(".", "-"), "text": text}
+
+
+def feed(sweep: Sweep) -> list[dict[str, Any]]:
+    """The last known events, rebuilt from the rows (the socket only tells what happens next),
+    worded as static/sweeps/experiment.js words the live ones."""
+    items = [feed_item(sweep.created_at, "sweep.queued", f"Sweep {sweep.pk} queued")]
+    if sweep.started_at:
+        items.append(feed_item(sweep.started_at, "sweep.started", f"Sweep {sweep.pk} started"))
+    if sweep.status in (*FINISHED, Sweep.Status.PAUSED):
+        reason = f" ({sweep.stopped_reason})" if sweep.stopped_reason not in ("", sweep.status) else ""
+        at = sweep.finished_at or sweep.updated_at
+        items.append(feed_item(at, f"sweep.{sweep.status}", f"Sweep {sweep.pk} {sweep.status}{reason}"))
+    for run in selectors.runs_recently_finished(sweep, limit=FEED_SIZE):
+        score = f" · score {run['score']:.3f}" if run["score"] is not None else ""
+        kind = "run.failed" if run["status"] == "failed" else "run.completed"
+        items.append(feed_item(run["finished_at"], kind, f"Run {run['id']} {run['status']}{score}"))
+    return sorted(items, key=lambda item: item["at"], reverse=True)[:FEED_SIZE]
+
+
+def truncated(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int) -> list[dict[str, Any]]:
+    """Cells as text, formatted here rather than by template filters: with 50 rows of a dozen
+    cells, floatformat alone would take a good share of the page's time budget."""
+    return [
+        {
+            "rank": rank, "id": run.pk, "status": run.status,
+            "score": "–" if run.score is None else f"{run.score:.3f}",
+            "values": [truncated(get_path(run.config, p, "")) for p in params],
+            "tokens": run.tokens_in + run.tokens_out, "cost": f"${run.cost_usd:.5f}",
+            "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms",
+        }  # fmt: skip
+        for rank, run in enumerate(runs, start=first_rank)
+    ]
+
+
+def charts_context(figures: dict[str, Any]) -> dict[str, Any]:
+    return {"charts": figures, "charts_json": charts.json_script(figures, "charts-data")}
+
+
+def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
+    """What the live part of the experiment page shows. Reads runs, never samples, in a fixed
+    number of queries, so the page costs the same at 100 samples or 100,000."""
+    sweep = selectors.sweep_latest_figures(experiment)
+    if sweep is None:
+        return {"experiment": experiment, "sweep": None, "actions": actions(None, []), **charts_context({"runs": 0})}
+    progress = selectors.sweep_progress(sweep)
+    chart_runs = list(selectors.run_ranking(sweep)[:CHART_RUNS])
+    params = selectors.varying_params(chart_runs) if chart_runs else []
+    page = Paginator(selectors.run_ranking(sweep), PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = chart_runs[:PAGE_SIZE] if page.number == 1 else list(page)  # page 1: the charts' runs already have it
+    return {
+        "experiment": experiment,
+        "sweep": sweep,
+        "actions": actions(sweep, progress["allowed_actions"]),
+        "done": sweep.completed + sweep.failed + sweep.cancelled,
+        "eta": duration(progress["eta_seconds"]),
+        "params": params,
+        "rows": leaderboard_rows(shown, params, page.start_index()),
+        "page": page,
+        "chart_limit": CHART_RUNS,
+        # While the sweep is active the browser redraws charts less often than the table.
+        **charts_context({**charts.figures(chart_runs, params), "active": sweep.is_active}),
+    }
 
 
 @login_required
 def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
-    return render(request, "sweeps/experiment_detail.html", live_context(experiment))
+    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    context = live_context(request, experiment)
+    context["feed"] = feed(context["sweep"]) if context["sweep"] else []
+    context["plotly_js_url"] = reverse("plotly_js", args=[charts.plotly_js_version()])
+    return render(request, "sweeps/experiment_detail.html", context)
 
 
 @login_required
 def experiment_live(request: HttpRequest, experiment_id: int) -> HttpResponse:
     """The part of the experiment page that events change, re-rendered on the server."""
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
-    return render(request, "sweeps/live.html", live_context(experiment))
+    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    return render(request, "sweeps/live.html", live_context(request, experiment))
+
+
+def from_script(request: HttpRequest) -> bool:
+    """Whether static/sweeps/experiment.js sent the request (it then wants a fragment, not a page)."""
+    return request.headers.get("X-Requested-With") == "fetch"
 
 
 @login_required
 @require_POST
 def sweep_control(request: HttpRequest, experiment_id: int, action: str) -> HttpResponse:
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
+    """Start, pause, resume or stop, through the same services as the API and the admin. A plain
+    form post is redirected back to the page; the page's script gets the live part at once (or
+    the refusal, 409), so the controls work without reloading the page."""
+    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
     try:
         if action == "start":
             services.sweep_start(experiment=experiment)
         elif action in services.ALLOWED:
-            sweep = selectors.sweep_latest(experiment)
+            sweep = selectors.sweep_latest_figures(experiment)
             if sweep is None:
                 raise services.ServiceError("This experiment has no sweep yet: start one.")
             getattr(services, f"sweep_{action}")(sweep=sweep)
         else:
             raise Http404
     except services.ServiceError as e:
+        if from_script(request):
+            return HttpResponse(str(e), status=409, content_type="text/plain; charset=utf-8")
         messages.error(request, str(e))
+    if from_script(request):
+        return render(request, "sweeps/live.html", live_context(request, experiment))
     return redirect("experiment_detail", experiment_id=experiment.pk)
 
 
-@login_required
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.run_get(user=request.user, run_id=run_id)
-    return render(request, "sweeps/run_detail.html", {"run": run, "samples": selectors.run_samples(run)})
+# The URL names plotly.js's version, so a year of caching is safe: an upgrade changes the URL.
+# No login: it is the public library, and the login page may one day want it too.
+@cache_control(public=True, max_age=365 * 24 * 3600, immutable=True)
+def plotly_js(request: HttpRequest, version: str) -> HttpResponse:
+    """plotly.min.js from the installed plotly package: offline, never a CDN, never committed."""
+    if version != charts.plotly_js_version():
+        raise Http404("No such plotly.js version")
+    return FileResponse(charts.plotly_js_path().open("rb"), content_type="text/javascript; charset=utf-8")
 
 
 @never_cache  # the response to a POST holds a new raw token: no cache, no back-button copy

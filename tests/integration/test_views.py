@@ -389,7 +389,7 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
     assert re.search(r'<progress id="progress" max="18" value="18"', page)
     assert 'id="progress-text">18 / 18<' in page
     assert 'id="sweep-status">completed<' in page
-    assert f"best {sweep.best_score:.3f}" in page
+    assert f'id="best-score">{sweep.best_score:.3f}<' in page
 
     table = leaderboard(page)
     assert table.headers[:2] == ["#", "Score"]

@@ -1,0 +1,205 @@
+"""The experiment page's charts as plotly.js figure JSON (data + layout), built from runs.
+
+Plain dicts rather than plotly's Python figures: the page rebuilds them up to twice a second
+while a sweep runs, and validating plotly objects costs more than the page's whole budget.
+Only runs feed the charts (a few hundred at most), never samples. static/sweeps/charts.js
+draws them with Plotly.react.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from sweeps.engine.ranking import COST, SCORE, pareto_front
+from sweeps.engine.space import get_path
+from sweeps.models import Run
+
+ACCENT = "#3451b2"
+FRONT = "#d9480f"
+LABEL_CHARS = 28  # category labels on axes; the hover shows more
+PARALLEL_LABEL_CHARS = 14
+MAX_AXIS_LABELS = 12
+BANDS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
+         "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"]  # viridis, score 0 to 1 in tenths
+MISSING = "(none)"
+BASE_LAYOUT = {
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+    "margin": {"l": 56, "r": 16, "t": 16, "b": 56},
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "#fff",
+    "showlegend": False,
+    "hovermode": "closest",
+}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def short(value: Any, limit: int = LABEL_CHARS) -> str:
+    text = MISSING if value is None else str(value)
+    text = " ".join(text.split())  # prompts: newlines and runs of spaces would break the axis
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def categories(values: Sequence[Any], limit: int = LABEL_CHARS) -> dict[str, str]:
+    """Each distinct value (by repr) -> a short, unique axis label, in a stable order."""
+    distinct = {repr(v): v for v in values}
+    labels: dict[str, str] = {}
+    used: set[str] = set()
+    for key in sorted(distinct):
+        label, n = short(distinct[key], limit), 2
+        while label in used:  # two long prompts that start alike
+            label, n = f"{short(distinct[key], limit - 4)} #{n}", n + 1
+        labels[key] = label
+        used.add(label)
+    return labels
+
+
+Columns = dict[str, list[Any]]  # parameter -> its value in each run, in the runs' order
+
+
+def hover_texts(runs: Sequence[Run], columns: Columns) -> list[str]:
+    lines = [[f"{param} = {short(value, 60)}" for value in values] for param, values in columns.items()]
+    return ["<br>".join([f"run {run.pk}", *(column[i] for column in lines)]) for i, run in enumerate(runs)]
+
+
+def by_param(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[str, Any]:
+    """Score against each parameter, one subplot each: numbers as a scatter, anything else
+    (models, prompts) as a box per value with every run shown as a point."""
+    scores = [run.score for run in runs]
+    data, layout = [], {**BASE_LAYOUT}
+    for i, (param, values) in enumerate(columns.items(), start=1):
+        axis = {"xaxis": f"x{i}", "yaxis": f"y{i}", "customdata": [run.pk for run in runs], "text": texts,
+                "hovertemplate": "%{text}<br>score %{y:.3f}<extra></extra>"}  # fmt: skip
+        if all(is_number(v) for v in values):
+            data.append({"type": "scatter", "mode": "markers", "x": values, "y": scores,
+                         "marker": {"color": ACCENT, "size": 8, "opacity": 0.7}, **axis})  # fmt: skip
+            layout[f"xaxis{i}"] = {"title": {"text": param}, "zeroline": False}
+        else:
+            labels = categories(values)
+            data.append({"type": "box", "x": [labels[repr(v)] for v in values], "y": scores, "boxpoints": "all",
+                         "jitter": 0.4, "pointpos": 0, "marker": {"color": ACCENT, "size": 6},
+                         "line": {"color": ACCENT}, "fillcolor": "rgba(52,81,178,0.08)", **axis})  # fmt: skip
+            layout[f"xaxis{i}"] = {"title": {"text": param}, "type": "category",
+                                   "categoryorder": "array", "categoryarray": list(labels.values())}  # fmt: skip
+        layout[f"yaxis{i}"] = {"title": {"text": "score"}, "range": [-0.05, 1.05]}
+    per_row = min(len(columns), 2)
+    rows = math.ceil(len(columns) / per_row) if columns else 1
+    layout["grid"] = {"rows": rows, "columns": per_row, "pattern": "independent", "xgap": 0.12, "ygap": 0.35}
+    layout["height"] = 90 + 260 * rows
+    return {"data": data, "layout": layout}
+
+
+def axis_heights(values: Sequence[Any]) -> tuple[list[float], list[tuple[float, str]]]:
+    """Each value's height on its parallel axis (0 to 1), and the axis's labels as (height, text):
+    numbers from their smallest to their largest, anything else one step per distinct value."""
+    if all(is_number(v) for v in values):
+        low, high = min(values), max(values)
+        if high == low:
+            return [0.5] * len(values), [(0.5, f"{low:g}")]
+        return [(v - low) / (high - low) for v in values], [(0.0, f"{low:g}"), (1.0, f"{high:g}")]
+    labels = categories(values, PARALLEL_LABEL_CHARS)
+    step = 1 / (len(labels) - 1) if len(labels) > 1 else 0
+    height = {key: i * step if step else 0.5 for i, key in enumerate(labels)}
+    every = math.ceil(len(labels) / MAX_AXIS_LABELS)  # a long list of prompts: label some of them
+    return [height[repr(v)] for v in values], [(height[k], label) for k, label in list(labels.items())[::every]]
+
+
+def parallel(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[str, Any]:
+    """One line per configuration across every varying parameter and the score, coloured by
+    score. Drawn as plain SVG lines rather than plotly's parcoords: that one is WebGL, and
+    without a GPU (headless browsers, many virtual machines) each draw blocks the page for
+    seconds. One trace per score band keeps it to a handful of paths however many runs."""
+    axes = [(param, *axis_heights(values)) for param, values in columns.items()]
+    axes.append(("score", [run.score for run in runs], [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]))
+    bands = [{"x": [], "y": [], "text": [], "customdata": []} for _ in BANDS]
+    for i, run in enumerate(runs):
+        band = bands[max(0, min(int(run.score * len(BANDS)), len(BANDS) - 1))]
+        band["x"] += [*range(len(axes)), None]  # None: the line stops, the next run's begins
+        band["y"] += [heights[i] for _, heights, _ in axes] + [None]
+        band["text"] += [texts[i]] * len(axes) + [None]
+        band["customdata"] += [run.pk] * len(axes) + [None]
+    data = [
+        {"type": "scatter", "mode": "lines+markers", "line": {"color": colour, "width": 1.5},
+         "marker": {"color": colour, "size": 5}, "opacity": 0.7, "hovertemplate": "%{text}<extra></extra>", **band}
+        for colour, band in zip(BANDS, bands, strict=True) if band["x"]
+    ]  # fmt: skip
+    labels = [
+        {"x": i, "y": height, "text": text, "showarrow": False, "xanchor": "right", "xshift": -5,
+         "font": {"size": 10}, "bgcolor": "rgba(255,255,255,0.75)"}
+        for i, (_, _, ticks) in enumerate(axes) for height, text in ticks
+    ]  # fmt: skip
+    layout = {
+        **BASE_LAYOUT, "height": 380, "margin": {"l": 24, "r": 24, "t": 16, "b": 48}, "annotations": labels,
+        "xaxis": {"tickvals": list(range(len(axes))), "ticktext": [name for name, _, _ in axes], "zeroline": False,
+                  "showgrid": True, "gridcolor": "#9aa3af", "range": [-0.75, len(axes) - 0.85]},
+        "yaxis": {"visible": False, "range": [-0.06, 1.06]},
+    }  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
+def pareto(runs: Sequence[Run], texts: list[str]) -> dict[str, Any]:
+    """Score against cost, the Pareto front (no run both better and cheaper) as a staircase."""
+    points = [{"score": run.score, "cost": run.cost_usd} for run in runs]
+    front = sorted(pareto_front(points, (SCORE, COST)), key=lambda i: points[i]["cost"])
+    hover = "%{text}<br>score %{y:.3f}<br>cost $%{x:.5f}<extra></extra>"
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "runs", "x": [p["cost"] for p in points],
+         "y": [p["score"] for p in points], "text": texts, "customdata": [run.pk for run in runs],
+         "hovertemplate": hover, "marker": {"color": ACCENT, "size": 8, "opacity": 0.55}},
+        {"type": "scatter", "mode": "lines+markers", "name": "Pareto front", "x": [points[i]["cost"] for i in front],
+         "y": [points[i]["score"] for i in front], "text": [texts[i] for i in front],
+         "customdata": [runs[i].pk for i in front], "hovertemplate": "Pareto front<br>" + hover,
+         "line": {"color": FRONT, "shape": "hv", "width": 2}, "marker": {"color": FRONT, "size": 10}},
+    ]  # fmt: skip
+    layout = {**BASE_LAYOUT, "height": 360, "showlegend": True, "legend": {"orientation": "h", "y": 1.08},
+              "xaxis": {"title": {"text": "cost (USD)"}, "rangemode": "tozero", "tickprefix": "$",
+                        "exponentformat": "none"},  # $0.00005, not 50µ
+              "yaxis": {"title": {"text": "score"}, "range": [-0.05, 1.05]}}  # fmt: skip
+    return {"data": data, "layout": layout, "front": [runs[i].pk for i in front]}
+
+
+def figures(runs: Sequence[Run], params: Sequence[str]) -> dict[str, Any]:
+    """Every chart of the page, from the runs that have a score (finished ones)."""
+    scored = [run for run in runs if run.score is not None]
+    if not scored:
+        return {"runs": 0}
+    columns = {param: [get_path(run.config, param) for run in scored] for param in params}
+    texts = hover_texts(scored, columns)
+    return {
+        "runs": len(scored),
+        "by_param": by_param(scored, columns, texts),
+        "parallel": parallel(scored, columns, texts),
+        "pareto": pareto(scored, texts),
+    }
+
+
+def json_script(value: Any, element_id: str) -> SafeString:
+    """Django's json_script with the same escaping (<, > and & as \\u escapes), done by
+    str.replace: its str.translate takes ~50 ms on the charts' JSON, whose hover texts are
+    full of <br>, where three replaces take about one."""
+    text = json.dumps(value).replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
+    return format_html('<script id="{}" type="application/json">{}</script>', element_id, mark_safe(text))
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js as the plotly pip package ships it (LIBRARY_NOTES §6)."""
+    import plotly  # here, not at the top: only the script's view needs the package
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@functools.cache
+def plotly_js_version() -> str:
+    from plotly.offline import get_plotlyjs_version
+
+    return get_plotlyjs_version()

@@ -1,0 +1,52 @@
+"""The pre-flight estimate against this installation: its response cache and its providers' prices.
+
+The arithmetic is in sweeps.engine.estimate; this module only answers its questions from the
+database. It never builds a provider adapter, so estimating never calls a provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from django.db.models import Avg, Count
+
+from sweeps.engine.calls import CachedResponse
+from sweeps.engine.estimate import Estimate, estimate_sweep, proposed_configs
+from sweeps.engine.spec import ExperimentSpec
+from sweeps.models import ResponseCache
+from sweeps.planning import round_rng
+from sweeps.providers.registry import ProviderSet
+
+LOOKUP_CHUNK = 500  # keys per query: well under every backend's limit on query parameters
+
+
+class DatabaseSources:
+    def __init__(self) -> None:
+        self.providers = ProviderSet.load()  # prices only: ProviderSet.price never builds an adapter
+
+    def cached(self, keys: Sequence[str]) -> Mapping[str, CachedResponse]:
+        found: dict[str, CachedResponse] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            rows = ResponseCache.objects.filter(key__in=unique[start : start + LOOKUP_CHUNK]).values_list(
+                "key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd"
+            )
+            found.update((key, CachedResponse(*response)) for key, *response in rows)
+        return found
+
+    def mean_output_tokens(self, model: str) -> tuple[float, int] | None:
+        provider, _, name = model.partition("/")
+        stats = ResponseCache.objects.filter(provider=provider, model=name).aggregate(
+            mean=Avg("tokens_out"), n=Count("id")
+        )
+        return (stats["mean"], stats["n"]) if stats["n"] else None
+
+    def price(self, model: str) -> tuple[float, float]:
+        provider, _, name = model.partition("/")
+        return self.providers.price(provider, name)
+
+
+def estimate_spec(spec: ExperimentSpec) -> Estimate:
+    # The rng of the planner's first round: a seeded random sweep proposes these very configs.
+    proposal = proposed_configs(spec.sweep, round_rng(spec.sweep.seed, 0))
+    return estimate_sweep(spec, proposal, DatabaseSources())
