@@ -8,7 +8,6 @@ import json
 import re
 import statistics
 import time
-from html.parser import HTMLParser
 
 import pytest
 from channels.db import database_sync_to_async
@@ -22,6 +21,7 @@ from sweeps import charts, services
 from sweeps.execution import execute_sweep
 from sweeps.models import Experiment, Run, RunSample, Sweep
 from tests.conftest import spec
+from tests.pages import Table
 
 PLOTLY_JS_VERSION = charts.plotly_js_version()
 
@@ -55,53 +55,6 @@ def grid_runs(models=("mock/echo", "mock/upper"), temperatures=(0.0, 0.5, 1.0)) 
          "cost_usd": round(0.001 + 0.002 * t + 0.0005 * i, 6)}
         for i, m in enumerate(models) for t in temperatures
     ]  # fmt: skip
-
-
-class Table(HTMLParser):
-    """Rows of the table with a given id: (the tr's attributes, cell texts, hrefs, inputs)."""
-
-    def __init__(self, table_id: str, html: str) -> None:
-        super().__init__()
-        self.table_id, self.inside = table_id, False
-        self.headers: list[str] = []
-        self.rows: list[dict] = []
-        self._cell: list[str] | None = None
-        self._row: dict | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "table" and attrs.get("id") == self.table_id:
-            self.inside = True
-        if not self.inside:
-            return
-        if tag == "tr":
-            self._row = {"attrs": attrs, "cells": [], "hrefs": [], "inputs": []}
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "a" and self._row is not None:
-            self._row["hrefs"].append(attrs.get("href"))
-        elif tag == "input" and self._row is not None:
-            self._row["inputs"].append(attrs)
-
-    def handle_endtag(self, tag):
-        if not self.inside:
-            return
-        if tag in ("td", "th") and self._cell is not None:
-            self._row["cells"].append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            if not self.headers:
-                self.headers = self._row["cells"]
-            else:
-                self.rows.append(self._row)
-            self._row = None
-        elif tag == "table":
-            self.inside = False
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
 
 
 def actions(page: str) -> list[str]:

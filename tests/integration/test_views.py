@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib.messages import get_messages
@@ -14,6 +13,7 @@ from django.test import Client
 from sweeps import services
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 from tests.conftest import spec, wait_for, wait_for_sweep
+from tests.pages import Table
 
 PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
 
@@ -60,54 +60,8 @@ def buttons(page: str, experiment_id: int) -> set[str]:
     return set(re.findall(rf'<form method="post" action="/experiments/{experiment_id}/sweep/(\w+)/">', page))
 
 
-class TableParser(HTMLParser):
-    """Header texts and rows (cell texts, hrefs) of the table with a given id."""
-
-    def __init__(self, table_id: str) -> None:
-        super().__init__()
-        self.table_id, self.inside, self.depth = table_id, False, 0
-        self.headers: list[str] = []
-        self.rows: list[tuple[list[str], list[str]]] = []
-        self._cell: list[str] | None = None
-        self._row: tuple[list[str], list[str]] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "table" and attrs.get("id") == self.table_id:
-            self.inside = True
-        if not self.inside:
-            return
-        if tag == "tr":
-            self._row = ([], [])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "a" and self._row is not None:
-            self._row[1].append(attrs.get("href", ""))
-
-    def handle_endtag(self, tag):
-        if not self.inside:
-            return
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row[0].append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            if not self.headers:
-                self.headers = self._row[0]
-            else:
-                self.rows.append(self._row)
-            self._row = None
-        elif tag == "table":
-            self.inside = False
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def leaderboard(page: str) -> TableParser:
-    parser = TableParser("leaderboard")
-    parser.feed(page)
-    return parser
+def leaderboard(page: str) -> Table:
+    return Table("leaderboard", page)
 
 
 def make_run(experiment: Experiment, status: str = "paused") -> tuple[Sweep, Run]:
@@ -399,7 +353,8 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
     assert len(table.rows) == len(runs) == 6
 
     shown = []
-    for rank, (cells, hrefs) in enumerate(table.rows, 1):
+    for rank, row in enumerate(table.rows, 1):
+        cells, hrefs = row["cells"], row["hrefs"]
         run = runs[int(re.fullmatch(r"/runs/(\d+)/", hrefs[0]).group(1))]
         assert cells[0] == str(rank)
         assert cells[1] == f"{run.score:.3f}"
