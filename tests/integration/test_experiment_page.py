@@ -89,7 +89,7 @@ def test_list_shows_each_experiments_latest_sweep(user, other_user):
     assert cells[0] == "Done <b>bold</b>" and "<b>bold</b>" not in page  # escaped
     assert rows[done.pk]["hrefs"][0] == f"/experiments/{done.pk}/"
     assert cells[1:6] == ["completed", "12 / 12", "0.812", "1,545", "$0.0123"]  # the latest sweep's
-    assert re.search(rf'<progress class="mini" max="12" value="12"', page)
+    assert re.search(r'<progress class="mini" max="12" value="12"', page)
     assert cells[6].endswith("ago")
     assert rows[fresh.pk]["cells"][1:6] == ["draft", "no sweep yet", "–", "–", "–"]
     # Edit, Duplicate (a POST form) and Delete lead to the editor's routes.
@@ -225,7 +225,7 @@ def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
 
     assert re.search(r'<progress id="progress" max="18" value="18"', page)
     assert 'id="progress-text">18 / 18<' in page
-    assert f'<span class="badge completed" id="sweep-status">completed</span>' in page
+    assert '<span class="badge completed" id="sweep-status">completed</span>' in page
     assert 'id="cache-hits">4<' in page and 'id="tokens">1000<' in page and 'id="cost">$0.0421<' in page
     assert 'id="best-score">0.900<' in page and 'id="failed">2<' in page
     assert actions(page) == ["start"]
