@@ -162,7 +162,7 @@ WHITENOISE_USE_FINDERS = True
 # ...so STATIC_ROOT only exists after collectstatic, and its absence is no news.
 warnings.filterwarnings("ignore", message="No directory at: .*staticfiles")
 
-# A grid larger than this is refused with advice to use random or guided search.
+# A grid larger than this is refused with advice to use random, guided or tpe search.
 PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
 # The largest request body accepted (an inline dataset counts): a clear 413 beyond it.
 PROMPTLOOPER_MAX_BODY_BYTES = env_int("PROMPTLOOPER_MAX_BODY_BYTES", 5 * 1024 * 1024)

@@ -1,7 +1,7 @@
 """Turning the strategy's proposals into Run and RunSample rows, round by round.
 
-Grid and random propose everything in round 0. Guided proposes in rounds, each from every
-score observed so far, until n_trials configurations exist or the space is exhausted.
+Grid and random propose everything in round 0. Guided and tpe propose in rounds, each from
+every score observed so far, until n_trials configurations exist or the space is exhausted.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sweeps.engine.spec import ExperimentSpec
 from sweeps.engine.strategies import propose
 from sweeps.models import Run, RunSample, Sweep
 
-ROUNDS_FOR_GUIDED = 5  # guided search spreads n_trials over about this many rounds
+ROUNDS_FOR_GUIDED = 5  # guided and tpe search spread n_trials over about this many rounds
 INSERT_BATCH = 2000
 SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs"]
 # The other NOT NULL columns of a new sample: insert_rows applies no model defaults, so these
@@ -53,7 +53,7 @@ def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> Plan:
     if kind in ("grid", "random") and sweep.rounds > 0:
         return Plan.COMPLETE
     remaining = n_trials - len(existing)
-    if kind == "guided" and remaining <= 0:
+    if kind in ("guided", "tpe") and remaining <= 0:
         return Plan.COMPLETE
     n = remaining if kind == "random" else min(remaining, max(spec.sweep.top_k, math.ceil(n_trials / ROUNDS_FOR_GUIDED)))
     configs = propose(
@@ -65,6 +65,7 @@ def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> Plan:
         top_k=spec.sweep.top_k,
         explore_ratio=spec.sweep.explore_ratio,
         seen={h for _, h, _ in existing},
+        pending=[config for config, _, score in existing if score is None],
     )
     if not configs:
         return Plan.COMPLETE

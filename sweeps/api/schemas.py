@@ -36,7 +36,7 @@ class SpecFields(Schema):
     pipeline: list[dict[str, Any]] = Field(min_length=1, description="stages: {name, prompt, model, params}")
     dataset: list[dict[str, Any]] = Field([], description="rows of template variables; `expected` for scorers")
     scorers: list[dict[str, Any]] = Field([], description="{type, ...}: exact_match, contains, llm_judge, ...")
-    sweep: dict[str, Any] = Field({}, description="{type: grid|random|guided, params, n_trials, top_k, seed}")
+    sweep: dict[str, Any] = Field({}, description="{type: grid|random|guided|tpe, params, n_trials, top_k, seed}")
     repeats: int = Field(1, ge=1)
     max_concurrency: int = Field(8, ge=1)
     budget: dict[str, Any] = Field({}, description="{max_tokens, max_cost_usd}")

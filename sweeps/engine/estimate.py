@@ -66,7 +66,7 @@ def proposed_configs(sweep: SweepSpec, rng: random.Random) -> Proposal:
     n = sweep.n_trials or 1
     if sweep.type == "random":
         return Proposal(random_search(sweep.space, n, rng), True, sweep.seed is not None)
-    # guided: later rounds depend on scores; random configs of the same number stand in for them.
+    # guided and tpe: later rounds depend on scores; random configs of the same number stand in for them.
     size = sweep.space.grid_size()
     return Proposal(random_search(sweep.space, min(n, size) if size else n, rng), False, False)
 

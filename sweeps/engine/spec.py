@@ -23,7 +23,7 @@ from sweeps.engine.scoring import build_scorer
 from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
 from sweeps.engine.templating import TemplateError, compile_template, template_variables
 
-SWEEP_TYPES = ("grid", "random", "guided")
+SWEEP_TYPES = ("grid", "random", "guided", "tpe")
 DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY = 256  # more parallel calls than this only buys rate-limit errors
 
@@ -262,14 +262,14 @@ def _parse_sweep(
     if sweep_type is None:
         sweep_type = "grid"
     if sweep_type not in SWEEP_TYPES:
-        v.error("sweep.type", f"unknown sweep type {sweep_type!r}: use grid, random or guided")
+        v.error("sweep.type", f"unknown sweep type {sweep_type!r}: use grid, random, guided or tpe")
 
     space = Space(_parse_space(v, section.get("params"), pipeline, columns, known_providers))
     if sweep_type == "grid":
         _check_grid(v, space, max_grid)
 
     n_trials = v.integer(section, "n_trials", "sweep", default=None)
-    if section.get("n_trials") is None and sweep_type in ("random", "guided"):
+    if section.get("n_trials") is None and sweep_type in ("random", "guided", "tpe"):
         v.error("sweep.n_trials", f"is required for a {sweep_type} sweep")
     return SweepSpec(
         type=sweep_type,

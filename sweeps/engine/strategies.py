@@ -1,4 +1,4 @@
-"""Strategies that propose configs to run: grid, random and guided search.
+"""Strategies that propose configs to run: grid, random, guided and TPE search.
 
 Every strategy is deterministic given its ``random.Random``, so a sweep's seed reproduces its
 proposals. Proposals are distinct by ``config_hash``, also from the ``seen`` set of hashes the
@@ -25,6 +25,7 @@ from sweeps.engine.space import (
     sample_value,
     set_path,
 )
+from sweeps.engine.tpe import tpe
 
 Config = dict[str, Any]
 
@@ -107,8 +108,12 @@ def propose(
     top_k: int,
     explore_ratio: float,
     seen: set[str],
+    pending: Sequence[Config] = (),
 ) -> list[Config]:
-    """Dispatch on the sweep type; grid ignores ``n`` and ``history``."""
+    """Dispatch on the sweep type; grid ignores ``n`` and ``history``.
+
+    ``pending`` (configs planned but not scored yet) only matters to tpe.
+    """
     if kind == "grid":
         points = grid(space)
         return _take_new(points, len(points), seen)
@@ -118,7 +123,9 @@ def propose(
         return guided(
             space, history, n, top_k=top_k, explore_ratio=explore_ratio, rng=rng, seen=seen
         )
-    raise ValueError(f"unknown strategy {kind!r}: expected grid, random or guided")
+    if kind == "tpe":
+        return tpe(space, history, n, rng=rng, seen=seen, pending=pending)
+    raise ValueError(f"unknown strategy {kind!r}: expected grid, random, guided or tpe")
 
 
 def _sample_config(space: Space, rng: random.Random) -> Config:

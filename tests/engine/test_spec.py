@@ -534,7 +534,7 @@ SWEEP_REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
         "unknown type",
         {"type": "bayes"},
         "sweep.type",
-        "unknown sweep type 'bayes': use grid, random or guided",
+        "unknown sweep type 'bayes': use grid, random, guided or tpe",
     ),
     ("unknown sweep key", {"n_trial": 3}, "sweep.n_trial", "did you mean 'n_trials'?"),
     ("params not an object", {"params": ["model"]}, "sweep.params", "must be an object, got list"),
@@ -639,7 +639,7 @@ SWEEP_REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
         "sweep.n_trials",
         "is required for a guided sweep",
     ),
-    ("tpe (not available)", {"type": "tpe", "n_trials": 5}, "sweep.type", "unknown sweep type 'tpe': use grid, random or guided"),
+    ("tpe without n_trials", {"type": "tpe"}, "sweep.n_trials", "is required for a tpe sweep"),
     ("n_trials 0", {"type": "random", "n_trials": 0}, "sweep.n_trials", "must be at least 1, got 0"),
     (
         "n_trials not an integer",
@@ -729,3 +729,11 @@ def test_a_judge_rubric_may_use_columns_stages_and_output_and_names_a_known_prov
                               "nor an earlier stage (summarize, label, output)"),
         ("scorers[0].model", "unknown provider 'acme' (known: mock, openai)"),
     ]  # fmt: skip
+
+
+def test_a_tpe_sweep_is_accepted_with_ranges_and_n_trials():
+    params = {"model": ["mock/echo", "mock/upper"], "params.temperature": {"min": 0.0, "max": 1.0},
+              "params.max_tokens": {"min": 16, "max": 1024, "step": 2, "log": True}}  # fmt: skip
+    sweep = parse_spec(with_sweep(type="tpe", n_trials=12, seed=3, params=params)).sweep
+    assert (sweep.type, sweep.n_trials, sweep.seed) == ("tpe", 12, 3)
+    assert sorted(sweep.space.params) == ["model", "params.max_tokens", "params.temperature"]

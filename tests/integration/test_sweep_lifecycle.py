@@ -187,6 +187,23 @@ def test_guided_sweep_runs_in_rounds_using_scores(user, mock_latency):
     assert sweep.rounds >= 2 and len({r.round for r in runs}) == sweep.rounds
 
 
+def test_tpe_sweep_runs_in_rounds_of_distinct_configs(user, mock_latency):
+    sweep = wait_for_sweep(
+        start(
+            user,
+            sweep={"type": "tpe", "n_trials": 8, "seed": 3,
+                   "params": {"model": ["mock/echo", "mock/upper", "mock/short", "mock/json"],
+                              "params.temperature": {"min": 0, "max": 1}}},
+        )  # fmt: skip
+    )
+    assert sweep.status == "completed"
+    runs = list(Run.objects.filter(sweep=sweep))
+    assert len(runs) == 8 and len({r.config_hash for r in runs}) == 8
+    assert sweep.rounds >= 2 and len({r.round for r in runs}) == sweep.rounds
+    assert all(r.status == "completed" and r.score is not None for r in runs)
+    assert all(0 <= r.config["params"]["temperature"] <= 1 for r in runs)
+
+
 def test_interrupted_sweep_is_recovered_as_resumable(user, mock_latency):
     from datetime import timedelta
 
