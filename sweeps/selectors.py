@@ -7,11 +7,12 @@ import re
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Avg, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Avg, Case, Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from sweeps.engine import ranking
 from sweeps.engine.space import flatten
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 
@@ -110,6 +111,12 @@ RUN_ORDERS = {
     "-latency": F("latency_ms").desc(nulls_last=True),
     "created": F("id").asc(),
     "-created": F("id").desc(),
+    # Free runs (all from the cache, or a free model) first, then score per dollar, best first.
+    "-score_per_dollar": (F("free").desc(), F("score_per_dollar").desc(nulls_last=True), F("score").desc(nulls_last=True)),
+}
+SCORE_PER_DOLLAR = {
+    "free": Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)),
+    "score_per_dollar": Case(When(cost_usd__gt=0, then=F("score") / F("cost_usd")), default=None, output_field=FloatField()),
 }
 PARAM_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -138,7 +145,15 @@ def run_search(
         runs = runs.filter(status=status)
     for expression in params:
         runs = runs.filter(param_filter(expression))
-    return runs.order_by(RUN_ORDERS[order], "id")
+    ordering = RUN_ORDERS[order]
+    return runs.annotate(**SCORE_PER_DOLLAR).order_by(*(ordering if isinstance(ordering, tuple) else (ordering,)), "id")
+
+
+def pareto_run_ids(sweep: Sweep) -> list[int]:
+    """The runs no other run beats on score, cost and latency at once, best score first."""
+    runs = list(sweep.runs.values("id", "score", "cost_usd", "latency_ms"))
+    points = [{"score": r["score"], "cost": r["cost_usd"], "latency": r["latency_ms"]} for r in runs]
+    return [runs[i]["id"] for i in ranking.pareto_front(points, (ranking.SCORE, ranking.COST, ranking.LATENCY))]
 
 
 SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "output", "score", "tokens_in",

@@ -115,6 +115,7 @@ class RunOut(Schema):
     tokens_out: int
     cost_usd: float
     latency_ms: float | None
+    score_per_dollar: float | None = Field(description="score ÷ cost; null when free or unscored")
     error: str
     started_at: datetime | None
     finished_at: datetime | None
@@ -173,15 +174,18 @@ class LeaderboardEntry(Schema):
     cost_usd: float
     latency_ms: float | None
     samples_failed: int
+    score_per_dollar: float | None = Field(description="score ÷ cost; null when free or unscored")
+    pareto: bool = Field(description="no run of the sweep beats it on score, cost and latency at once")
 
 
 class Leaderboard(Schema):
     sweep_id: int | None
     varying_params: list[str]
     entries: list[LeaderboardEntry]
+    pareto_front: list[int] = Field(description="ids of the runs on the Pareto front over score, cost and latency")
 
 
-RunOrder = Literal["-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created"]
+RunOrder = Literal["-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created", "-score_per_dollar"]
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 ExportFormat = Literal["csv", "jsonl"]
 ExperimentStatus = Literal["draft", "queued", "running", "paused", "stopped", "completed", "failed"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweeps import selectors
+from sweeps.engine.ranking import score_per_dollar
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 
@@ -34,13 +35,16 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
 
 def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
     params = selectors.varying_params(runs) if runs else []
+    front = selectors.pareto_run_ids(sweep) if sweep else []
     entries = [
         {
             "rank": rank, "run_id": run.pk, "status": run.status, "score": run.score,
             "params": {p: get_path(run.config, p, None) for p in params}, "config": run.config,
             "tokens_in": run.tokens_in, "tokens_out": run.tokens_out, "cost_usd": run.cost_usd,
             "latency_ms": run.latency_ms, "samples_failed": run.samples_failed,
+            "score_per_dollar": score_per_dollar(run.score, run.cost_usd),
+            "pareto": run.pk in front,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=1)
     ]
-    return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries}
+    return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries, "pareto_front": front}

@@ -25,6 +25,11 @@ COST = Objective("cost", maximize=False)
 LATENCY = Objective("latency", maximize=False)
 
 
+def score_per_dollar(score: float | None, cost: float) -> float | None:
+    """What a unit of score costs, inverted; None when unscored or free (nothing to divide by)."""
+    return score / cost if score is not None and cost > 0 else None
+
+
 def _oriented(point: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...] | None:
     """The point's values turned so that smaller is better on every objective; None when one
     is missing (an unscored run has no place on the front)."""

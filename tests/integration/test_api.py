@@ -285,7 +285,7 @@ def test_the_leaderboard_ranks_runs_with_their_distinguishing_parameters(api):
 
 def test_a_new_experiment_has_an_empty_leaderboard_and_nothing_to_export(api):
     experiment_id = api.post("/experiments", spec()).json()["id"]
-    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {"sweep_id": None, "varying_params": [], "entries": []}
+    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {"sweep_id": None, "varying_params": [], "entries": [], "pareto_front": []}
     assert api.get(f"/experiments/{experiment_id}/runs").json() == {"items": [], "count": 0}
     response = api.get(f"/experiments/{experiment_id}/export")
     assert response.status_code == 409 and "no sweep yet" in response.json()["detail"]
@@ -400,3 +400,23 @@ def test_export_streams_through_daphne(user, mock_latency):
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
         lines = "".join(response.iter_text()).splitlines()
     assert len(lines) == 12 and all(json.loads(line)["status"] == "completed" for line in lines)
+
+
+def test_runs_sort_by_score_per_dollar_and_the_leaderboard_marks_the_pareto_front(api):
+    experiment_id, sweep = finished_sweep(api)
+    runs = list(Run.objects.filter(sweep_id=sweep["id"]).order_by("id"))
+    # Made-up figures with a known answer: a is free; c gives most score per dollar, then b;
+    # b beats d on score, cost and latency at once, so d alone is off the front.
+    figures = [(0.5, 0, 10), (0.9, 0.01, 50), (0.6, 0.004, 20), (0.85, 1.0, 90)]
+    for run, (score, cost, latency) in zip(runs, figures, strict=True):
+        Run.objects.filter(pk=run.pk).update(score=score, cost_usd=cost, latency_ms=latency)
+    a, b, c, d = (r.pk for r in runs)
+
+    ordered = api.get(f"/experiments/{experiment_id}/runs", order="-score_per_dollar").json()["items"]
+    assert [r["id"] for r in ordered] == [a, c, b, d]
+    assert [r["score_per_dollar"] for r in ordered] == [None, pytest.approx(150), pytest.approx(90), pytest.approx(0.85)]
+
+    board = api.get(f"/experiments/{experiment_id}/leaderboard").json()
+    assert sorted(board["pareto_front"]) == sorted([a, b, c])
+    assert {e["run_id"]: e["pareto"] for e in board["entries"]} == {a: True, b: True, c: True, d: False}
+    assert api.get(f"/runs/{c}").json()["score_per_dollar"] == pytest.approx(150)
