@@ -43,9 +43,12 @@ def run_get(*, user: Any, run_id: int) -> Run:
     return get_object_or_404(Run.objects.select_related("experiment", "sweep"), pk=run_id, experiment__owner=user)
 
 
+BEST_FIRST = (F("score").desc(nulls_last=True), "id")  # unscored last; ties in the order made
+
+
 def leaderboard(sweep: Sweep, *, limit: int = 50) -> list[Run]:
-    """Runs ranked by score (unscored last), best first."""
-    return list(sweep.runs.order_by(F("score").desc(nulls_last=True), "id")[:limit])
+    """Runs ranked by score, best first."""
+    return list(sweep.runs.order_by(*BEST_FIRST)[:limit])
 
 
 def run_samples(run: Run) -> QuerySet[RunSample]:
@@ -271,7 +274,7 @@ RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "co
 
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:
     """A sweep's runs best first (unscored last), with what the leaderboard shows."""
-    return sweep.runs.only(*RUN_FIGURES).order_by(F("score").desc(nulls_last=True), "id")
+    return sweep.runs.only(*RUN_FIGURES).order_by(*BEST_FIRST)
 
 
 def runs_recently_finished(sweep: Sweep, *, limit: int) -> list[dict[str, Any]]:
