@@ -123,6 +123,9 @@ class Sweep(TimeStamped):
     cost_usd = models.FloatField(default=0)
     saved_tokens = models.PositiveBigIntegerField(default=0)  # what cache hits did not pay for
     saved_cost_usd = models.FloatField(default=0)
+    pruned = models.PositiveIntegerField(default=0)  # samples early stopping spared (counted as done)
+    pruned_tokens = models.PositiveBigIntegerField(default=0)  # estimated: what the pruned samples would have cost
+    pruned_cost_usd = models.FloatField(default=0)
     best_score = models.FloatField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -131,7 +134,7 @@ class Sweep(TimeStamped):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["experiment", "-created_at"]), models.Index(fields=["status"])]
-        constraints = non_negative("sweep", "cost_usd", "saved_cost_usd")
+        constraints = non_negative("sweep", "cost_usd", "saved_cost_usd", "pruned_cost_usd")
 
     def __str__(self) -> str:
         return f"Sweep {self.pk} of {self.experiment}"
@@ -139,6 +142,11 @@ class Sweep(TimeStamped):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def done(self) -> int:
+        """Samples that need nothing more: of `total`, the share done is the sweep's progress."""
+        return self.completed + self.failed + self.cancelled + self.pruned
 
 
 class Run(TimeStamped):
@@ -148,6 +156,7 @@ class Run(TimeStamped):
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        PRUNED = "pruned"  # early stopping showed it worse than the best part-way: its score is on the rows it saw
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="runs")
@@ -162,6 +171,13 @@ class Run(TimeStamped):
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.FloatField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)  # mean per sample
+    # How sure the score is, set when the run closes (engine/stats.py): a 95 % bootstrap interval
+    # over the dataset's rows; with repeats, the spread of the per-replicate scores and the share
+    # of rows whose replicates all agree on pass or fail.
+    score_ci_low = models.FloatField(null=True, blank=True)
+    score_ci_high = models.FloatField(null=True, blank=True)
+    score_spread = models.FloatField(null=True, blank=True)
+    consistency = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -190,6 +206,8 @@ class RunSample(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        PRUNED = "pruned"  # never run: early stopping stopped its configuration first
+        WAITING = "waiting"  # early stopping holds it back until every configuration finished the rung before
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples")
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="samples")  # for the claim query

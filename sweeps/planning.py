@@ -2,6 +2,10 @@
 
 Grid and random propose everything in round 0. Guided and tpe propose in rounds, each from
 every score observed so far, until n_trials configurations exist or the space is exhausted.
+
+With early stopping, a round's samples beyond the first rung are created `waiting`; each time
+the round's open samples are done, the configurations shown worse than the best are pruned and
+the next rung's rows open for the rest (engine/early_stopping.py decides; this file applies it).
 """
 
 from __future__ import annotations
@@ -11,19 +15,26 @@ import random
 from enum import StrEnum
 
 from django.db import transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
 
+from sweeps import events, publishing
 from sweeps.bulk import insert_rows
+from sweeps.engine import early_stopping
 from sweeps.engine.space import config_hash
 from sweeps.engine.spec import ExperimentSpec
+from sweeps.engine.stats import row_means
 from sweeps.engine.strategies import propose
+from sweeps.events import sweeps_with_owner
 from sweeps.models import Run, RunSample, Sweep
+from sweeps.recording import close_finished_runs
 
 ROUNDS_FOR_GUIDED = 5  # guided and tpe search spread n_trials over about this many rounds
 INSERT_BATCH = 2000
-SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs"]
+SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs", "status"]
 # The other NOT NULL columns of a new sample: insert_rows applies no model defaults, so these
 # are taken from the model, the same for every sample.
-DEFAULTED_FIELDS = ["stages", "output", "status", "tokens_in", "tokens_out", "cost_usd", "cache_hit", "error",
+DEFAULTED_FIELDS = ["stages", "output", "tokens_in", "tokens_out", "cost_usd", "cache_hit", "error",
                     "attempts", "lease_owner"]  # fmt: skip
 
 
@@ -48,6 +59,8 @@ def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> Plan:
     sweep = Sweep.objects.select_for_update().get(id=sweep_id)  # one planner at a time per sweep
     if RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)).exists():
         return Plan.IN_PROGRESS  # the next round needs every score of this one
+    if spec.sweep.early_stopping and open_next_rung(sweep, spec):
+        return Plan.PLANNED
     kind, n_trials = spec.sweep.type, spec.sweep.n_trials or 0
     existing = list(Run.objects.filter(sweep=sweep).values_list("config", "config_hash", "score"))
     if kind in ("grid", "random") and sweep.rounds > 0:
@@ -83,8 +96,9 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
     if any(r.pk is None for r in runs):  # backends without RETURNING from bulk inserts
         runs = list(Run.objects.filter(sweep=sweep, round=sweep.rounds).order_by("id"))
     defaults = {f: RunSample._meta.get_field(f).get_default() for f in DEFAULTED_FIELDS}
+    opened = first_rung_rows(sweep, spec)
     samples = [
-        (run.pk, sweep.pk, i, rep, row)
+        (run.pk, sweep.pk, i, rep, row, RunSample.Status.PENDING if i in opened else RunSample.Status.WAITING)
         for run in runs
         for i, row in enumerate(spec.dataset)
         for rep in range(spec.repeats)
@@ -94,3 +108,82 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
     sweep.rounds += 1
     sweep.total += len(runs) * per_run
     sweep.save(update_fields=["rounds", "total", "updated_at"])
+
+
+# --- early stopping ---
+
+
+def shared_row_order(sweep: Sweep, spec: ExperimentSpec) -> list[int]:
+    return early_stopping.row_order(len(spec.dataset), spec.sweep.seed if spec.sweep.seed is not None else sweep.pk)
+
+
+def first_rung_rows(sweep: Sweep, spec: ExperimentSpec) -> set[int]:
+    """The rows a new configuration starts with: all of them, or the first rung's."""
+    if not spec.sweep.early_stopping:
+        return set(range(len(spec.dataset)))
+    sizes = early_stopping.rung_sizes(len(spec.dataset), spec.sweep.early_stopping.rungs)
+    return set(shared_row_order(sweep, spec)[: sizes[0]])
+
+
+def open_next_rung(sweep: Sweep, spec: ExperimentSpec) -> bool:
+    """When configurations wait for their next rung: prune those shown worse than the best, open
+    the next rung's rows for the others. False when nothing waits (or everything was pruned)."""
+    waiting = RunSample.objects.filter(sweep=sweep, status=RunSample.Status.WAITING)
+    run_ids = set(waiting.values_list("run_id", flat=True).distinct())
+    if not run_ids:
+        return False
+    scored = RunSample.objects.filter(
+        run_id__in=run_ids, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)
+    ).values_list("run_id", "row_index", "replicate", "score")
+    samples: dict[int, list[tuple[int, int, float]]] = {run_id: [] for run_id in run_ids}
+    for run_id, row, replicate, score in scored:
+        samples[run_id].append((row, replicate, score or 0.0))  # a failed sample scores 0, as in the run's score
+    candidates = {run_id: row_means(rows) for run_id, rows in samples.items()}
+    seen = min(len(scores) for scores in candidates.values())
+    pruned = early_stopping.to_prune(
+        candidates, leader_scores(sweep, run_ids, set(shared_row_order(sweep, spec)[:seen])),
+        alpha=spec.sweep.early_stopping.alpha,
+    )  # fmt: skip
+    if pruned:
+        prune_runs(sweep, pruned)
+    survivors = run_ids - pruned
+    sizes = early_stopping.rung_sizes(len(spec.dataset), spec.sweep.early_stopping.rungs)
+    rows = shared_row_order(sweep, spec)[seen : early_stopping.next_size(seen, sizes)]
+    opened = waiting.filter(run_id__in=survivors, row_index__in=rows).update(status=RunSample.Status.PENDING)
+    return opened > 0
+
+
+def leader_scores(sweep: Sweep, running: set[int], rows: set[int]) -> dict[int, float] | None:
+    """Per-row scores, on these rows, of the best run that finished in an earlier round."""
+    leader = (
+        Run.objects.filter(sweep=sweep, status=Run.Status.COMPLETED, score__isnull=False)
+        .exclude(id__in=running).order_by("-score", "id").first()
+    )  # fmt: skip
+    if leader is None:
+        return None
+    samples = leader.samples.filter(row_index__in=rows, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
+    return row_means([(row, rep, score or 0.0) for row, rep, score in samples.values_list("row_index", "replicate", "score")])
+
+
+def prune_runs(sweep: Sweep, run_ids: set[int]) -> None:
+    """Stop these runs: their waiting samples become `pruned`, the run closes on the rows it saw,
+    and the sweep counts what they would have cost at the run's own rate per sample so far."""
+    samples = RunSample.objects.filter(run_id__in=run_ids).values("run_id")
+    rates = samples.filter(status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)).annotate(
+        n=Count("id"), tokens=Sum(F("tokens_in") + F("tokens_out")), cost=Sum("cost_usd")
+    )
+    waiting = dict(samples.filter(status=RunSample.Status.WAITING).annotate(n=Count("id")).values_list("run_id", "n"))
+    tokens = cost = 0.0
+    for rate in rates:
+        tokens += (rate["tokens"] or 0) / rate["n"] * waiting.get(rate["run_id"], 0)
+        cost += (rate["cost"] or 0) / rate["n"] * waiting.get(rate["run_id"], 0)
+    n = RunSample.objects.filter(run_id__in=run_ids, status=RunSample.Status.WAITING).update(
+        status=RunSample.Status.PRUNED, finished_at=timezone.now()
+    )
+    Sweep.objects.filter(pk=sweep.pk).update(
+        pruned=F("pruned") + n, pruned_tokens=F("pruned_tokens") + round(tokens), pruned_cost_usd=F("pruned_cost_usd") + cost
+    )
+    closed = close_finished_runs(run_ids)
+    sweep = sweeps_with_owner().get(pk=sweep.pk)
+    publishing.publish_on_commit([*(events.run_event("pruned", run, sweep) for run in closed),
+                                  events.sweep_event("progress", sweep)])  # fmt: skip

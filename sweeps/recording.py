@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from sweeps.bulk import insert_rows, update_rows
+from sweeps.engine import stats
 from sweeps.engine.executor import SampleOutcome
 from sweeps.events import sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
@@ -23,8 +24,10 @@ SAMPLE_FIELDS = [
     "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error",
 ]  # fmt: skip
 SCORE_FIELDS = ["sample", "scorer_index", "name", "weight", "value", "passed", "reason"]
-RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error"]
-UNFINISHED = (RunSample.Status.PENDING, RunSample.Status.RUNNING)
+RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error",
+              "score_ci_low", "score_ci_high", "score_spread", "consistency"]  # fmt: skip
+UNFINISHED = (RunSample.Status.PENDING, RunSample.Status.RUNNING, RunSample.Status.WAITING)
+NOT_SCORED = (RunSample.Status.CANCELLED, RunSample.Status.PRUNED)  # left out of a run's score
 
 
 def sample_row(outcome: SampleOutcome) -> tuple:
@@ -96,10 +99,11 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         .values("run_id")
         .annotate(
             n_open=Count("id", filter=Q(status__in=UNFINISHED)),
-            score=Avg(Coalesce("score", Value(0.0)), filter=~Q(status=RunSample.Status.CANCELLED)),
-            n_done=Count("id", filter=~Q(status=RunSample.Status.CANCELLED)),
+            score=Avg(Coalesce("score", Value(0.0)), filter=~Q(status__in=NOT_SCORED)),
+            n_done=Count("id", filter=~Q(status__in=NOT_SCORED)),
             n_failed=Count("id", filter=Q(status=RunSample.Status.FAILED)),
             n_cancelled=Count("id", filter=Q(status=RunSample.Status.CANCELLED)),
+            n_pruned=Count("id", filter=Q(status=RunSample.Status.PRUNED)),
             tokens_in=Coalesce(Sum("tokens_in"), 0),
             tokens_out=Coalesce(Sum("tokens_out"), 0),
             cost=Coalesce(Sum("cost_usd"), 0.0),
@@ -108,9 +112,13 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         )
         .filter(n_open=0)
     )
+    stats = list(stats)
+    certainty = run_statistics([s["run_id"] for s in stats])
     rows = []
     for s in stats:
-        if s["n_cancelled"]:
+        if s["n_pruned"]:
+            status = Run.Status.PRUNED
+        elif s["n_cancelled"]:
             status = Run.Status.CANCELLED
         elif s["n_failed"] == s["n_done"]:
             status = Run.Status.FAILED
@@ -119,15 +127,38 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         # Rounded: the database sums in no fixed order, and a re-run must rank identically.
         score = round(s["score"], 9) if s["n_done"] else None
         rows.append((s["run_id"], status, score, s["n_failed"], s["tokens_in"], s["tokens_out"], s["cost"],
-                     s["latency"], s["first_error"] or ""))  # fmt: skip
+                     s["latency"], s["first_error"] or "", *certainty[s["run_id"]]))  # fmt: skip
     if not rows:
         return []
     update_rows(Run, RUN_FIELDS, rows, common={"finished_at": timezone.now()})
     closed = list(Run.objects.filter(id__in=[row[0] for row in rows]))
-    best: dict[int, float] = {}  # per sweep, the best score among the runs just closed
+    best: dict[int, float] = {}  # per sweep, the best full-data score among the runs just closed
     for run in closed:
-        if run.score is not None:
+        if run.score is not None and run.status != Run.Status.PRUNED:
             best[run.sweep_id] = max(run.score, best.get(run.sweep_id, run.score))
     for sweep_id, score in best.items():  # the runs of one sweep, in practice
         Sweep.objects.filter(id=sweep_id).update(best_score=Greatest(Coalesce("best_score", -1.0), score))
     return closed
+
+
+def run_statistics(run_ids: Sequence[int]) -> dict[int, tuple[float | None, ...]]:
+    """Per run: (ci_low, ci_high, spread, consistency) of its score, from its scored samples.
+
+    Read once, as a run closes: the interval resamples the dataset's rows (each row's replicates
+    averaged, a failed sample scoring 0 as in the run's score), seeded by the run so that it is
+    reproducible. A sample passes when it failed no scorer; replicates agree when all pass or all fail."""
+    samples = (
+        RunSample.objects.filter(run_id__in=run_ids, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
+        .annotate(failed_scores=Count("scores", filter=Q(scores__passed=False)))
+        .values_list("run_id", "row_index", "replicate", "score", "status", "failed_scores")
+    )
+    scores: dict[int, list[tuple[int, int, float]]] = {run_id: [] for run_id in run_ids}
+    verdicts: dict[int, list[tuple[int, int, bool]]] = {run_id: [] for run_id in run_ids}
+    for run_id, row, replicate, score, status, failed_scores in samples:
+        scores[run_id].append((row, replicate, score or 0.0))
+        verdicts[run_id].append((row, replicate, status == RunSample.Status.COMPLETED and not failed_scores))
+    result = {}
+    for run_id in run_ids:
+        ci = stats.bootstrap_ci(list(stats.row_means(scores[run_id]).values()), seed=run_id) or (None, None)
+        result[run_id] = (*ci, stats.replicate_spread(scores[run_id]), stats.consistency(verdicts[run_id]))
+    return result

@@ -211,8 +211,8 @@ def sweep_stop(*, sweep: Sweep) -> Sweep:
 
 
 def cancel_pending(sweep: Sweep) -> None:
-    """Pending samples become cancelled; samples in flight finish and are recorded as usual."""
-    pending = RunSample.objects.filter(sweep=sweep, status=RunSample.Status.PENDING)
+    """Pending (and waiting) samples become cancelled; samples in flight finish and are recorded as usual."""
+    pending = RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.WAITING))
     run_ids = set(pending.values_list("run_id", flat=True))
     n = pending.update(status=RunSample.Status.CANCELLED, finished_at=timezone.now())
     if n:

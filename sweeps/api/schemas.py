@@ -36,7 +36,9 @@ class SpecFields(Schema):
     pipeline: list[dict[str, Any]] = Field(min_length=1, description="stages: {name, prompt, model, params}")
     dataset: list[dict[str, Any]] = Field([], description="rows of template variables; `expected` for scorers")
     scorers: list[dict[str, Any]] = Field([], description="{type, ...}: exact_match, contains, llm_judge, ...")
-    sweep: dict[str, Any] = Field({}, description="{type: grid|random|guided|tpe, params, n_trials, top_k, seed}")
+    sweep: dict[str, Any] = Field(
+        {}, description="{type: grid|random|guided|tpe, params, n_trials, top_k, seed, early_stopping: {rungs, alpha}}"
+    )
     repeats: int = Field(1, ge=1)
     max_concurrency: int = Field(8, ge=1)
     budget: dict[str, Any] = Field({}, description="{max_tokens, max_cost_usd}")
@@ -67,6 +69,9 @@ class SweepOut(Schema):
     cost_usd: float
     saved_tokens: int
     saved_cost_usd: float
+    pruned: int = Field(description="samples early stopping spared (counted as finished in progress)")
+    pruned_tokens: int = Field(description="estimated tokens the pruned samples would have used")
+    pruned_cost_usd: float = Field(description="estimated cost the pruned samples would have had")
     best_score: float | None
     max_tokens: int | None
     max_cost_usd: float | None
@@ -116,6 +121,10 @@ class RunOut(Schema):
     cost_usd: float
     latency_ms: float | None
     score_per_dollar: float | None = Field(description="score ÷ cost; null when free or unscored")
+    score_ci_low: float | None = Field(description="95 % bootstrap interval of the score over the dataset's rows")
+    score_ci_high: float | None
+    score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
+    consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
     error: str
     started_at: datetime | None
     finished_at: datetime | None
@@ -175,7 +184,22 @@ class LeaderboardEntry(Schema):
     latency_ms: float | None
     samples_failed: int
     score_per_dollar: float | None = Field(description="score ÷ cost; null when free or unscored")
+    score_ci_low: float | None = Field(description="95 % bootstrap interval of the score over the dataset's rows")
+    score_ci_high: float | None
+    score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
+    consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
     pareto: bool = Field(description="no run of the sweep beats it on score, cost and latency at once")
+
+
+class Verdict(Schema):
+    run_ids: list[int] = Field(description="the two best finished runs, best first")
+    difference: float = Field(description="mean per-row score difference, first minus second")
+    ci_low: float = Field(description="95 % paired bootstrap interval of the difference")
+    ci_high: float
+    p_value: float = Field(description="two-sided Wilcoxon signed-rank test on the per-row differences")
+    rows: int
+    alpha: float
+    distinguishable: bool = Field(description="p_value < alpha: the order is unlikely to be noise")
 
 
 class Leaderboard(Schema):
@@ -183,10 +207,11 @@ class Leaderboard(Schema):
     varying_params: list[str]
     entries: list[LeaderboardEntry]
     pareto_front: list[int] = Field(description="ids of the runs on the Pareto front over score, cost and latency")
+    verdict: Verdict | None = Field(description="are the top two distinguishable? null with fewer than two finished runs")
 
 
 RunOrder = Literal["-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created", "-score_per_dollar"]
-RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "pruned"]
 ExportFormat = Literal["csv", "jsonl"]
 ExperimentStatus = Literal["draft", "queued", "running", "paused", "stopped", "completed", "failed"]
 

@@ -11,7 +11,10 @@ from sweeps.models import Experiment, Run, Sweep
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
                 "cancelled", "cached", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
-                "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at"]  # fmt: skip
+                "pruned", "pruned_tokens", "pruned_cost_usd", "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+CERTAINTY_FIELDS = ("score_ci_low", "score_ci_high", "score_spread", "consistency")
 
 
 def sweep_out(sweep: Sweep) -> dict[str, Any]:
@@ -43,8 +46,11 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
             "tokens_in": run.tokens_in, "tokens_out": run.tokens_out, "cost_usd": run.cost_usd,
             "latency_ms": run.latency_ms, "samples_failed": run.samples_failed,
             "score_per_dollar": score_per_dollar(run.score, run.cost_usd),
+            **{field: getattr(run, field) for field in CERTAINTY_FIELDS},
             "pareto": run.pk in front,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=1)
     ]
-    return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries, "pareto_front": front}
+    verdict = selectors.top_two_verdict(sweep) if sweep else None
+    return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries, "pareto_front": front,
+            "verdict": verdict}  # fmt: skip

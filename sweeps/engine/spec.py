@@ -40,7 +40,10 @@ _TOP_LEVEL_KEYS = (
     "fail_fast",
 )
 _STAGE_KEYS = ("name", "prompt", "system", "model", "params")
-_SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed")
+_SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed", "early_stopping")
+_EARLY_STOPPING_KEYS = ("rungs", "alpha")
+DEFAULT_RUNGS = (0.1, 0.3, 1.0)
+DEFAULT_ALPHA = 0.05
 _BUDGET_KEYS = ("max_tokens", "max_cost_usd")
 
 # Stage names become template variables, so they must be names Jinja can read.
@@ -66,6 +69,12 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingSpec:
+    rungs: tuple[float, ...]  # shares of the dataset's rows after which configurations are compared; ends at 1.0
+    alpha: float  # a configuration stops when a paired test shows it worse than the best at this level
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     type: str
     space: Space
@@ -73,6 +82,7 @@ class SweepSpec:
     top_k: int
     explore_ratio: float
     seed: int | None
+    early_stopping: EarlyStoppingSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class ExperimentSpec:
                 "top_k": self.sweep.top_k,
                 "explore_ratio": self.sweep.explore_ratio,
                 "seed": self.sweep.seed,
+                "early_stopping": {"rungs": list(es.rungs), "alpha": es.alpha} if (es := self.sweep.early_stopping) else None,
             },
             "repeats": self.repeats,
             "max_concurrency": self.max_concurrency,
@@ -278,7 +289,30 @@ def _parse_sweep(
         top_k=v.integer(section, "top_k", "sweep", default=5),
         explore_ratio=v.number(section, "explore_ratio", "sweep", default=0.3, between=(0.0, 1.0)),
         seed=v.integer(section, "seed", "sweep", default=None, minimum=None),
+        early_stopping=_parse_early_stopping(v, section.get("early_stopping")),
     )
+
+
+def _parse_early_stopping(v: _Validator, raw: Any) -> EarlyStoppingSpec | None:
+    if raw is None or raw is False:
+        return None
+    path = "sweep.early_stopping"
+    section = {} if raw is True else v.section(raw, path, _EARLY_STOPPING_KEYS)
+    alpha = v.number(section, "alpha", path, default=DEFAULT_ALPHA, between=(0.0001, 0.5))
+    rungs = section.get("rungs", list(DEFAULT_RUNGS))
+    where = f"{path}.rungs"
+    if not isinstance(rungs, list) or not rungs:
+        v.error(where, f"must be a list of shares of the dataset such as [0.1, 0.3, 1.0], got {_kind(rungs)}")
+        return None
+    for i, rung in enumerate(rungs):
+        if isinstance(rung, bool) or not isinstance(rung, int | float) or not 0 < rung <= 1:
+            v.error(f"{where}[{i}]", f"must be a share of the dataset's rows above 0 and at most 1, got {rung!r}")
+            return None
+    if any(b <= a for a, b in zip(rungs, rungs[1:])):
+        v.error(where, f"must increase, got {rungs}")
+        return None
+    # The last rung is the whole dataset: a survivor always finishes, so its score is comparable.
+    return EarlyStoppingSpec(rungs=(*(float(r) for r in rungs if r < 1), 1.0), alpha=float(alpha))
 
 
 def _parse_space(

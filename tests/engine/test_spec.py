@@ -737,3 +737,33 @@ def test_a_tpe_sweep_is_accepted_with_ranges_and_n_trials():
     sweep = parse_spec(with_sweep(type="tpe", n_trials=12, seed=3, params=params)).sweep
     assert (sweep.type, sweep.n_trials, sweep.seed) == ("tpe", 12, 3)
     assert sorted(sweep.space.params) == ["model", "params.max_tokens", "params.temperature"]
+
+
+def test_early_stopping_is_off_unless_asked_and_takes_defaults():
+    assert parse_spec(valid()).sweep.early_stopping is None
+    es = parse_spec(with_sweep(type="grid", params={"params.temperature": [0, 1]}, early_stopping={})).sweep.early_stopping
+    assert (es.rungs, es.alpha) == ((0.1, 0.3, 1.0), 0.05)
+
+
+def test_early_stopping_always_ends_on_the_whole_dataset_and_round_trips():
+    spec = parse_spec(with_sweep(type="grid", params={"params.temperature": [0, 1]},
+                                 early_stopping={"rungs": [0.2, 0.5], "alpha": 0.01}))  # fmt: skip
+    assert (spec.sweep.early_stopping.rungs, spec.sweep.early_stopping.alpha) == ((0.2, 0.5, 1.0), 0.01)
+    assert parse_spec(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("early_stopping", "path", "message"),
+    [
+        ({"rungs": [0.3, 0.1]}, "sweep.early_stopping.rungs", "must increase"),
+        ({"rungs": []}, "sweep.early_stopping.rungs", "must be a list"),
+        ({"rungs": [0.1, 1.5]}, "sweep.early_stopping.rungs[1]", "above 0 and at most 1"),
+        ({"rungs": [0, 1]}, "sweep.early_stopping.rungs[0]", "above 0 and at most 1"),
+        ({"alpha": 0.9}, "sweep.early_stopping.alpha", "between"),
+        ({"patience": 3}, "sweep.early_stopping.patience", "unknown key; allowed: rungs, alpha"),
+        ("yes", "sweep.early_stopping", "must be an object"),
+    ],
+)
+def test_early_stopping_refusal(early_stopping, path, message):
+    assert_refused(with_sweep(type="grid", params={"params.temperature": [0, 1]}, early_stopping=early_stopping),
+                   path, message)  # fmt: skip

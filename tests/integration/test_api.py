@@ -285,7 +285,7 @@ def test_the_leaderboard_ranks_runs_with_their_distinguishing_parameters(api):
 
 def test_a_new_experiment_has_an_empty_leaderboard_and_nothing_to_export(api):
     experiment_id = api.post("/experiments", spec()).json()["id"]
-    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {"sweep_id": None, "varying_params": [], "entries": [], "pareto_front": []}
+    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {"sweep_id": None, "varying_params": [], "entries": [], "pareto_front": [], "verdict": None}
     assert api.get(f"/experiments/{experiment_id}/runs").json() == {"items": [], "count": 0}
     response = api.get(f"/experiments/{experiment_id}/export")
     assert response.status_code == 409 and "no sweep yet" in response.json()["detail"]
@@ -368,9 +368,10 @@ def test_query_counts_do_not_grow_with_the_data(api, django_assert_max_num_queri
     for i in range(5):
         finished_sweep(api, name=f"more {i}")
     run_id = Run.objects.filter(experiment_id=experiment_id).first().pk
-    # token lookup + last-used check, then the route's own reads
+    # token lookup + last-used check, then the route's own reads (the leaderboard's verdict: the
+    # top two runs and their samples, once; it is cached after)
     for path, limit in [("/experiments", 5), (f"/experiments/{experiment_id}", 5), (f"/sweeps/{sweep['id']}", 3),
-                        (f"/experiments/{experiment_id}/runs", 5), (f"/experiments/{experiment_id}/leaderboard", 5),
+                        (f"/experiments/{experiment_id}/runs", 5), (f"/experiments/{experiment_id}/leaderboard", 7),
                         (f"/runs/{run_id}", 5)]:  # fmt: skip
         with django_assert_max_num_queries(limit):
             assert api.get(path).status_code == 200, path
@@ -420,3 +421,37 @@ def test_runs_sort_by_score_per_dollar_and_the_leaderboard_marks_the_pareto_fron
     assert sorted(board["pareto_front"]) == sorted([a, b, c])
     assert {e["run_id"]: e["pareto"] for e in board["entries"]} == {a: True, b: True, c: True, d: False}
     assert api.get(f"/runs/{c}").json()["score_per_dollar"] == pytest.approx(150)
+
+
+def test_the_leaderboard_gives_intervals_and_says_whether_the_top_two_are_distinguishable(api):
+    experiment_id, sweep = finished_sweep(api)
+    board = api.get(f"/experiments/{experiment_id}/leaderboard").json()
+    for entry in board["entries"]:
+        assert entry["score_ci_low"] <= entry["score"] <= entry["score_ci_high"]
+        assert entry["score_spread"] is None and entry["consistency"] is None  # one replicate
+    verdict = board["verdict"]
+    first, second = board["entries"][:2]
+    assert verdict["run_ids"] == [first["run_id"], second["run_id"]]
+    assert verdict["rows"] == 3 and verdict["alpha"] == 0.05
+    assert verdict["difference"] == pytest.approx(first["score"] - second["score"])
+    assert verdict["distinguishable"] is False  # 3 rows can never show a difference at 0.05
+    assert 0 < verdict["p_value"] <= 1 and verdict["ci_low"] <= verdict["difference"] <= verdict["ci_high"]
+    run = api.get(f"/runs/{first['run_id']}").json()
+    assert (run["score_ci_low"], run["score_ci_high"]) == (first["score_ci_low"], first["score_ci_high"])
+
+
+def test_an_early_stopping_sweep_reports_what_pruning_saved(api):
+    from tests.integration.test_early_stopping import es_spec
+
+    experiment_id = api.post("/experiments", es_spec()).json()["id"]
+    sweep_id = api.post(f"/experiments/{experiment_id}/sweeps").json()["id"]
+    sweep = wait_for(lambda: (s := api.get(f"/sweeps/{sweep_id}").json())["status"] == "completed" and s)
+    assert sweep["pruned"] > 0 and sweep["pruned_tokens"] > 0 and sweep["progress"] == 1.0
+    pruned = api.get(f"/experiments/{experiment_id}/runs", status="pruned").json()
+    assert pruned["count"] >= 2 and {r["status"] for r in pruned["items"]} == {"pruned"}
+    board = api.get(f"/experiments/{experiment_id}/leaderboard").json()
+    assert board["entries"][0]["status"] == "completed" and board["entries"][-1]["status"] == "pruned"
+    assert not set(board["pareto_front"]) & {r["id"] for r in pruned["items"]}
+    bad = api.post("/experiments", es_spec(early_stopping={"rungs": [0.5, 0.2], "alpha": 2}))
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["detail"]} == {"sweep.early_stopping.alpha", "sweep.early_stopping.rungs"}

@@ -94,17 +94,19 @@ def test_sweep_file_wait_prints_the_leaderboard_and_exits_0(user, mock_latency, 
     assert f"Leaderboard · sweep {sweep.pk} · completed" in out
     header = next(line for line in out.splitlines() if line.strip().startswith("┃"))
     assert [c.strip() for c in header.strip().strip("┃").split("┃")] == [
-        "#", "score", "model", "params.temperature", "stages.label.prompt", "status", "tokens", "cost $"
+        "#", "score [95 %]", "model", "params.temperature", "stages.label.prompt", "status", "tokens", "cost $"
     ]  # fmt: skip
 
     rows = table_rows(out)
     assert [r[0] for r in rows] == [str(i) for i in range(1, 11)]  # the top ten
-    scores = [float(r[1]) for r in rows]
+    scores = [float(r[1].split()[0]) for r in rows]
     assert scores == sorted(scores, reverse=True)
-    assert rows[0][1] == f"{sweep.best_score:.3f}"
     best = Run.objects.filter(sweep=sweep).order_by("-score", "id").first()
+    assert rows[0][1] == f"{sweep.best_score:.3f} [{best.score_ci_low:.2f}–{best.score_ci_high:.2f}]"
     assert rows[0][2] == best.config["model"]
     assert f"{sweep.completed} completed, {sweep.failed} failed" in out
+    second = Run.objects.filter(sweep=sweep).order_by("-score", "id")[1]
+    assert f"Runs {best.pk} and {second.pk} (the top two): " in out and "Wilcoxon over 6 rows" in out
 
 
 @pytest.mark.django_db(transaction=True)

@@ -163,6 +163,37 @@ def test_run_page_shows_configuration_inputs_every_stage_and_scores_with_reasons
 
 
 @pytest.mark.django_db(transaction=True)
+def test_run_page_shows_the_interval_and_with_repeats_the_spread_and_consistency(user):
+    sweep = finished_sweep(user, repeats=3, sweep={"type": "grid", "params": {"model": ["mock/echo"], "params.temperature": [1.5]}})
+    run = Run.objects.get(sweep=sweep)
+    assert run.samples.count() == 9 and run.score_spread is not None
+
+    _, doc = get(logged_in(user), f"/runs/{run.pk}/")
+    text = doc.by_id("run-certainty").text
+    assert f"95 % interval {run.score_ci_low:.3f}–{run.score_ci_high:.3f}" in text
+    assert f"mean {run.score:.3f} ± {run.score_spread:.3f} across replicates" in text
+    assert f"consistency {round(run.consistency * 100)} %" in text
+
+    single = finished_sweep(user, sweep={"type": "grid", "params": {"model": ["mock/echo"]}})
+    _, doc = get(logged_in(user), f"/runs/{Run.objects.get(sweep=single).pk}/")
+    assert "interval" in doc.by_id("run-certainty").text and "replicates" not in doc.by_id("run-certainty").text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pruned_run_says_so(user):
+    from tests.integration.test_early_stopping import es_spec
+
+    experiment = services.experiment_create(owner=user, data=es_spec())
+    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    pruned = Run.objects.filter(sweep=sweep, status="pruned").first()
+    _, doc = get(logged_in(user), f"/runs/{pruned.pk}/")
+    assert doc.by_id("run-status").text == "pruned"
+    assert "Early stopping pruned this configuration" in doc.by_id("run-pruned").text
+    _, doc = get(logged_in(user), f"/runs/{pruned.pk}/?status=pruned")
+    assert doc.by_id("sample-count").text.startswith("30 samples")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_run_page_shows_a_cache_hit(user):
     sweep = finished_sweep(user, sweep=ECHO_VS_UPPER)
     again = wait_for_sweep(services.sweep_start(experiment=sweep.experiment))  # every call from the cache

@@ -111,7 +111,7 @@ class Command(BaseCommand):
             task = progress.add_task(f"sweep {sweep.pk}", total=None)
             while True:
                 sweep.refresh_from_db()
-                done = sweep.completed + sweep.failed + sweep.cancelled
+                done = sweep.done
                 progress.update(task, completed=done, total=sweep.total or None,
                                 description=f"sweep {sweep.pk} {sweep.status}")  # fmt: skip
                 if not sweep.is_active:
@@ -122,10 +122,12 @@ class Command(BaseCommand):
         runs = selectors.leaderboard(sweep, limit=limit)
         params = selectors.varying_params(runs) if runs else []
         table = Table(title=f"Leaderboard · sweep {sweep.pk} · {sweep.status}")
-        for header in ["#", "score", *params, "status", "tokens", "cost $"]:
+        for header in ["#", "score [95 %]", *params, "status", "tokens", "cost $"]:
             table.add_column(header, overflow="fold")
         for rank, run in enumerate(runs, 1):
             score = f"{run.score:.3f}" if run.score is not None else "–"
+            if run.score_ci_low is not None:
+                score += f" [{run.score_ci_low:.2f}–{run.score_ci_high:.2f}]"
             values = [str(get_path(run.config, p, "")) for p in params]
             table.add_row(str(rank), score, *values, run.status, str(run.tokens_in + run.tokens_out), f"{run.cost_usd:.5f}")
         self.console.print(table)
@@ -133,3 +135,12 @@ class Command(BaseCommand):
             f"{sweep.completed} completed, {sweep.failed} failed, {sweep.cached} from cache · "
             f"{sweep.tokens_in + sweep.tokens_out:,} tokens spent, {sweep.saved_tokens:,} saved · ${sweep.cost_usd:.4f}"
         )
+        if sweep.pruned:
+            self.console.print(f"Early stopping pruned {sweep.pruned:,} samples: about {sweep.pruned_tokens:,} tokens "
+                               f"and ${sweep.pruned_cost_usd:.4f} not spent.")  # fmt: skip
+        if verdict := selectors.top_two_verdict(sweep):
+            first, second = verdict["run_ids"]
+            answer = "distinguishable" if verdict["distinguishable"] else "not distinguishable: it may be noise"
+            self.console.print(f"Runs {first} and {second} (the top two): {answer} "
+                               f"(p = {verdict['p_value']:.3g}, Wilcoxon over {verdict['rows']} rows; "
+                               f"difference {verdict['difference']:+.3f}, 95 % [{verdict['ci_low']:+.3f}, {verdict['ci_high']:+.3f}])")  # fmt: skip
