@@ -12,13 +12,14 @@ import functools
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from sweeps.engine.ranking import COST, SCORE, pareto_front
+from sweeps.engine.ranking import COST, LATENCY, SCORE, Objective, pareto_front
 from sweeps.engine.space import get_path
 from sweeps.models import Run
 
@@ -147,24 +148,47 @@ def parallel(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[st
     return {"data": data, "layout": layout}
 
 
-def pareto(runs: Sequence[Run], texts: list[str]) -> dict[str, Any]:
-    """Score against cost, the Pareto front (no run both better and cheaper) as a staircase."""
-    points = [{"score": run.score, "cost": run.cost_usd} for run in runs]
-    front = sorted(pareto_front(points, (SCORE, COST)), key=lambda i: points[i]["cost"])
-    hover = "%{text}<br>score %{y:.3f}<br>cost $%{x:.5f}<extra></extra>"
+@dataclass(frozen=True)
+class ParetoAxis:
+    """What the score-against-X chart puts on its x axis."""
+
+    objective: Objective  # the engine's objective, so the front is the API's
+    field: str  # the Run field it reads
+    hover: str  # plotly hover template for x
+    xaxis: dict[str, Any]
+
+
+PARETO_AXES = {
+    "cost": ParetoAxis(COST, "cost_usd", "cost $%{x:.5f}",
+                       {"title": {"text": "cost (USD)"}, "rangemode": "tozero", "tickprefix": "$",
+                        "exponentformat": "none"}),  # $0.00005, not 50µ
+    "latency": ParetoAxis(LATENCY, "latency_ms", "latency %{x:.0f} ms",
+                          {"title": {"text": "latency (ms)"}, "rangemode": "tozero", "ticksuffix": " ms"}),
+}  # fmt: skip
+
+
+def pareto(runs: Sequence[Run], texts: list[str], axis: str = "cost") -> dict[str, Any]:
+    """Score against cost (or latency), the Pareto front of that pair (no run both better and
+    cheaper, or faster) as a staircase. A run without the x value is not drawn nor on the front."""
+    x = PARETO_AXES[axis]
+    key = x.objective.key
+    points = [{"score": run.score, key: getattr(run, x.field)} for run in runs]
+    # Pruned runs are drawn but never on the front: their cost and score are of part of the rows.
+    full = [i for i, run in enumerate(runs) if run.status != Run.Status.PRUNED]
+    front = sorted((full[i] for i in pareto_front([points[i] for i in full], (SCORE, x.objective))),
+                   key=lambda i: points[i][key])  # fmt: skip
+    hover = "%{text}<br>score %{y:.3f}<br>" + x.hover + "<extra></extra>"
     data = [
-        {"type": "scatter", "mode": "markers", "name": "runs", "x": [p["cost"] for p in points],
+        {"type": "scatter", "mode": "markers", "name": "runs", "x": [p[key] for p in points],
          "y": [p["score"] for p in points], "text": texts, "customdata": [run.pk for run in runs],
          "hovertemplate": hover, "marker": {"color": ACCENT, "size": 8, "opacity": 0.55}},
-        {"type": "scatter", "mode": "lines+markers", "name": "Pareto front", "x": [points[i]["cost"] for i in front],
+        {"type": "scatter", "mode": "lines+markers", "name": "Pareto front", "x": [points[i][key] for i in front],
          "y": [points[i]["score"] for i in front], "text": [texts[i] for i in front],
          "customdata": [runs[i].pk for i in front], "hovertemplate": "Pareto front<br>" + hover,
          "line": {"color": FRONT, "shape": "hv", "width": 2}, "marker": {"color": FRONT, "size": 10}},
     ]  # fmt: skip
     layout = {**BASE_LAYOUT, "height": 360, "showlegend": True, "legend": {"orientation": "h", "y": 1.08},
-              "xaxis": {"title": {"text": "cost (USD)"}, "rangemode": "tozero", "tickprefix": "$",
-                        "exponentformat": "none"},  # $0.00005, not 50µ
-              "yaxis": {"title": {"text": "score"}, "range": [-0.05, 1.05]}}  # fmt: skip
+              "xaxis": x.xaxis, "yaxis": {"title": {"text": "score"}, "range": [-0.05, 1.05]}}  # fmt: skip
     return {"data": data, "layout": layout, "front": [runs[i].pk for i in front]}
 
 
@@ -180,6 +204,7 @@ def figures(runs: Sequence[Run], params: Sequence[str]) -> dict[str, Any]:
         "by_param": by_param(scored, columns, texts),
         "parallel": parallel(scored, columns, texts),
         "pareto": pareto(scored, texts),
+        "pareto_latency": pareto(scored, texts, "latency"),  # the page's toggle swaps the two
     }
 
 

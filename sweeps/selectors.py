@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -12,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from sweeps.engine import ranking
+from sweeps.engine import ranking, stats
 from sweeps.engine.space import flatten
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 
@@ -43,12 +44,42 @@ def run_get(*, user: Any, run_id: int) -> Run:
     return get_object_or_404(Run.objects.select_related("experiment", "sweep"), pk=run_id, experiment__owner=user)
 
 
-BEST_FIRST = (F("score").desc(nulls_last=True), "id")  # unscored last; ties in the order made
+# Full-data scores first, then runs early stopping pruned (scored on part of the rows only),
+# then unscored ones; ties in the order made.
+BEST_FIRST = (
+    Case(When(score__isnull=True, then=Value(2)), When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
+    F("score").desc(nulls_last=True),
+    "id",
+)
 
 
 def leaderboard(sweep: Sweep, *, limit: int = 50) -> list[Run]:
     """Runs ranked by score, best first."""
     return list(sweep.runs.order_by(*BEST_FIRST)[:limit])
+
+
+MISSING = object()
+
+
+def top_two_verdict(sweep: Sweep, *, alpha: float = 0.05) -> dict[str, Any] | None:
+    """Whether the two best finished runs are really different, or their order may be noise: a
+    paired comparison over the dataset's rows (engine/stats.py). None with fewer than two.
+    Finished runs never change, so it is cached by which runs they are and when they finished."""
+    top = list(sweep.runs.filter(status=Run.Status.COMPLETED, score__isnull=False).order_by(*BEST_FIRST)[:2])
+    if len(top) < 2:
+        return None
+    key = "sweeps:verdict:" + ":".join(f"{run.pk}@{run.finished_at.isoformat() if run.finished_at else ''}" for run in top)
+    if (verdict := cache.get(key, MISSING)) is not MISSING:
+        return verdict
+    per_run: dict[int, list[tuple[int, int, float]]] = {run.pk: [] for run in top}
+    scored = RunSample.objects.filter(run__in=top, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
+    for run_id, row, replicate, score in scored.values_list("run_id", "row_index", "replicate", "score"):
+        per_run[run_id].append((row, replicate, score or 0.0))
+    first, second = (stats.row_means(per_run[run.pk]) for run in top)
+    comparison = stats.compare_paired(first, second, alpha=alpha, seed=top[0].pk)
+    verdict = comparison and {"run_ids": [run.pk for run in top], "alpha": alpha, **dataclasses.asdict(comparison)}
+    cache.set(key, verdict, timeout=24 * 3600)  # None too: too few rows stays too few
+    return verdict
 
 
 def run_samples(run: Run) -> QuerySet[RunSample]:
@@ -93,7 +124,7 @@ def sweep_progress(sweep: Sweep) -> dict[str, Any]:
     """How far a sweep is, how long it may still take, and what may be done to it now."""
     from sweeps.services import ALLOWED  # the rules of transitions live with the transitions
 
-    done = sweep.completed + sweep.failed + sweep.cancelled
+    done = sweep.done
     eta = None
     if sweep.status == Sweep.Status.RUNNING and sweep.started_at and done:
         elapsed = (timezone.now() - sweep.started_at).total_seconds()
@@ -153,8 +184,9 @@ def run_search(
 
 
 def pareto_run_ids(sweep: Sweep) -> list[int]:
-    """The runs no other run beats on score, cost and latency at once, best score first."""
-    runs = list(sweep.runs.values("id", "score", "cost_usd", "latency_ms"))
+    """The runs no other run beats on score, cost and latency at once, best score first. Pruned
+    runs are left out: their cost and score are of part of the rows, not comparable."""
+    runs = list(sweep.runs.exclude(status=Run.Status.PRUNED).values("id", "score", "cost_usd", "latency_ms"))
     points = [{"score": r["score"], "cost": r["cost_usd"], "latency": r["latency_ms"]} for r in runs]
     return [runs[i]["id"] for i in ranking.pareto_front(points, (ranking.SCORE, ranking.COST, ranking.LATENCY))]
 
@@ -269,7 +301,8 @@ def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
     return experiment.sweeps.defer("spec").order_by("-created_at").first()
 
 
-RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms")
+RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "score_ci_low",
+               "score_ci_high", "score_spread", "consistency")  # fmt: skip
 
 
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:
@@ -280,3 +313,23 @@ def run_ranking(sweep: Sweep) -> QuerySet[Run]:
 def runs_recently_finished(sweep: Sweep, *, limit: int) -> list[dict[str, Any]]:
     finished = sweep.runs.filter(finished_at__isnull=False).order_by("-finished_at", "-id")
     return list(finished.values("id", "status", "score", "finished_at")[:limit])
+
+
+# --- experiment page: the leaderboard's sorts (issue 7, cost-aware ranking) ---
+
+LEADERBOARD_DEFAULT = "-score"
+# The sorts the page offers, the default first: a subset of the API's RUN_ORDERS, so both
+# rank the same way (free runs first for score per dollar, ties in the order made).
+LEADERBOARD_ORDERS = {LEADERBOARD_DEFAULT: "Score", "-score_per_dollar": "Score per dollar"}
+
+
+def leaderboard_order(value: str | None) -> str:
+    """The page's sort from its ?order= value; anything else (a typo, an old link) is the default."""
+    return value if value in LEADERBOARD_ORDERS else LEADERBOARD_DEFAULT
+
+
+def run_leaderboard(sweep: Sweep, *, order: str = LEADERBOARD_DEFAULT) -> QuerySet[Run]:
+    """A sweep's runs in one of the page's sorts, with what the leaderboard shows."""
+    if order == LEADERBOARD_DEFAULT:
+        return run_ranking(sweep)  # the charts' order: the page reuses their runs for page 1
+    return run_search(sweep, order=order).only(*RUN_FIGURES)

@@ -12,10 +12,12 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sweeps import charts, selectors, services, tokens
+from sweeps.engine import ranking
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 
@@ -35,7 +37,7 @@ class ListRow:
 
     @property
     def done(self) -> int:
-        return self.sweep.completed + self.sweep.failed + self.sweep.cancelled if self.sweep else 0
+        return self.sweep.done if self.sweep else 0
 
     @property
     def tokens(self) -> str:
@@ -104,7 +106,7 @@ def feed(sweep: Sweep) -> list[dict[str, Any]]:
         items.append(feed_item(at, f"sweep.{sweep.status}", f"Sweep {sweep.pk} {sweep.status}{reason}"))
     for run in selectors.runs_recently_finished(sweep, limit=FEED_SIZE):
         score = f" · score {run['score']:.3f}" if run["score"] is not None else ""
-        kind = "run.failed" if run["status"] == "failed" else "run.completed"
+        kind = f"run.{run['status']}" if run["status"] in ("failed", "pruned") else "run.completed"
         items.append(feed_item(run["finished_at"], kind, f"Run {run['id']} {run['status']}{score}"))
     return sorted(items, key=lambda item: item["at"], reverse=True)[:FEED_SIZE]
 
@@ -114,19 +116,53 @@ def truncated(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int) -> list[dict[str, Any]]:
+def per_dollar(score: float | None, cost: float) -> str:
+    """The score / $ cell: a dash while unscored, "free" when it cost nothing (nothing to divide by)."""
+    if score is None:
+        return "–"
+    value = ranking.score_per_dollar(score, cost)
+    if value is None:
+        return "free"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def certainty(run: Run) -> str:
+    """The interval cell: the 95 % interval, and with repeats the spread and consistency."""
+    if run.score_ci_low is None:
+        return ""
+    text = f"{run.score_ci_low:.2f}–{run.score_ci_high:.2f}"
+    if run.score_spread is not None:
+        text += f" · ±{run.score_spread:.3f}"
+    if run.consistency is not None:
+        text += f" · {run.consistency:.0%} consistent"
+    return text
+
+
+def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front: set[int]) -> list[dict[str, Any]]:
     """Cells as text, formatted here rather than by template filters: with 50 rows of a dozen
-    cells, floatformat alone would take a good share of the page's time budget."""
+    cells, floatformat alone would take a good share of the page's time budget. `front`: the
+    ids of the runs on the Pareto front over score, cost and latency."""
     return [
         {
             "rank": rank, "id": run.pk, "status": run.status,
-            "score": "–" if run.score is None else f"{run.score:.3f}",
+            "score": "–" if run.score is None else f"{run.score:.3f}", "certainty": certainty(run),
             "values": [truncated(get_path(run.config, p, "")) for p in params],
             "tokens": run.tokens_in + run.tokens_out, "cost": f"${run.cost_usd:.5f}",
-            "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms",
+            "per_dollar": per_dollar(run.score, run.cost_usd),
+            "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms", "front": run.pk in front,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=first_rank)
     ]
+
+
+def verdict_context(sweep: Sweep) -> dict[str, Any] | None:
+    """Whether the top two runs differ, worded for the page (None until two have finished)."""
+    verdict = selectors.top_two_verdict(sweep)
+    if verdict is None:
+        return None
+    return {**verdict, "first": verdict["run_ids"][0], "second": verdict["run_ids"][1],
+            "p": f"= {verdict['p_value']:.2g}" if verdict["p_value"] >= 0.001 else "< 0.001",
+            "interval": f"{verdict['ci_low']:+.3f} to {verdict['ci_high']:+.3f}"}  # fmt: skip
 
 
 def charts_context(figures: dict[str, Any]) -> dict[str, Any]:
@@ -142,18 +178,26 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     progress = selectors.sweep_progress(sweep)
     chart_runs = list(selectors.run_ranking(sweep)[:CHART_RUNS])
     params = selectors.varying_params(chart_runs) if chart_runs else []
-    page = Paginator(selectors.run_ranking(sweep), PAGE_SIZE).get_page(request.GET.get("page"))
-    shown = chart_runs[:PAGE_SIZE] if page.number == 1 else list(page)  # page 1: the charts' runs already have it
+    order = selectors.leaderboard_order(request.GET.get("order"))
+    page = Paginator(selectors.run_leaderboard(sweep, order=order), PAGE_SIZE).get_page(request.GET.get("page"))
+    # Page 1 by score: the charts' runs already have it.
+    reuse = page.number == 1 and order == selectors.LEADERBOARD_DEFAULT
+    shown = chart_runs[:PAGE_SIZE] if reuse else list(page)
     return {
         "experiment": experiment,
         "sweep": sweep,
         "actions": actions(sweep, progress["allowed_actions"]),
-        "done": sweep.completed + sweep.failed + sweep.cancelled,
+        "done": sweep.done,
         "eta": duration(progress["eta_seconds"]),
         "params": params,
-        "rows": leaderboard_rows(shown, params, page.start_index()),
+        "rows": leaderboard_rows(shown, params, page.start_index(), set(selectors.pareto_run_ids(sweep))),
         "page": page,
+        "order": order,
+        "orders": selectors.LEADERBOARD_ORDERS.items(),
+        # Pagination links keep the sort; the sort links start again at page 1.
+        "order_query": "" if order == selectors.LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
         "chart_limit": CHART_RUNS,
+        "verdict": verdict_context(sweep),
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context({**charts.figures(chart_runs, params), "active": sweep.is_active}),
     }

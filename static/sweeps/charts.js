@@ -12,6 +12,13 @@
   const REDRAW_EVERY_MS = 3000;
   let lastJson = null, figures = null, timer = null, lastDraw = 0;
   const drawn = {}; // chart key -> the figure JSON on screen, to skip charts that did not change
+  // The score-against chart plots cost or latency (the server sends both figures: "pareto" and
+  // "pareto_latency"); the choice is the reader's, so it survives live updates.
+  let paretoAxis = "cost";
+
+  function figureOf(key) {
+    return key === "pareto" && paretoAxis !== "cost" ? figures[`pareto_${paretoAxis}`] : figures[key];
+  }
 
   function update() {
     const script = document.getElementById("charts-data");
@@ -29,11 +36,11 @@
     document.getElementById("charts-empty").hidden = ready;
     if (!ready) return;
     for (const [key, id] of Object.entries(CHARTS)) {
-      const json = JSON.stringify(figures[key]);
+      const json = JSON.stringify(figureOf(key));
       if (drawn[key] === json) continue;
       drawn[key] = json;
       const element = document.getElementById(id);
-      const figure = fitToWidth(figures[key], element);
+      const figure = fitToWidth(figureOf(key), element);
       Plotly.react(element, figure.data, figure.layout, CONFIG);
       if (!element.dataset.clickable) { // once per div: Plotly.react keeps the listeners
         element.dataset.clickable = "1";
@@ -55,6 +62,15 @@
     const runId = event.points && event.points[0] && event.points[0].customdata;
     if (runId) location.href = section.dataset.runUrl.replace("/0/", `/${runId}/`);
   }
+
+  const axisButtons = section.querySelectorAll("[data-pareto-axis]");
+  axisButtons.forEach((button) => button.addEventListener("click", () => {
+    paretoAxis = button.dataset.paretoAxis;
+    axisButtons.forEach((other) => other.setAttribute("aria-pressed", String(other === button)));
+    document.getElementById("pareto-title").textContent = button.dataset.title;
+    document.getElementById("pareto-note").textContent = button.dataset.note;
+    if (figures) { clearTimeout(timer); draw(); } // at once: the reader asked for it
+  }));
 
   update();
   document.addEventListener("live:updated", update);

@@ -160,7 +160,7 @@
         return `Sweep ${event.sweep_id} ${event.type.slice(6)}`;
       case "sweep.paused": case "sweep.stopped": case "sweep.completed": case "sweep.failed":
         return `Sweep ${event.sweep_id} ${event.status}${reason}`;
-      case "run.completed": case "run.failed":
+      case "run.completed": case "run.failed": case "run.pruned":
         return `Run ${event.run_id} ${event.status}${score}`;
       default:
         return null; // progress and run starts come many a second: the bar and table show them

@@ -176,3 +176,47 @@ def test_early_stopping_works_with_every_strategy(user, mock_latency, kind):
     assert sweep.pruned == RunSample.objects.filter(sweep=sweep, status="pruned").count() > 0
     best = max((r for r in runs if r.status == "completed"), key=lambda r: r.score)
     assert best.score == 1.0 and sweep.best_score == 1.0
+
+
+def test_the_experiment_page_shows_what_pruning_saved_the_intervals_and_the_verdict(user, mock_latency, client):
+    from tests.pages import Table
+
+    data = es_spec()
+    sweep = run_sweep(user, data)
+    client.force_login(user)
+    page = client.get(f"/experiments/{sweep.experiment_id}/").content.decode()
+
+    assert f"{sweep.pruned} samples · ~{sweep.pruned_tokens} tokens" in " ".join(page.split())
+    board = Table("leaderboard", page)
+    interval = board.headers.index("95 % interval")
+    by_id = {int(row["attrs"]["data-run-id"]): row["cells"] for row in board.rows}
+    for run in Run.objects.filter(sweep=sweep):
+        assert by_id[run.pk][interval] == f"{run.score_ci_low:.2f}–{run.score_ci_high:.2f}"
+    # One finished run (the others pruned): nothing to compare it with.
+    assert selectors.top_two_verdict(sweep) is None and 'id="verdict"' not in page
+
+
+def test_the_experiment_page_says_whether_the_top_two_are_distinguishable(user, mock_latency, client):
+    data = es_spec()
+    del data["sweep"]["early_stopping"]
+    sweep = run_sweep(user, data)
+    client.force_login(user)
+    page = " ".join(client.get(f"/experiments/{sweep.experiment_id}/").content.decode().split())
+
+    verdict = selectors.top_two_verdict(sweep)
+    first, second = verdict["run_ids"]
+    assert verdict["distinguishable"]  # 1.0 on every row against about half the rows: clear
+    assert f"Top two, runs <a href=\"/runs/{first}/\">{first}</a> and <a href=\"/runs/{second}/\">{second}</a>:" in page
+    assert "<strong>distinguishable</strong>" in page
+    assert verdict["p_value"] < 0.001 and f"(p &lt; 0.001, Wilcoxon signed-rank over {ROWS} rows" in page
+
+
+def test_with_three_rows_the_page_says_the_order_may_be_noise(user, mock_latency, client):
+    from tests.conftest import spec
+
+    sweep = run_sweep(user, spec())
+    client.force_login(user)
+    page = " ".join(client.get(f"/experiments/{sweep.experiment_id}/").content.decode().split())
+    assert selectors.top_two_verdict(sweep)["distinguishable"] is False
+    assert '<p class="verdict undecided" id="verdict">' in page
+    assert "<strong>not distinguishable</strong>, the order may be noise: more rows or repeats would tell" in page

@@ -230,13 +230,14 @@ def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
     assert 'id="best-score">0.900<' in page and 'id="failed">2<' in page
     assert actions(page) == ["start"]
     board = Table("leaderboard", page)
-    assert board.headers == ["#", "Score", "model", "params.temperature", "Status", "Tokens", "Cost", "Latency"]
+    assert board.headers == ["#", "Score", "95 % interval", "model", "params.temperature", "Status", "Tokens", "Cost",
+                             "Score / $", "Latency", "Front"]  # fmt: skip
     runs = list(Run.objects.filter(sweep=sweep).order_by("-score", "id"))
     assert len(board.rows) == 6
     for rank, (row, run) in enumerate(zip(board.rows, runs, strict=True), 1):
         assert row["hrefs"][0] == f"/runs/{run.pk}/"  # the first cell links to the run
         temperature = str(run.config["params"]["temperature"])
-        assert row["cells"][:4] == [str(rank), f"{run.score:.3f}", run.config["model"], temperature]
+        assert row["cells"][:5] == [str(rank), f"{run.score:.3f}", "", run.config["model"], temperature]
         checkbox = {"type": "checkbox", "name": "runs", "value": str(run.pk), "aria-label": f"Compare run {run.pk}"}
         assert row["inputs"] == [checkbox]
     # Ticked runs go to the compare page as repeated runs= parameters.

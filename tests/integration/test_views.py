@@ -346,9 +346,9 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
     assert f'id="best-score">{sweep.best_score:.3f}<' in page
 
     table = leaderboard(page)
-    assert table.headers[:2] == ["#", "Score"]
-    assert table.headers[2:4] == ["model", "params.temperature"]  # the varying parameters
-    assert table.headers[4:] == ["Status", "Tokens", "Cost", "Latency"]
+    assert table.headers[:3] == ["#", "Score", "95 % interval"]
+    assert table.headers[3:5] == ["model", "params.temperature"]  # the varying parameters
+    assert table.headers[5:] == ["Status", "Tokens", "Cost", "Score / $", "Latency", "Front"]
     runs = {r.pk: r for r in Run.objects.filter(sweep=sweep)}
     assert len(table.rows) == len(runs) == 6
 
@@ -358,10 +358,11 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
         run = runs[int(re.fullmatch(r"/runs/(\d+)/", hrefs[0]).group(1))]
         assert cells[0] == str(rank)
         assert cells[1] == f"{run.score:.3f}"
-        assert cells[2] == run.config["model"]
-        assert float(cells[3]) == run.config["params"]["temperature"]
-        assert cells[4] == run.status
-        assert int(cells[5]) == run.tokens_in + run.tokens_out
+        assert cells[2] == f"{run.score_ci_low:.2f}–{run.score_ci_high:.2f}"
+        assert cells[3] == run.config["model"]
+        assert float(cells[4]) == run.config["params"]["temperature"]
+        assert cells[5] == run.status
+        assert int(cells[6]) == run.tokens_in + run.tokens_out
         shown.append(run.score)
     assert shown == sorted(shown, reverse=True)  # best first
     assert len(set(shown)) > 1  # the ranking is not vacuous
