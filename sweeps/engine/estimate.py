@@ -110,6 +110,7 @@ class Estimate:
     first_failure: str
     max_tokens: int | None
     max_cost_usd: float | None
+    early_stopping: bool = False  # the counts are then the most the sweep can spend
 
     @property
     def samples(self) -> int:
@@ -197,6 +198,7 @@ def estimate_sweep(
         judges=len(judges), examined=len(units), lines=[line.scaled(factor) for line in tally.lines.values()],
         failing_samples=round(len(failures) * factor), first_failure=failures[0].failure if failures else "",
         max_tokens=spec.budget.max_tokens, max_cost_usd=spec.budget.max_cost_usd,
+        early_stopping=spec.sweep.early_stopping is not None,
     )  # fmt: skip
 
 

@@ -440,6 +440,16 @@ def test_estimate_counts_llm_judge_calls_and_repeats(user):
     page = logged_in(user).post(ESTIMATE, {"spec": as_text(spec(repeats=2, scorers=[judge]))}).content.decode()
     figures = numbers(page)
     assert (figures["configs"], figures["samples"], figures["calls"]) == (4, 24, 24 * 3)
+    assert 'data-estimate="early-stopping"' not in page
+
+
+@pytest.mark.django_db
+def test_with_early_stopping_the_estimate_is_the_most_a_sweep_can_spend(user):
+    data = spec()
+    data["sweep"]["early_stopping"] = {"rungs": [0.5, 1.0]}
+    page = logged_in(user).post(ESTIMATE, {"spec": as_text(data)}).content.decode()
+    assert numbers(page)["samples"] == 12  # every sample: nothing is pruned before it runs
+    assert re.search(r'data-estimate="early-stopping">· the most: early stopping prunes', page)
 
 
 @pytest.mark.django_db
