@@ -108,7 +108,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 @admin.register(Sweep)
 class SweepAdmin(ReadOnly):
-    list_display = ["id", "experiment", "status", "stopped_reason", "completed", "failed", "total",
+    list_display = ["id", "experiment", "status", "stopped_reason", "completed", "failed", "pruned", "total",
                     "tokens_in", "tokens_out", "cost_usd", "best_score", "started_at", "finished_at"]  # fmt: skip
     list_filter = ["status", "stopped_reason"]
     search_fields = ["experiment__name", "job_id"]
