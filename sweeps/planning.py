@@ -138,17 +138,14 @@ def open_next_rung(sweep: Sweep, spec: ExperimentSpec) -> bool:
     samples: dict[int, list[tuple[int, int, float]]] = {run_id: [] for run_id in run_ids}
     for run_id, row, replicate, score in scored:
         samples[run_id].append((row, replicate, score or 0.0))  # a failed sample scores 0, as in the run's score
-    candidates = {run_id: row_means(rows) for run_id, rows in samples.items()}
-    seen = min(len(scores) for scores in candidates.values())
-    pruned = early_stopping.to_prune(
-        candidates, leader_scores(sweep, run_ids, set(shared_row_order(sweep, spec)[:seen])),
-        alpha=spec.sweep.early_stopping.alpha,
-    )  # fmt: skip
+    candidates = {run_id: row_means(scores) for run_id, scores in samples.items()}
+    seen = min(len(scores) for scores in candidates.values())  # rows of the shared order done by all
+    order, es = shared_row_order(sweep, spec), spec.sweep.early_stopping
+    pruned = early_stopping.to_prune(candidates, leader_scores(sweep, run_ids, set(order[:seen])), alpha=es.alpha)
     if pruned:
         prune_runs(sweep, pruned)
     survivors = run_ids - pruned
-    sizes = early_stopping.rung_sizes(len(spec.dataset), spec.sweep.early_stopping.rungs)
-    rows = shared_row_order(sweep, spec)[seen : early_stopping.next_size(seen, sizes)]
+    rows = order[seen : early_stopping.next_size(seen, early_stopping.rung_sizes(len(order), es.rungs))]
     opened = waiting.filter(run_id__in=survivors, row_index__in=rows).update(status=RunSample.Status.PENDING)
     return opened > 0
 

@@ -20,6 +20,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 from sweeps.engine.stats import worse_than
 
+
 def row_order(rows: int, seed: object) -> list[int]:
     """The dataset's row indices in the sweep's one shared shuffled order."""
     order = list(range(rows))
