@@ -355,6 +355,26 @@ def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settin
     assert len(set(RunSample.objects.filter(sweep=sweep).values_list("lease_owner", flat=True))) == 2
 
 
+def test_two_workers_share_an_early_stopping_sweep_rung_after_rung(user, rq_redis, settings, mock_latency):
+    from sweeps.models import Run
+    from tests.integration.test_early_stopping import BAD, GOOD, ROWS, es_spec
+
+    use_queue(settings)
+    mock_latency(5)
+    experiment = services.experiment_create(owner=user, data={**es_spec(), "max_concurrency": 2})
+    with rqworkers(2, rq_redis):
+        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60, until=("completed", "failed"))
+
+    assert sweep.status == "completed", sweep.error
+    runs = {(r.config["prompt"], r.config["params"]["temperature"]): r for r in Run.objects.filter(sweep=sweep)}
+    assert runs[(GOOD, 0.0)].status == "completed" and runs[(GOOD, 0.0)].samples.filter(status="completed").count() == ROWS
+    assert runs[(BAD, 0.0)].status == runs[(BAD, 0.4)].status == "pruned"
+    assert sweep.done == sweep.total == 4 * ROWS and sweep.pruned == RunSample.objects.filter(sweep=sweep, status="pruned").count()
+    # Each rung was planned once: no sample ran twice, and both workers took part.
+    assert set(RunSample.objects.filter(sweep=sweep).exclude(status="pruned").values_list("attempts", flat=True)) == {1}
+    assert len(set(RunSample.objects.filter(sweep=sweep, status="completed").values_list("lease_owner", flat=True))) == 2
+
+
 def test_the_cli_waits_for_a_sweep_that_an_rq_worker_runs(user, rq_redis, settings, mock_latency, tmp_path):
     import io
     import json
