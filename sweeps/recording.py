@@ -94,7 +94,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
     """Aggregate every given run that has no pending or running sample left."""
     # One query tells which runs are finished (no open sample: the HAVING) and their figures.
     # A failed sample scores 0: a configuration that errors is worse, not unknown.
-    stats = (
+    figures = (
         RunSample.objects.filter(run_id__in=run_ids)
         .values("run_id")
         .annotate(
@@ -112,10 +112,10 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         )
         .filter(n_open=0)
     )
-    stats = list(stats)
-    certainty = run_statistics([s["run_id"] for s in stats])
+    figures = list(figures)
+    certainty = run_statistics([s["run_id"] for s in figures])
     rows = []
-    for s in stats:
+    for s in figures:
         if s["n_pruned"]:
             status = Run.Status.PRUNED
         elif s["n_cancelled"]:
