@@ -145,8 +145,12 @@ RUN_ORDERS = {
     "-latency": F("latency_ms").desc(nulls_last=True),
     "created": F("id").asc(),
     "-created": F("id").desc(),
-    # Free runs (all from the cache, or a free model) first, then score per dollar, best first.
-    "-score_per_dollar": (F("free").desc(), F("score_per_dollar").desc(nulls_last=True), F("score").desc(nulls_last=True)),
+    # Free runs (all from the cache, or a free model) first, then score per dollar, best first;
+    # pruned runs last: they paid for part of the rows only, so their ratio flatters them.
+    "-score_per_dollar": (
+        Case(When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
+        F("free").desc(), F("score_per_dollar").desc(nulls_last=True), F("score").desc(nulls_last=True),
+    ),
 }
 SCORE_PER_DOLLAR = {
     "free": Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)),

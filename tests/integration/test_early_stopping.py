@@ -220,3 +220,16 @@ def test_with_three_rows_the_page_says_the_order_may_be_noise(user, mock_latency
     assert selectors.top_two_verdict(sweep)["distinguishable"] is False
     assert '<p class="verdict undecided" id="verdict">' in page
     assert "<strong>not distinguishable</strong>, the order may be noise: more rows or repeats would tell" in page
+
+
+def test_pruned_runs_come_last_by_score_per_dollar_though_they_paid_for_few_rows(user, mock_latency):
+    from sweeps.models import Provider
+
+    Provider.objects.filter(name="mock").update(price_in_per_mtok=1.0, price_out_per_mtok=2.0)
+    sweep = run_sweep(user, es_spec())
+    ranked = list(selectors.run_search(sweep, order="-score_per_dollar"))
+    statuses = [r.status for r in ranked]
+    assert "pruned" in statuses and statuses == sorted(statuses, key=lambda s: s == "pruned")
+    pruned = [r for r in ranked if r.status == "pruned"]
+    assert all(r.cost_usd > 0 for r in ranked)
+    assert max(r.score_per_dollar for r in pruned) > 0  # a real ratio, just not a comparable one
