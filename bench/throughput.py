@@ -232,7 +232,9 @@ class Probe:
 
 
 def _label(fn: Any) -> str:
-    name = getattr(fn, "__name__", repr(fn))
+    # Not getattr(fn, "__name__", repr(fn)): the default is evaluated first, and the repr of a
+    # queryset's bound method (sweeps_with_owner().get) runs its query, on the event loop.
+    name = getattr(fn, "__name__", None) or type(fn).__name__
     if name == "<lambda>":
         parts = fn.__qualname__.split(".")
         return f"{parts[-3]}.<lambda>" if len(parts) >= 3 else name
