@@ -4,7 +4,6 @@ errors become HTTP statuses. Every error is JSON a person can act on."""
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from functools import wraps
@@ -18,13 +17,13 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.parser import Parser
 
+from promptlooper.middleware import internal_error
 from sweeps.api import experiments, providers, runs, sweeps
 from sweeps.api.auth import BearerToken, BrowserSession
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import load_spec_text
 from sweeps.services import ServiceError, TransitionError
 
-log = logging.getLogger(__name__)
 UNAUTHENTICATED = (
     "Authentication required: send `Authorization: Bearer <token>` with a valid, unrevoked token "
     "(create one with `python manage.py create_api_token USER` or on the Tokens page), or log in."
@@ -129,5 +128,4 @@ def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-    log.exception("API %s %s failed", request.method, request.path)
-    return api.create_response(request, {"detail": "Internal error; it was logged for the administrator."}, status=500)
+    return internal_error(request)

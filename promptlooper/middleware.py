@@ -25,10 +25,14 @@ class ApiErrorsAsJson:
         return JsonResponse({"detail": describe(response.status_code)}, status=response.status_code, headers=kept(response))
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not request.path.startswith(API_PREFIX):
-            return None
-        log.exception("API %s %s failed", request.method, request.path)
-        return JsonResponse({"detail": "Internal error; it was logged for the administrator."}, status=500)
+        return internal_error(request) if request.path.startswith(API_PREFIX) else None
+
+
+def internal_error(request: HttpRequest) -> JsonResponse:
+    """The answer to an unexpected exception, from a route (ninja's handler) or around one (above):
+    logged with its traceback for the administrator, and never shown to the client."""
+    log.exception("API %s %s failed", request.method, request.path)
+    return JsonResponse({"detail": "Internal error; it was logged for the administrator."}, status=500)
 
 
 def is_json(response: HttpResponse) -> bool:

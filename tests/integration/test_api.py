@@ -455,3 +455,27 @@ def test_an_early_stopping_sweep_reports_what_pruning_saved(api):
     bad = api.post("/experiments", es_spec(early_stopping={"rungs": [0.5, 0.2], "alpha": 2}))
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["detail"]} == {"sweep.early_stopping.alpha", "sweep.early_stopping.rungs"}
+
+
+def test_an_unexpected_error_is_a_logged_json_500_without_a_traceback(api, monkeypatch, caplog):
+    from sweeps import selectors
+
+    def broken(**kwargs):
+        raise RuntimeError("database exploded: secret detail")
+
+    monkeypatch.setattr(selectors, "experiment_search", broken)
+    response = api.get("/experiments")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal error; it was logged for the administrator."}
+    assert "secret detail" not in response.content.decode() and "Traceback" not in response.content.decode()
+    [record] = [r for r in caplog.records if r.name == "promptlooper.api"]
+    assert record.getMessage() == "API GET /api/v1/experiments failed" and "secret detail" in str(record.exc_info[1])
+
+
+def test_an_exception_outside_the_routes_is_a_json_500_too(rf, caplog):
+    from promptlooper.middleware import ApiErrorsAsJson
+
+    middleware = ApiErrorsAsJson(lambda request: None)
+    response = middleware.process_exception(rf.get("/api/v1/anything"), RuntimeError("boom"))
+    assert response.status_code == 500 and json.loads(response.content)["detail"].startswith("Internal error")
+    assert middleware.process_exception(rf.get("/experiments/"), RuntimeError("boom")) is None  # pages: Django's 500
