@@ -65,8 +65,7 @@ Measures
   on the same seed (hence the same per-sample scores). Tokens spent = every sample it ran
   (pruned runs included); saved = 1 - that / the plain grid's. "Winner kept": its best
   non-pruned run is the plain grid's best configuration; "within 2 %": that run reaches the
-  target. Runs only once `early_stopping` is in sweeps/engine/spec.py and
-  tests/integration/test_early_stopping.py exists (else the section says it was skipped).
+  target. `--no-early-stopping` leaves it out.
 
 Targets: tpe or guided reach the target for <= 25 % of the grid's tokens (median); early
 stopping saves >= 50 % of the grid's tokens and keeps the winner in >= 95 % of the seeds.
@@ -86,7 +85,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import random
 import secrets
 import shutil
@@ -99,11 +97,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import configure_django, recreate_pg_database  # noqa: E402
+
 PG_DB = "promptlooper_bench_search"  # the only database this script creates, drops or writes
 
 SEEDS, QUICK_SEEDS = 20, 3
@@ -194,30 +201,14 @@ def describe(config: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def pg_database(action: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        if action == "create":
-            conn.execute(f"CREATE DATABASE {PG_DB}")
-
-
 def setup_django(db: str) -> str | None:
     """Configure a fresh throwaway database and migrate it; returns the temp dir (SQLite)."""
     tmp = None
     if db == "sqlite":
         tmp = tempfile.mkdtemp(prefix="promptlooper-bench-search-")
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+        configure_django(f"sqlite:///{tmp}/bench.sqlite3")
     else:
-        pg_database("create")
-        os.environ["DATABASE_URL"] = f"{PG_SERVER}/{PG_DB}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "promptlooper.settings"
-    os.environ["SECRET_KEY"] = "bench-" + secrets.token_urlsafe(32)
-    os.environ["DEBUG"] = "False"  # DEBUG would also keep a log of every query
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ.pop("REDIS_URL", None)  # embedded mode: in-memory channel layer, no RQ
-    sys.path.insert(0, str(ROOT))
+        configure_django(recreate_pg_database(PG_DB))
     import django
 
     django.setup()
@@ -232,21 +223,20 @@ def setup_django(db: str) -> str | None:
     return tmp
 
 
-def early_stopping_available() -> tuple[bool, str]:
-    spec_py = (ROOT / "sweeps/engine/spec.py").read_text()
-    if "early_stopping" not in spec_py:
-        return False, "sweeps/engine/spec.py does not know `early_stopping` yet"
-    if not (ROOT / "tests/integration/test_early_stopping.py").exists():
-        return False, "tests/integration/test_early_stopping.py does not exist yet"
-    return True, ""
-
-
 def reset_database(mock_seed: int) -> None:
     """Empty every table a sweep writes (the response cache too: its key does not include the
     mock's seed) and give the mock provider this seed, no latency."""
     from django.db import connection, transaction
 
-    from sweeps.models import Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
+    from sweeps.models import (
+        Experiment,
+        Provider,
+        ResponseCache,
+        Run,
+        RunSample,
+        Score,
+        Sweep,
+    )
 
     with transaction.atomic(), connection.cursor() as cursor:
         for model in (Score, RunSample, Run, Sweep, Experiment, ResponseCache):
@@ -553,11 +543,6 @@ def main() -> None:
         return
 
     es_note = "turned off with --no-early-stopping"
-    if args.early_stopping:
-        available, why = early_stopping_available()
-        if not available:
-            args.early_stopping, es_note = False, why
-
     tmp = setup_django(args.db)
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -581,7 +566,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            pg_database("drop")
+            recreate_pg_database(PG_DB, drop_only=True)
     wall = time.perf_counter() - t0
     if args.json:
         saved = {"trials": args.trials, "db": args.db, "early_stopping": args.early_stopping,

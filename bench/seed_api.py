@@ -20,7 +20,6 @@ bulk_create, samples and scores by sweeps.bulk.insert_rows (COPY on PostgreSQL).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import sys
@@ -29,8 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import configure_django, recreate_pg_database  # noqa: E402
+
 PG_DB = "promptlooper_bench_api"  # the only database this script creates, drops or writes
 SQLITE_PATH = Path(tempfile.gettempdir()) / "promptlooper-bench-api.sqlite3"
 
@@ -179,29 +180,14 @@ def seed(user: Any, n_samples: int = 100_000, n_runs: int = 200, *, seed_value: 
 # ------------------------------------------------------------------------------------------
 
 
-def recreate_pg_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-
-
 def setup_django(db: str) -> str:
     """Point Django at a fresh bench database (never DATABASE_URL's), migrate it; returns its URL."""
     if db == "postgres":
-        recreate_pg_database()
-        url = f"{PG_SERVER}/{PG_DB}"
+        url = recreate_pg_database(PG_DB)
     else:
         SQLITE_PATH.unlink(missing_ok=True)
         url = f"sqlite:///{SQLITE_PATH}"
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "promptlooper.settings"
-    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
-    os.environ["DEBUG"] = "False"  # DEBUG would also keep a log of every query
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ.pop("REDIS_URL", None)  # embedded mode: nothing here needs RQ
-    sys.path.insert(0, str(ROOT))
+    configure_django(url)
     import django
 
     django.setup()

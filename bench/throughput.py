@@ -58,8 +58,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import PG_SERVER, ROOT, configure_django, recreate_pg_database  # noqa: E402
+
 PG_DB = "promptlooper_bench"  # the only database this script creates, drops or writes
 RESULT_MARK = "BENCH_RESULT "
 _SAMPLE: contextvars.ContextVar[list | None] = contextvars.ContextVar("bench_sample", default=None)
@@ -94,31 +96,16 @@ def proc_status(field: str) -> int:
     return 0
 
 
-def recreate_pg_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-
-
 def setup_django(db: str, *, inline_db: bool = False) -> tuple[str | None, dict[str, int]]:
     """Configure a fresh throwaway database and migrate it. Returns (temp dir, RSS marks in kB)."""
     tmp = None
     if db == "sqlite":
         tmp = tempfile.mkdtemp(prefix="promptlooper-bench-")
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+        configure_django(f"sqlite:///{tmp}/bench.sqlite3")
     else:
-        recreate_pg_database()
-        os.environ["DATABASE_URL"] = f"{PG_SERVER}/{PG_DB}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "promptlooper.settings"
-    os.environ["SECRET_KEY"] = "bench-" + secrets.token_urlsafe(32)
-    os.environ["DEBUG"] = "False"  # DEBUG would also keep a log of every query
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ.pop("REDIS_URL", None)  # embedded mode: in-memory channel layer, no RQ
+        configure_django(recreate_pg_database(PG_DB))
     if inline_db:  # profiling only: ORM calls run on the event loop's thread
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    sys.path.insert(0, str(ROOT))
     marks = {"start": proc_status("VmRSS")}
     import django
 

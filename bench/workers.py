@@ -34,8 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchdb import PG_SERVER, ROOT, recreate_pg_database  # noqa: E402
+
 PG_DB = "promptlooper_bench_workers"  # the only database this script creates, drops or writes
 DATABASE_URL = f"{PG_SERVER}/{PG_DB}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -48,15 +50,6 @@ ROWS = 80  # dataset rows; temperatures = samples / ROWS (80 divides 240 and 800
 
 def log(msg: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def recreate_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        if not drop_only:
-            conn.execute(f"CREATE DATABASE {PG_DB}")
 
 
 def clear_rq(redis) -> None:
@@ -191,7 +184,7 @@ def main() -> None:
     from redis import Redis
 
     log(f"re-creating {PG_DB} and migrating it")
-    recreate_database()
+    recreate_pg_database(PG_DB)
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT,
                              env=child_env(), capture_output=True, text=True)  # fmt: skip
     if migrate.returncode:
@@ -222,7 +215,7 @@ def main() -> None:
         clear_rq(redis)
         redis.close()
         connections.close_all()
-        recreate_database(drop_only=True)
+        recreate_pg_database(PG_DB, drop_only=True)
 
     print()
     print(f"One sweep over N rqworker processes: fake OpenAI server at {LATENCY * 1000:.0f} ms, "
