@@ -38,6 +38,16 @@ def mock_latency(db):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Every test starts with an empty Django cache, as a fresh process does. Cached values are
+    keyed by primary keys, which SQLite hands out again after a test's rollback: a verdict cached
+    by one test would otherwise be served to the next one's different runs."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def join_sweep_threads():
     """No embedded sweep thread may outlive its test (it would write into the next one)."""
     yield
