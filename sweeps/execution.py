@@ -25,9 +25,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from sweeps import events, publishing, services
+from sweeps.budget_redis import sweep_budget
 from sweeps.dbthread import DbThread
 from sweeps.engine.batching import Batcher
-from sweeps.engine.budget import Budget
+from sweeps.engine.budget import BudgetLedger
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
 from sweeps.engine.limits import LocalRateLimiter, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
@@ -258,6 +259,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
     db = Db()
     providers: ProviderSet | None = None
     limiter: RateLimiter | None = None
+    budget: BudgetLedger | None = None
     try:
         sweep, published = await db.write(services.sweep_begin_execution, sweep_id)
         if sweep is None:
@@ -273,10 +275,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             store=DbResponseStore(db),
             providers=providers,
             scorers=[build_scorer(s, f"scorers[{i}]") for i, s in enumerate(spec.scorers)],
-            budget=Budget(
-                max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd,
-                spent_tokens=sweep.tokens_in + sweep.tokens_out, spent_cost=sweep.cost_usd,
-            ),  # fmt: skip
+            budget=(budget := sweep_budget(sweep, owner)),  # shared by every worker of the sweep
             max_concurrency=spec.max_concurrency,
             claim_ahead=spec.max_concurrency,
             provider_retry=providers.retry_policies(),
@@ -314,4 +313,6 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             await providers.aclose()
         if isinstance(limiter, RedisRateLimiter):
             await limiter.aclose()
+        if budget is not None:
+            await budget.aclose()
         await db.close()

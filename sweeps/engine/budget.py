@@ -4,25 +4,42 @@ Reserving first is what keeps concurrent calls honest: every call in flight hold
 so `spent + reserved` never exceeds a limit, and the sweep can overshoot only by how much the
 calls in flight end up using beyond their estimates.
 
-The executor drives one Budget from one event loop. No method awaits, so each one runs to
-completion without interleaving and no lock is needed.
+The executor talks to a BudgetLedger. `Budget` below is the in-process one (one worker, or the
+embedded mode); sweeps.budget_redis holds the ledger every worker of a sweep shares.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
 class Reservation:
     tokens: int
     cost: float
+    id: int = field(default=0, compare=False)  # names it in a shared ledger
     # Settling or releasing twice would free the estimate twice and open room the budget does
     # not have, so a reservation can be closed exactly once.
     closed: bool = field(default=False, init=False, compare=False)
 
 
+class BudgetLedger(Protocol):
+    """Where a sweep's calls reserve their estimates. `exhausted_reason` ("token_budget" or
+    "cost_budget") is set once a reservation was refused: the sweep pauses with it."""
+
+    exhausted_reason: str | None
+
+    async def reserve(self, tokens: int, cost: float) -> Reservation | None: ...
+    async def settle(self, reservation: Reservation, tokens: int, cost: float) -> None: ...
+    async def release(self, reservation: Reservation) -> None: ...
+    async def aclose(self) -> None: ...
+
+
 class Budget:
+    """The in-process ledger: one event loop drives it, and no method awaits, so each runs to
+    completion without interleaving and no lock is needed."""
+
     def __init__(
         self,
         *,
@@ -57,7 +74,7 @@ class Budget:
     def reserved_cost(self) -> float:
         return self._reserved_cost
 
-    def reserve(self, tokens: int, cost: float) -> Reservation | None:
+    async def reserve(self, tokens: int, cost: float) -> Reservation | None:
         """Hold an estimate for one call, or return None when it would exceed a limit."""
         if self.max_tokens is not None and (
             self._spent_tokens + self._reserved_tokens + tokens > self.max_tokens
@@ -73,15 +90,18 @@ class Budget:
         self._reserved_cost += cost
         return Reservation(tokens, cost)
 
-    def settle(self, reservation: Reservation, tokens: int, cost: float) -> None:
+    async def settle(self, reservation: Reservation, tokens: int, cost: float) -> None:
         """The call finished: replace its estimate by what it actually used."""
         self._close(reservation)
         self._spent_tokens += tokens
         self._spent_cost += cost
 
-    def release(self, reservation: Reservation) -> None:
+    async def release(self, reservation: Reservation) -> None:
         """The call failed and nothing was spent: free its estimate."""
         self._close(reservation)
+
+    async def aclose(self) -> None:
+        pass
 
     def _close(self, reservation: Reservation) -> None:
         if reservation.closed:

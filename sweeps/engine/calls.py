@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sweeps.engine.budget import Budget, estimate_tokens
+from sweeps.engine.budget import BudgetLedger, estimate_tokens
 from sweeps.engine.cache import cache_key
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter, is_throttle
 from sweeps.engine.retry import RetryPolicy
@@ -132,7 +132,7 @@ class Calls:
         *,
         store: ResponseStore,
         providers: Providers,
-        budget: Budget,
+        budget: BudgetLedger,
         retry: RetryPolicy,
         provider_retry: Mapping[str, RetryPolicy],
         limiter: RateLimiter | None,
@@ -174,14 +174,14 @@ class Calls:
         attempt = 0
         while True:
             attempt += 1
-            reservation = self.budget.reserve(est_in + est_out, est_cost)
+            reservation = await self.budget.reserve(est_in + est_out, est_cost)
             if reservation is None:
                 raise BudgetExhausted
             try:
                 completion = await self._attempt(provider_name, provider, request, est_in + est_out)
                 break
             except ProviderError as error:
-                self.budget.release(reservation)
+                await self.budget.release(reservation)
                 policy = self.provider_retry.get(provider_name, self.retry)
                 if error.permanent or attempt >= policy.max_attempts:
                     if error.quota_exhausted and self.quota_error is None:
@@ -191,11 +191,11 @@ class Calls:
                     raise _after_attempts(error, attempt) from error
                 await self.slots.without_slot(self.sleep(policy.delay(attempt, error.retry_after, self.rng)))
             except BaseException:
-                self.budget.release(reservation)
+                await self.budget.release(reservation)
                 raise
 
         cost = (completion.tokens_in * price_in + completion.tokens_out * price_out) / 1e6
-        self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
+        await self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
         response = CachedResponse(
             completion.text, completion.tokens_in, completion.tokens_out,
             completion.finish_reason, completion.latency_ms, cost,

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sweeps.engine.budget import Budget
+from sweeps.engine.budget import BudgetLedger
 from sweeps.engine.calls import (  # the data types are part of the executor's interface too
     BudgetExhausted,
     CachedResponse,
@@ -135,7 +135,7 @@ class Executor:
     store: ResponseStore
     providers: Providers
     scorers: Sequence[Scorer]
-    budget: Budget
+    budget: BudgetLedger
     max_concurrency: int
     claim_ahead: int = 0  # samples claimed beyond the free slots, to hide the claim's round trip
     retry: RetryPolicy = RetryPolicy()

@@ -8,97 +8,97 @@ import pytest
 from sweeps.engine.budget import Budget, estimate_tokens
 
 
-def test_reserve_refuses_what_would_exceed_the_token_limit():
+async def test_reserve_refuses_what_would_exceed_the_token_limit():
     budget = Budget(max_tokens=100, max_cost_usd=None)
 
-    assert budget.reserve(60, 0.0) is not None
-    assert budget.reserve(41, 0.0) is None
+    assert await budget.reserve(60, 0.0) is not None
+    assert await budget.reserve(41, 0.0) is None
     assert budget.exhausted_reason == "token_budget"
     assert budget.reserved_tokens == 60
 
 
-def test_reserve_may_use_the_limit_exactly():
+async def test_reserve_may_use_the_limit_exactly():
     budget = Budget(max_tokens=100, max_cost_usd=1.0)
 
-    assert budget.reserve(100, 1.0) is not None
+    assert await budget.reserve(100, 1.0) is not None
     assert budget.exhausted_reason is None
 
 
-def test_reserve_refuses_what_would_exceed_the_cost_limit():
+async def test_reserve_refuses_what_would_exceed_the_cost_limit():
     budget = Budget(max_tokens=None, max_cost_usd=1.0)
 
-    assert budget.reserve(10, 0.75) is not None
-    assert budget.reserve(10, 0.5) is None
+    assert await budget.reserve(10, 0.75) is not None
+    assert await budget.reserve(10, 0.5) is None
     assert budget.exhausted_reason == "cost_budget"
     assert budget.reserved_cost == pytest.approx(0.75)
 
 
-def test_refused_reservation_holds_nothing():
+async def test_refused_reservation_holds_nothing():
     budget = Budget(max_tokens=100, max_cost_usd=1.0)
-    budget.reserve(90, 0.1)
+    await budget.reserve(90, 0.1)
 
-    budget.reserve(20, 0.1)
+    await budget.reserve(20, 0.1)
 
     assert (budget.reserved_tokens, budget.reserved_cost) == (90, pytest.approx(0.1))
 
 
-def test_what_was_spent_before_counts_against_the_limit():
+async def test_what_was_spent_before_counts_against_the_limit():
     budget = Budget(max_tokens=100, max_cost_usd=None, spent_tokens=95)
 
-    assert budget.reserve(6, 0.0) is None
-    assert budget.reserve(5, 0.0) is not None
+    assert await budget.reserve(6, 0.0) is None
+    assert await budget.reserve(5, 0.0) is not None
 
 
-def test_settle_replaces_the_estimate_by_the_actual_usage():
+async def test_settle_replaces_the_estimate_by_the_actual_usage():
     budget = Budget(max_tokens=100, max_cost_usd=1.0)
-    reservation = budget.reserve(50, 0.5)
+    reservation = await budget.reserve(50, 0.5)
 
-    budget.settle(reservation, 20, 0.125)
+    await budget.settle(reservation, 20, 0.125)
 
     assert (budget.spent_tokens, budget.spent_cost) == (20, 0.125)
     assert (budget.reserved_tokens, budget.reserved_cost) == (0, 0.0)
-    assert budget.reserve(80, 0.875) is not None  # the unused estimate is free again
+    assert await budget.reserve(80, 0.875) is not None  # the unused estimate is free again
 
 
-def test_release_frees_the_estimate_and_spends_nothing():
+async def test_release_frees_the_estimate_and_spends_nothing():
     budget = Budget(max_tokens=100, max_cost_usd=None)
-    reservation = budget.reserve(100, 0.0)
-    assert budget.reserve(1, 0.0) is None
+    reservation = await budget.reserve(100, 0.0)
+    assert await budget.reserve(1, 0.0) is None
 
-    budget.release(reservation)
+    await budget.release(reservation)
 
     assert (budget.spent_tokens, budget.reserved_tokens) == (0, 0)
-    assert budget.reserve(100, 0.0) is not None
+    assert await budget.reserve(100, 0.0) is not None
 
 
-def test_a_reservation_closes_only_once():
+async def test_a_reservation_closes_only_once():
     budget = Budget(max_tokens=100, max_cost_usd=None)
-    reservation = budget.reserve(10, 0.0)
-    budget.settle(reservation, 10, 0.0)
+    reservation = await budget.reserve(10, 0.0)
+    await budget.settle(reservation, 10, 0.0)
 
     with pytest.raises(RuntimeError):
-        budget.release(reservation)
+        await budget.release(reservation)
     assert budget.reserved_tokens == 0
 
 
-def test_without_limits_every_reservation_is_granted():
+async def test_without_limits_every_reservation_is_granted():
     budget = Budget(max_tokens=None, max_cost_usd=None)
 
     for _ in range(100):
-        budget.settle(budget.reserve(10**9, 10**6), 10**9, 10**6)
+        await budget.settle(await budget.reserve(10**9, 10**6), 10**9, 10**6)
 
     assert budget.spent_tokens == 10**11
     assert budget.exhausted_reason is None
 
 
-def test_actual_usage_above_the_estimate_is_spent_and_stops_the_next_reservation():
+async def test_actual_usage_above_the_estimate_is_spent_and_stops_the_next_reservation():
     budget = Budget(max_tokens=100, max_cost_usd=None)
-    reservation = budget.reserve(90, 0.0)
+    reservation = await budget.reserve(90, 0.0)
 
-    budget.settle(reservation, 130, 0.0)
+    await budget.settle(reservation, 130, 0.0)
 
     assert budget.spent_tokens == 130
-    assert budget.reserve(1, 0.0) is None
+    assert await budget.reserve(1, 0.0) is None
 
 
 async def _spend(budget: Budget, rng: random.Random, *, overshoot: int, check) -> int:
@@ -106,16 +106,16 @@ async def _spend(budget: Budget, rng: random.Random, *, overshoot: int, check) -
     calls = 0
     while True:
         estimate_tokens, estimate_cost = rng.randint(5, 40), rng.randint(1, 8) / 64
-        reservation = budget.reserve(estimate_tokens, estimate_cost)
+        reservation = await budget.reserve(estimate_tokens, estimate_cost)
         check()
         if reservation is None:
             return calls
         await asyncio.sleep(rng.random() / 1000)
         if rng.random() < 0.1:
-            budget.release(reservation)
+            await budget.release(reservation)
         else:
             actual_tokens = rng.randint(1, estimate_tokens + overshoot)
-            budget.settle(reservation, actual_tokens, estimate_cost * rng.random())
+            await budget.settle(reservation, actual_tokens, estimate_cost * rng.random())
         calls += 1
         check()
 
