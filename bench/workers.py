@@ -3,6 +3,8 @@
 
     .venv/bin/python bench/workers.py            # 800 samples per worker (~10 s per run)
     .venv/bin/python bench/workers.py --quick    # 240 samples per worker (~3 s per run)
+    .venv/bin/python bench/workers.py --budget   # with a token budget: every call reserves from
+                                                 # the sweep's shared ledger in Redis
 
 One sweep is executed by 1, 2 and then 4 real `manage.py rqworker sweeps` processes (fresh ones
 for each run) against the fake OpenAI server (tests/fakes/llm_server.py, in a thread of this
@@ -14,7 +16,7 @@ the calls the server saw (each sample exactly once) and how many workers leased 
 Set-up: a throwaway PostgreSQL database `promptlooper_bench_workers` (dropped, re-created and
 migrated with `manage.py migrate` in a subprocess; dropped again at the end; BENCH_PG_URL
 overrides the server, default postgres://postgres@127.0.0.1:5432) and Redis database 13
-(BENCH_REDIS_URL overrides it; only rq:* keys are removed, before and after). This process
+(BENCH_REDIS_URL overrides it; only rq:* and promptlooper:budget:* keys are removed, before and after). This process
 configures Django itself (promptlooper.settings_test, with DATABASE_URL and REDIS_URL set, so
 EMBEDDED_WORKER is False and sweep_start enqueues one job per listening worker), creates a
 Provider row "openai" pointed at the fake server, and starts each sweep with
@@ -53,8 +55,9 @@ def log(msg: str) -> None:
 
 
 def clear_rq(redis) -> None:
-    for key in redis.scan_iter("rq:*"):
-        redis.delete(key)
+    for pattern in ("rq:*", "promptlooper:budget:*"):
+        for key in redis.scan_iter(pattern):
+            redis.delete(key)
 
 
 def child_env() -> dict[str, str]:
@@ -70,7 +73,10 @@ def setup_django() -> None:
     django.setup()
 
 
-def spec(tag: str, n_samples: int) -> dict:
+BUDGET = {"max_tokens": 10**9}  # --budget: never reached, so only the ledger's cost shows
+
+
+def spec(tag: str, n_samples: int, budget: bool = False) -> dict:
     """One stage on openai/gpt-4o-mini, ROWS rows x (n_samples / ROWS) temperatures. `tag` goes
     into every row so no two runs share a response-cache entry."""
     n_configs = max(1, n_samples // ROWS)
@@ -80,6 +86,7 @@ def spec(tag: str, n_samples: int) -> dict:
         "dataset": [{"ticket": f"{tag} ticket number {i}"} for i in range(ROWS)],
         "sweep": {"type": "grid", "params": {"params.temperature": [round(i / n_configs, 6) for i in range(n_configs)]}},
         "max_concurrency": CONCURRENCY,
+        **({"budget": BUDGET} if budget else {}),
     }
 
 
@@ -123,7 +130,7 @@ def wait_until(predicate, timeout: float, interval: float, what: str):
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str) -> dict:
+def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str, budget: bool = False) -> dict:
     import django_rq
     from rq import Worker
 
@@ -131,7 +138,7 @@ def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str) -> 
     from sweeps.models import RunSample, Sweep
 
     tag = f"w{n_workers}-{secrets.token_hex(3)}"
-    experiment = services.experiment_create(owner=user, data=spec(tag, n_samples))
+    experiment = services.experiment_create(owner=user, data=spec(tag, n_samples, budget))
     server.reset()
     workers = start_workers(n_workers, logdir)
     try:
@@ -178,6 +185,7 @@ def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="240 samples per worker instead of 800")
+    parser.add_argument("--budget", action="store_true", help=f"sweeps with budget {BUDGET} (shared ledger in Redis)")
     args = parser.parse_args()
     per_worker = 240 if args.quick else 800
 
@@ -209,7 +217,7 @@ def main() -> None:
         )
         user = get_user_model().objects.create_user("bench", password="bench-" + secrets.token_hex(8))
         for n in WORKER_COUNTS:
-            results.append(run(n, per_worker * n, user=user, server=server, redis=redis, logdir=logdir))
+            results.append(run(n, per_worker * n, user=user, server=server, redis=redis, logdir=logdir, budget=args.budget))
     finally:
         server.stop()
         clear_rq(redis)
@@ -219,7 +227,8 @@ def main() -> None:
 
     print()
     print(f"One sweep over N rqworker processes: fake OpenAI server at {LATENCY * 1000:.0f} ms, "
-          f"max_concurrency {CONCURRENCY} per worker, {per_worker} samples per worker")  # fmt: skip
+          f"max_concurrency {CONCURRENCY} per worker, {per_worker} samples per worker"
+          + (f", budget {BUDGET} (every call reserves from the shared ledger)" if args.budget else ""))  # fmt: skip
     header = ("workers", "samples", "seconds", "samples/s", "ideal/s", "ratio", "vs 1 worker", "calls", "owners", "peak")
     print(" | ".join(f"{h:>11}" for h in header))
     print("-+-".join("-" * 11 for _ in header))
