@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sweeps.engine.batching import Batcher
 from sweeps.engine.budget import Budget, BudgetLedger, Reservation
@@ -126,7 +127,7 @@ class RedisBudget:
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         # A Redis restart or a blip is ridden out for a few seconds rather than failing calls.
         self._client = redis.Redis.from_url(
-            url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8), retry_on_error=[ConnectionError, TimeoutError]
+            url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8), retry_on_error=[RedisConnectionError, RedisTimeoutError]
         )
         self._reserve_script = self._client.register_script(RESERVE)
         self._settle_script = self._client.register_script(SETTLE)
@@ -194,7 +195,7 @@ class RedisBudget:
             await asyncio.sleep(self._ttl_ms / 3000)
             try:
                 await self._client.pexpire(self._mine, self._ttl_ms)
-            except (ConnectionError, TimeoutError):
+            except (RedisConnectionError, RedisTimeoutError):
                 log.warning("could not renew budget reservations at Redis; retrying")
 
 

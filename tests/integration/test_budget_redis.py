@@ -12,6 +12,7 @@ import random
 import uuid
 
 import pytest
+from redis import Redis
 
 from sweeps.budget_redis import RedisBudget
 from tests.engine.test_budget import _spend
@@ -35,6 +36,10 @@ async def ledgers():
     yield make
     for ledger in made:
         await ledger.aclose()
+    client = Redis.from_url(REDIS_URL)
+    if keys := client.keys(f"promptlooper:budget:{scope}:*"):
+        client.delete(*keys)
+    client.close()
 
 
 async def test_a_reservation_counts_what_the_other_workers_hold(ledgers):
@@ -162,3 +167,29 @@ async def test_workers_spending_at_once_never_exceed_the_limit_together(ledgers,
     else:
         assert 10.0 < cost <= 12.0 + 1e-9
     assert {w.exhausted_reason for w in workers} <= {f"{limit}_budget", None}
+
+
+async def test_every_worker_shares_the_ledger_when_there_is_redis_and_a_limit(settings):
+    from django.utils import timezone
+
+    from sweeps.budget_redis import sweep_budget
+    from sweeps.engine.budget import Budget
+    from sweeps.models import Sweep
+
+    sweep = Sweep(pk=1, max_tokens=100, tokens_in=30, tokens_out=10, cost_usd=0.0, created_at=timezone.now())
+    settings.REDIS_URL = ""  # embedded mode: one process, its own ledger
+    assert isinstance(sweep_budget(sweep, "w"), Budget)
+    settings.REDIS_URL = REDIS_URL
+    unlimited = Sweep(pk=2, tokens_in=0, tokens_out=0, cost_usd=0.0, created_at=timezone.now())
+    assert isinstance(sweep_budget(unlimited, "w"), Budget)  # nothing to guard: no round trip
+    a, b = sweep_budget(sweep, "worker-a"), sweep_budget(sweep, "worker-b")
+    try:
+        assert isinstance(a, RedisBudget)
+        assert await a.reserve(60, 0.0) is not None  # 40 recorded as spent + 60 = the limit
+        assert await b.reserve(1, 0.0) is None
+    finally:
+        await a.aclose()
+        await b.aclose()
+        client = Redis.from_url(REDIS_URL)
+        client.delete(*client.keys(f"promptlooper:budget:1:{int(sweep.created_at.timestamp() * 1_000_000)}:*"))
+        client.close()
