@@ -139,13 +139,13 @@ def test_a_new_worker_takes_over_a_sweep_whose_every_worker_was_killed(user, rq_
     use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     rows, concurrency = 30, 3
-    with FakeLLMServer() as server, rqworkers(1, rq_redis, PROMPTLOOPER_LEASE_SECONDS="3") as [victim]:
+    with FakeLLMServer() as server, rqworkers(1, rq_redis, PROMPTLOOPER_LEASE_SECONDS="5") as [victim]:
         server.latency = 0.2
         openai_provider(server)
         sweep = start(user, rows, concurrency)
         wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 6, timeout=30)
         kill_worker(victim)
-        successor = spawn_worker(rq_redis, PROMPTLOOPER_LEASE_SECONDS="3")  # within the lease
+        successor = spawn_worker(rq_redis, PROMPTLOOPER_LEASE_SECONDS="5")  # within the lease
         try:
             sweep = wait_for_sweep(sweep, timeout=60, until=("completed", "failed", "paused"))
         finally:
@@ -160,7 +160,7 @@ def test_a_sweep_stopped_while_its_only_worker_was_dead_closes_every_run_and_sam
                                                                                  monkeypatch):  # fmt: skip
     use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeLLMServer() as server, rqworkers(1, rq_redis, PROMPTLOOPER_LEASE_SECONDS="3") as [victim]:
+    with FakeLLMServer() as server, rqworkers(1, rq_redis, PROMPTLOOPER_LEASE_SECONDS="5") as [victim]:
         server.latency = 1
         openai_provider(server)
         sweep = start(user, 20, concurrency=2)
@@ -168,7 +168,7 @@ def test_a_sweep_stopped_while_its_only_worker_was_dead_closes_every_run_and_sam
         kill_worker(victim)
         assert RunSample.objects.filter(sweep=sweep, status="running").exists()  # the dead worker's
         services.sweep_stop(sweep=sweep)
-        successor = spawn_worker(rq_redis, PROMPTLOOPER_LEASE_SECONDS="3")
+        successor = spawn_worker(rq_redis, PROMPTLOOPER_LEASE_SECONDS="5")
         try:
             wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists()
                      and not Run.objects.filter(sweep=sweep, status__in=("running", "pending")).exists(), timeout=30)  # fmt: skip

@@ -159,7 +159,7 @@ def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_c
     use_queue(settings)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     concurrency, n = 3, 30
-    with FakeLLMServer() as server, rqworkers(2, rq_redis, PROMPTLOOPER_LEASE_SECONDS="3") as workers:
+    with FakeLLMServer() as server, rqworkers(2, rq_redis, PROMPTLOOPER_LEASE_SECONDS="5") as workers:
         server.latency = 0.2
         Provider.objects.update_or_create(
             name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
