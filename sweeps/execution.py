@@ -43,7 +43,8 @@ from sweeps.recording import record_outcomes
 log = logging.getLogger(__name__)
 
 # A claimed sample whose worker is silent this long is claimed again; workers renew their
-# leases every HEARTBEAT_S, so this must be several heartbeats long.
+# leases every HEARTBEAT_S (a task of its own, whatever the calls in flight), so this must be
+# several heartbeats long.
 LEASE = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
 CONTROL_POLL_S = 0.2  # pause and stop take effect within this, plus the calls in flight
 HEARTBEAT_S = LEASE.total_seconds() / 6
@@ -175,7 +176,7 @@ class DbWorkload:
         self._stages: dict[int, tuple[ResolvedStage, ...]] = {}  # resolved once per run
         self._status = sweep.status
         self.ends_at: float | None = None  # monotonic time at which this job hands the sweep over
-        self._status_read_at = self._heartbeat_at = 0.0
+        self._status_read_at = 0.0
         self._results: Batcher[SampleOutcome, None] = Batcher(self._write, min_interval=RECORD_EVERY_S)
         self._writing: set[asyncio.Task[None]] = set()
         self._progress_at = 0.0
@@ -202,9 +203,6 @@ class DbWorkload:
         now = time.monotonic()
         if now - self._status_read_at >= CONTROL_POLL_S:
             self._status_read_at = now
-            if now - self._heartbeat_at >= HEARTBEAT_S:
-                self._heartbeat_at = now
-                await self.db.write(keep_alive, self.sweep_id, self.owner)
             self._status = await self.db.read(sweep_status, self.sweep_id)
         state = {"queued": "running", "running": "running", "paused": "paused"}.get(self._status, "stopped")
         if state == "running" and self.ends_at is not None and now >= self.ends_at:
@@ -223,7 +221,7 @@ class DbWorkload:
         await self.publish_progress(force=True)
 
     async def _write(self, outcomes: list[SampleOutcome]) -> list[None]:
-        sweep, closed = await self.db.write(record_outcomes, self.sweep_id, outcomes)
+        sweep, closed = await self.db.write(record_outcomes, self.sweep_id, outcomes, self.owner)
         kinds = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
         await publishing.apublish([events.run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
         await self.publish_progress(sweep=sweep)
@@ -235,6 +233,21 @@ class DbWorkload:
             self._progress_at = now
             sweep = sweep or await self.db.read(events.sweeps_with_owner().get, id=self.sweep_id)
             await publishing.apublish([events.sweep_event("progress", sweep)])
+
+
+# --- leases: renewed by a task of their own (issue 12, item 2) ---
+
+
+async def renew_leases(db: Db, sweep_id: int, owner: str) -> None:
+    """Every HEARTBEAT_S, renew the lease of every sample this worker holds (in flight, waiting
+    for a retry, or claimed ahead) and the sweep's heartbeat, and take back expired leases.
+    A task of its own: calls longer than the lease, with every slot busy, keep their samples."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await db.write.urgent(keep_alive, sweep_id, owner)
+        except Exception:  # the database blinked: the next beat tries again, well within the lease
+            log.exception("sweep %s: could not renew the leases of %s", sweep_id, owner)
 
 
 def rate_limiter(limits: dict[str, tuple[int | None, int | None]]) -> RateLimiter | None:
@@ -260,6 +273,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
     providers: ProviderSet | None = None
     limiter: RateLimiter | None = None
     budget: BudgetLedger | None = None
+    heartbeat: asyncio.Task[None] | None = None
     try:
         sweep, published = await db.write(services.sweep_begin_execution, sweep_id)
         if sweep is None:
@@ -268,6 +282,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         spec = parse_spec(sweep.spec)
         providers = await db.write(ProviderSet.load)
         workload = DbWorkload(db, sweep, spec, owner)
+        heartbeat = asyncio.create_task(renew_leases(db, sweep_id, owner))
         if not settings.EMBEDDED_WORKER:  # RQ jobs stay short: no job must live for hours
             workload.ends_at = time.monotonic() + settings.PROMPTLOOPER_JOB_SLICE_SECONDS
         executor = Executor(
@@ -309,6 +324,8 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         await publishing.apublish(await db.write(services.sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
         return "failed"
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
         if providers is not None:
             await providers.aclose()
         if isinstance(limiter, RedisRateLimiter):

@@ -57,10 +57,27 @@ def count_cache_hits(outcomes: Sequence[SampleOutcome]) -> None:
         ResponseCache.objects.filter(key__in=keys).update(hits=F("hits") + n)
 
 
+def held_by(owner: str, outcomes: Sequence[SampleOutcome]) -> list[SampleOutcome]:
+    """The outcomes whose sample `owner` still holds, their rows locked until the batch commits.
+
+    A worker whose lease expired (its heartbeat stalled) may finish a call after another worker
+    took the sample over: that late result is dropped, so a sample is recorded once, by its
+    lease holder, and never fails the batch on a duplicate score."""
+    ids = [o.item.sample_id for o in outcomes]
+    held = set(
+        RunSample.objects.select_for_update()
+        .filter(id__in=ids, status=RunSample.Status.RUNNING, lease_owner=owner)
+        .values_list("id", flat=True)
+    )
+    return [o for o in outcomes if o.item.sample_id in held]
+
+
 @transaction.atomic
-def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[Sweep, list[Run]]:
-    """Write a batch of finished samples; returns the sweep's new counters and the runs it closed."""
+def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome], owner: str) -> tuple[Sweep, list[Run]]:
+    """Write a batch of finished samples that `owner` holds; returns the sweep's new counters
+    and the runs it closed."""
     now = timezone.now()
+    paid, outcomes = outcomes, held_by(owner, outcomes)  # a dropped late result was paid all the same
     update_rows(
         RunSample,
         SAMPLE_FIELDS,
@@ -78,9 +95,9 @@ def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome]) -> tuple[S
         completed=F("completed") + sum(o.ok for o in outcomes),
         failed=F("failed") + sum(not o.ok for o in outcomes),
         cached=F("cached") + sum(o.cache_hit for o in outcomes),
-        tokens_in=F("tokens_in") + int(sum(o.total("tokens_in", cached=False) for o in outcomes)),
-        tokens_out=F("tokens_out") + int(sum(o.total("tokens_out", cached=False) for o in outcomes)),
-        cost_usd=F("cost_usd") + sum(o.total("cost_usd", cached=False) for o in outcomes),
+        tokens_in=F("tokens_in") + int(sum(o.total("tokens_in", cached=False) for o in paid)),
+        tokens_out=F("tokens_out") + int(sum(o.total("tokens_out", cached=False) for o in paid)),
+        cost_usd=F("cost_usd") + sum(o.total("cost_usd", cached=False) for o in paid),
         saved_tokens=F("saved_tokens")
         + int(sum(o.total("tokens_in", cached=True) + o.total("tokens_out", cached=True) for o in outcomes)),
         saved_cost_usd=F("saved_cost_usd") + sum(o.total("cost_usd", cached=True) for o in outcomes),

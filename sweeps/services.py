@@ -156,12 +156,13 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
 
 
 def dispatch_or_fail(sweep: Sweep) -> None:
-    """Hand the sweep to a worker; when the queue is unreachable the sweep fails with that
-    reason (resumable from the admin once Redis is back) and the caller is told."""
+    """Hand the sweep to a worker; when the queue is unreachable the sweep stays queued, with
+    that reason as its error (the first worker to see Redis again enqueues it: sweeps.recovery),
+    and the caller is told."""
     try:
         dispatch_sweep(sweep)
     except QueueUnavailable as e:
-        publish_on_commit(sweep_fail(sweep.pk, str(e)))
+        Sweep.objects.filter(pk=sweep.pk, status=S.QUEUED).update(error=str(e))
         raise ServiceError(f"Sweep {sweep.pk} could not start: {e}.") from e
 
 
@@ -210,9 +211,19 @@ def sweep_stop(*, sweep: Sweep) -> Sweep:
     return sweep
 
 
+def lease_expired() -> Q:
+    return Q(lease_until__lt=timezone.now()) | Q(lease_until__isnull=True)
+
+
 def cancel_pending(sweep: Sweep) -> None:
-    """Pending (and waiting) samples become cancelled; samples in flight finish and are recorded as usual."""
-    pending = RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.WAITING))
+    """Pending (and waiting) samples become cancelled; samples in flight finish and are recorded
+    as usual, but those whose worker died (lease expired) are cancelled too, so that a stopped
+    sweep closes every run and sample."""
+    pending = RunSample.objects.filter(
+        Q(status__in=(RunSample.Status.PENDING, RunSample.Status.WAITING))
+        | Q(lease_expired(), status=RunSample.Status.RUNNING),
+        sweep=sweep,
+    )
     run_ids = set(pending.values_list("run_id", flat=True))
     n = pending.update(status=RunSample.Status.CANCELLED, finished_at=timezone.now())
     if n:
@@ -220,6 +231,15 @@ def cancel_pending(sweep: Sweep) -> None:
         sweep.refresh_from_db()
     close_finished_runs(run_ids)
     Run.objects.filter(sweep=sweep, status=Run.Status.PENDING).update(status=Run.Status.CANCELLED)
+
+
+@transaction.atomic
+def sweep_close_abandoned(*, sweep: Sweep) -> None:
+    """A stopped sweep whose worker died with samples in flight: once their leases expired,
+    they are cancelled and their runs closed (sweeps.recovery calls this)."""
+    sweep = locked(sweep)
+    if sweep.status == S.STOPPED:
+        cancel_pending(sweep)
 
 
 # --- called by the executor (sweeps.execution), on its database thread ---
@@ -265,6 +285,8 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
 @transaction.atomic
 def sweep_fail(sweep_id: int, error: str) -> list[dict]:
     sweep = locked(sweep_id)
+    if sweep.status in (S.COMPLETED, S.STOPPED):
+        return []  # finished meanwhile (by another worker): what it finished stays true
     set_status(sweep, S.FAILED, Sweep.Reason.FAILED, error=error[:2000], finished_at=timezone.now())
     RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
         status=RunSample.Status.PENDING, lease_owner="", lease_until=None

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+import time
 
-from django.conf import settings
-from django.db import close_old_connections, connections
-from django.utils import timezone
-from redis import Redis
+from django.db import connections
 from rq import Worker
-from rq.job import Job
 
-from sweeps.dispatch import dispatch_sweep
-from sweeps.models import Sweep
-from sweeps.services import sweeps_recover_interrupted
-
-log = logging.getLogger(__name__)
+from sweeps.recovery import CHECK_S, recover
 
 
 class SweepWorker(Worker):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # RQ's heartbeat while a job runs comes this often: recovery tells live workers from dead
+        # ones by it, within a lease.
+        self.job_monitoring_interval = min(self.job_monitoring_interval, max(1, int(CHECK_S)))
+        self._next_recovery = 0.0
+
     def execute_job(self, job, queue):
         # A connection the parent opened (in a maintenance pass, a callback) must never be
         # shared with the forked child, or both corrupt its protocol state ("SSL error:
@@ -27,30 +25,19 @@ class SweepWorker(Worker):
         connections.close_all()
         return super().execute_job(job, queue)
 
-    def bootstrap(self, *args, **kwargs):
-        super().bootstrap(*args, **kwargs)
-        reconcile(self.connection)
+    # An idle worker wakes every CHECK_S (not RQ's 405 s) to take over what dead workers left:
+    # see sweeps.recovery. RQ's own maintenance keeps its 10-minute interval.
 
-    def run_maintenance_tasks(self):
-        super().run_maintenance_tasks()
-        reconcile(self.connection)
+    @property
+    def dequeue_timeout(self) -> int:
+        return max(1, min(super().dequeue_timeout, int(CHECK_S)))
 
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or time.monotonic() >= self._next_recovery
 
-def reconcile(redis: Redis) -> None:
-    """Running sweeps whose every worker died (their heartbeat is older than a lease) become
-    paused, reason `interrupted`, instead of staying `running` forever; resume continues them.
-    Queued sweeps whose jobs vanished from Redis (a restart without persistence) are enqueued
-    again."""
-    close_old_connections()
-    try:
-        lease = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
-        for sweep in sweeps_recover_interrupted(stale_after=lease, queued=False):
-            log.warning("sweep %s had no live worker: paused as interrupted", sweep.pk)
-        for sweep in Sweep.objects.filter(status=Sweep.Status.QUEUED, updated_at__lt=timezone.now() - lease):
-            job_ids = [j for j in sweep.job_id.split(",") if j]
-            if not any(Job.exists(job_id, connection=redis) for job_id in job_ids):
-                log.warning("sweep %s was queued but its jobs are gone: enqueued again", sweep.pk)
-                dispatch_sweep(sweep)
-    finally:
-        connections.close_all()  # before the next fork
-
+    def run_maintenance_tasks(self) -> None:
+        if super().should_run_maintenance_tasks:
+            super().run_maintenance_tasks()
+        self._next_recovery = time.monotonic() + CHECK_S
+        recover(self.connection)

@@ -7,8 +7,12 @@ Also controls existing sweeps: `--pause ID`, `--resume ID`, `--stop ID`.
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,6 +29,40 @@ from sweeps.engine.spec import load_spec_text
 from sweeps.models import Sweep
 
 POLL_S = 0.2
+
+
+# --- a --wait that executes the sweep drains it before exiting (issue 12, item 14) ---
+
+
+def executors(sweep: Sweep) -> list[threading.Thread]:
+    """This process's threads executing the sweep (sweeps.dispatch names them)."""
+    return [t for t in threading.enumerate() if t.name == f"sweep-{sweep.pk}" and t.is_alive()]
+
+
+class Forced(Exception):
+    pass
+
+
+class CtrlC:
+    """Counts Ctrl-C presses while installed; the second one raises Forced."""
+
+    def __init__(self) -> None:
+        self.pressed = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.pressed:
+            raise Forced
+        self.pressed = 1
 
 
 class Command(BaseCommand):
@@ -106,17 +144,36 @@ class Command(BaseCommand):
             self.print_leaderboard(self.follow(sweep))
 
     def follow(self, sweep: Sweep) -> Sweep:
+        """Until the sweep ends and, when this process executes it (embedded worker), until its
+        calls in flight finished and were recorded: a pause or stop from elsewhere, or Ctrl-C
+        here (which pauses it; a second Ctrl-C forces), never orphans samples."""
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task(f"sweep {sweep.pk}", total=None)
-            while True:
-                sweep.refresh_from_db()
-                done = sweep.done
-                progress.update(task, completed=done, total=sweep.total or None,
-                                description=f"sweep {sweep.pk} {sweep.status}")  # fmt: skip
-                if not sweep.is_active:
-                    return sweep
-                time.sleep(POLL_S)
+        interrupts = CtrlC() if settings.EMBEDDED_WORKER else None
+        try:
+            with interrupts or nullcontext(), Progress(*columns, console=self.console, transient=False) as progress:
+                task = progress.add_task(f"sweep {sweep.pk}", total=None)
+                while True:
+                    executing = executors(sweep)  # looked at before the status: its last results are in
+                    sweep.refresh_from_db()
+                    done = sweep.done
+                    progress.update(task, completed=done, total=sweep.total or None,
+                                    description=f"sweep {sweep.pk} {sweep.status}")  # fmt: skip
+                    if not sweep.is_active and not executing:
+                        return sweep
+                    if interrupts and interrupts.pressed == 1 and sweep.is_active:
+                        interrupts.pressed += 1  # handled once
+                        self.console.print(f"Pausing sweep {sweep.pk}: the calls in flight finish and are recorded "
+                                           "(Ctrl-C again to abandon them).")  # fmt: skip
+                        try:
+                            services.sweep_pause(sweep=sweep)
+                        except services.ServiceError:
+                            pass  # it ended meanwhile
+                    time.sleep(POLL_S)
+        except Forced:
+            raise CommandError(
+                f"interrupted: sweep {sweep.pk}'s calls in flight were abandoned; "
+                f"`manage.py sweep --resume {sweep.pk}` continues it", returncode=130,
+            ) from None
 
     def print_leaderboard(self, sweep: Sweep, limit: int = 10) -> None:
         runs = selectors.leaderboard(sweep, limit=limit)
