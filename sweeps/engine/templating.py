@@ -67,7 +67,11 @@ class TemplateError(Exception):
 
 
 class TemplateLimitError(SecurityError):
-    """A render went over its step, time or size limit."""
+    """A render went over its step, time or size limit (inside Jinja)."""
+
+
+class TemplateLimitExceeded(TemplateError):
+    """What render_template raises for a TemplateLimitError: the template, not its input, is at fault."""
 
 
 class _Budget:
@@ -381,15 +385,15 @@ def render_template(template: jinja2.Template, variables: Mapping[str, Any]) -> 
         with render_budget():
             return template.render(variables)
     except TemplateLimitError as exc:
-        raise TemplateError(f"template limit: {exc}") from exc
+        raise TemplateLimitExceeded(f"template limit: {exc}") from exc
     except SecurityError as exc:
         raise TemplateError(f"unsafe template: {exc}") from exc
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from exc
     except RecursionError as exc:
-        raise TemplateError("template limit: recursion too deep") from exc
+        raise TemplateLimitExceeded("template limit: recursion too deep") from exc
     except MemoryError as exc:
-        raise TemplateError("template limit: out of memory") from exc
+        raise TemplateLimitExceeded("template limit: out of memory") from exc
     except Exception as exc:
         # A template is user code: `{{ 1 / 0 }}` or `{{ 'a' + 1 }}` must fail the row, not the sweep.
         raise TemplateError(f"{type(exc).__name__}: {exc}") from exc
@@ -398,6 +402,19 @@ def render_template(template: jinja2.Template, variables: Mapping[str, Any]) -> 
 def render(source: str, variables: Mapping[str, Any]) -> str:
     """Render template text with `variables` (compiled once, then cached)."""
     return render_template(compile_template(source), variables)
+
+
+def limit_error(template: jinja2.Template) -> str | None:
+    """At validation: the message if rendering without variables already hits a limit (a bomb), else None.
+
+    Most templates stop at their first variable, which is undefined here; that is no error."""
+    try:
+        render_template(template, {})
+    except TemplateLimitExceeded as exc:
+        return str(exc)
+    except TemplateError:
+        pass
+    return None
 
 
 def template_variables(source: str) -> set[str]:
