@@ -204,8 +204,6 @@ def _replaced_size(s: Any, old: Any, new: Any, count: Any = -1) -> int:
 
 
 def _joined_size(items: Any, sep: Any) -> int:
-    if not isinstance(items, list | tuple | set | frozenset | Mapping | str):
-        return 0  # a generator: its items were each built (and checked) already
     limit = _limits.max_chars
     total = 0
     for item in items:
@@ -223,7 +221,10 @@ def _bounded_filters() -> dict[str, Any]:
 
         @wraps(original)  # keeps jinja's pass_context/pass_eval_context marker
         def filter_(*args: Any, **kwargs: Any) -> Any:
-            value_args = args[1:] if getattr(original, "jinja_pass_arg", None) else args
+            passed = 1 if getattr(original, "jinja_pass_arg", None) else 0
+            if name == "join" and isinstance(args[passed], Iterator):  # `xs|map(...)|join`: measured as a list
+                args = (*args[:passed], list(args[passed]), *args[passed + 1 :])
+            value_args = args[passed:]
             _check(f"the result of |{name}", size(*value_args, **kwargs))
             return original(*args, **kwargs)
 
@@ -358,6 +359,8 @@ class _BoundedEnvironment(SandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         __self.tick()
+        if getattr(__obj, "__name__", "") == "join" and args and isinstance(args[0], Iterator):
+            args = (list(args[0]), *args[1:])  # measured as a list
         _check_method_call(__obj, args)
         return super().call(__context, __obj, *args, **kwargs)
 

@@ -199,6 +199,8 @@ def test_recursion_is_a_template_error():
         "{{ 'a'.ljust(999999999) }}",
         "{{ 'a'.zfill(999999999) }}",
         "{{ ''.join([big, big]) }}",
+        "{{ ([big] * 1000)|map('string')|join }}",
+        "{{ ''.join(([big] * 1000)|map('string')) }}",
         "{{ big.replace('a', 'aa') }}",
         "{{ big ~ big }}",
         "{{ big + big }}",
