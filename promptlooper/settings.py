@@ -39,6 +39,17 @@ def env_int(name: str, default: int, *, minimum: int = 1) -> int:
     return value
 
 
+def env_seconds(name: str, default: float) -> float:
+    raw = os.getenv(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw} must be a positive number of seconds")
+    return value
+
+
 def local_secret_key() -> str:
     """Generated once into an ignored file, so sessions survive restarts of a local install."""
     path = BASE_DIR / ".secret_key"
@@ -178,6 +189,16 @@ PROMPTLOOPER_LEASE_SECONDS = env_int("PROMPTLOOPER_LEASE_SECONDS", 60)
 # With RQ, a job runs a sweep for at most this long, then hands it to a fresh job: deploys and
 # restarts never wait on hours-long jobs, and the work spreads over workers started later.
 PROMPTLOOPER_JOB_SLICE_SECONDS = env_int("PROMPTLOOPER_JOB_SLICE_SECONDS", 900)
+
+# Every template render (prompts, scorer values, the estimate, validation) stops past this many
+# steps (loop iterations, calls), this many seconds, or this many characters built: a clear error.
+PROMPTLOOPER_TEMPLATE_MAX_STEPS = env_int("PROMPTLOOPER_TEMPLATE_MAX_STEPS", 1_000_000)
+PROMPTLOOPER_TEMPLATE_MAX_SECONDS = env_seconds("PROMPTLOOPER_TEMPLATE_MAX_SECONDS", 2.0)
+PROMPTLOOPER_TEMPLATE_MAX_CHARS = env_int("PROMPTLOOPER_TEMPLATE_MAX_CHARS", 1_000_000)
+# A stage's output is stored up to this many characters (the rest is cut, and marked as cut);
+# pages and API responses show this many characters of a text, with a link to the full text.
+PROMPTLOOPER_STORED_TEXT_MAX_CHARS = env_int("PROMPTLOOPER_STORED_TEXT_MAX_CHARS", 1_000_000)
+PROMPTLOOPER_SHOWN_TEXT_CHARS = env_int("PROMPTLOOPER_SHOWN_TEXT_CHARS", 10_000)
 
 LOGGING = {
     "version": 1,

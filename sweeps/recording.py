@@ -19,6 +19,7 @@ from sweeps.engine import stats
 from sweeps.engine.executor import SampleOutcome
 from sweeps.events import sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.text_limits import stored, stored_stage
 
 SAMPLE_FIELDS = [
     "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error",
@@ -36,8 +37,8 @@ def sample_row(outcome: SampleOutcome) -> tuple:
     return (
         outcome.item.sample_id,
         RunSample.Status.COMPLETED if ok else RunSample.Status.FAILED,
-        [s.to_dict() for s in outcome.stages],
-        outcome.output,
+        [stored_stage(s.to_dict()) for s in outcome.stages],
+        stored(outcome.output),
         outcome.score,
         int(outcome.total("tokens_in")),
         int(outcome.total("tokens_out")),

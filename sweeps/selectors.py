@@ -199,6 +199,14 @@ SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "
                  "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "attempts")  # fmt: skip
 
 
+def sample_get(*, user: Any, sample_id: int, run_id: int | None = None) -> RunSample:
+    """One of the user's samples (of that run, when given); another's is a 404."""
+    samples = RunSample.objects.filter(run__experiment__owner=user)
+    if run_id is not None:
+        samples = samples.filter(run_id=run_id)
+    return get_object_or_404(samples, pk=sample_id)
+
+
 def run_sample_page(run: Run, *, limit: int, offset: int) -> list[dict[str, Any]]:
     """A page of the run's samples as plain rows with their scores: two queries, and no model
     instances to build (the API answers them as JSON as they are)."""

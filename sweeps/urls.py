@@ -15,6 +15,7 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment_live"),
     path("experiments/<int:experiment_id>/sweep/<str:action>/", views.sweep_control, name="sweep_control"),
     path("runs/<int:run_id>/", views_runs.run_detail, name="run_detail"),
+    path("samples/<int:sample_id>/text/", views_runs.sample_text, name="sample_text"),
     path("experiments/<int:experiment_id>/compare/", views_runs.experiment_compare, name="experiment_compare"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),

@@ -13,10 +13,10 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from sweeps import compare, selectors
+from sweeps import compare, selectors, text_limits
 from sweeps.engine.pipeline import resolve_pipeline
 from sweeps.engine.space import flatten, get_path
 from sweeps.engine.spec import StageSpec
@@ -39,6 +39,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     filters, problems = sample_filters(request.GET)
     page = Paginator(selectors.run_sample_search(run, **filters), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     for sample in page:
+        text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
         sample.input_items = compare.items(sample.inputs)
     context = {
         "run": run,
@@ -51,6 +52,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "fold_at": FOLD_CHARS,
     }
     return render(request, "sweeps/run_detail.html", context)
+
+
+@login_required
+def sample_text(request: HttpRequest, sample_id: int) -> HttpResponse:
+    """One stored text of a sample in full (`?part=output`, `stages.0.prompt`, ...), for its owner."""
+    sample = selectors.sample_get(user=request.user, sample_id=sample_id)
+    text = text_limits.full_text(sample, request.GET.get("part", ""))
+    if text is None:
+        raise Http404("No such text: ask for part=output, inputs.<column> or stages.<i>.system|prompt|output")
+    return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
 def sample_filters(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -112,10 +123,13 @@ def experiment_compare(request: HttpRequest, experiment_id: int) -> HttpResponse
 
     page = Paginator(selectors.compare_row_keys(runs), ROWS_PER_PAGE).get_page(request.GET.get("page"))
     keys = list(page.object_list)  # (row_index, replicate) pairs
+    samples = selectors.compare_samples(runs, keys)
+    for sample in samples:
+        text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
     context = {
         "experiment": experiment,
         "headers": run_headers(runs),
-        "rows": compare.build_rows(runs, keys, selectors.compare_samples(runs, keys)),
+        "rows": compare.build_rows(runs, keys, samples),
         "page": page,
         "fold_at": FOLD_CHARS,
     }

@@ -160,6 +160,11 @@ class SampleOut(Schema):
     error: str
     attempts: int
     scores: list[ScoreOut]
+    cut: list[str] = Field(
+        default_factory=list,
+        description="texts shortened to PROMPTLOOPER_SHOWN_TEXT_CHARS (output, inputs.<column>, "
+        "stages.<i>.system|prompt|output); GET /runs/{id}/samples/{sid}/text?part=<name> gives one in full",
+    )
 
 
 class SamplePage(Schema):

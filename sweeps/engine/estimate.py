@@ -36,7 +36,7 @@ from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
 from sweeps.engine.scoring import Scorer, build_scorer
 from sweeps.engine.spec import ExperimentSpec, SweepSpec
 from sweeps.engine.strategies import grid, random_search
-from sweeps.engine.templating import TemplateError, render
+from sweeps.engine.templating import TemplateError, render, render_budget
 
 SAMPLE_CAP = 2_000  # samples whose calls are followed one by one; above it, a subset is
 DEFAULT_OUTPUT_TOKENS = 256
@@ -184,10 +184,11 @@ def estimate_sweep(
         chains.append(_Chain(stages_of[config_index], row_index, replicate, dict(rows[row_index])))
 
     tally = _Tally(sources)
-    for step, stage in enumerate(spec.pipeline):  # stage by stage: a stage's input is the one before's output
-        tally.follow(chains, f"stage {stage.name!r}", partial(_stage_call, step))
-    for judge in judges:  # after the whole pipeline, as the executor scores
-        tally.follow(chains, f"judge {judge.name!r}", partial(_judge_call, judge))
+    with render_budget():  # every prompt rendered here shares one step and time budget: a page stays quick
+        for step, stage in enumerate(spec.pipeline):  # stage by stage: a stage's input is the one before's output
+            tally.follow(chains, f"stage {stage.name!r}", partial(_stage_call, step))
+        for judge in judges:  # after the whole pipeline, as the executor scores
+            tally.follow(chains, f"judge {judge.name!r}", partial(_judge_call, judge))
 
     total = len(configs) * len(rows) * repeats
     factor = total / len(units) if units else 0.0

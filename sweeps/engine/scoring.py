@@ -23,7 +23,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from rapidfuzz import fuzz
 
 from sweeps.engine.errors import FieldError, SpecError
-from sweeps.engine.templating import TemplateError, compile_template, render_template, template_variables
+from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_template, template_variables
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,14 @@ class _Options:
             self.error(key, "must not be empty")
         else:
             try:
-                return compile_template(str(raw))  # YAML turns `value: 42` into a number
+                template = compile_template(str(raw))  # YAML turns `value: 42` into a number
             except TemplateError as exc:
                 self.error(key, f"invalid template: {exc}")
+            else:
+                if bomb := limit_error(template):
+                    self.error(key, bomb)
+                    return None
+                return template
         return None
 
     def text(self, key: str, default: str) -> str:

@@ -21,7 +21,7 @@ import yaml
 from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
-from sweeps.engine.templating import TemplateError, compile_template, template_variables
+from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
 
 SWEEP_TYPES = ("grid", "random", "guided", "tpe")
 DEFAULT_MAX_CONCURRENCY = 8
@@ -164,6 +164,11 @@ def parse_spec(
     """Validate raw spec data into an ExperimentSpec, or raise one SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError.at("", f"the spec must be an object with a name and a pipeline, got {_kind(data)}")
+    with render_budget():  # every template rendered to validate it shares one step and time budget
+        return _parse_spec(data, max_grid, known_providers)
+
+
+def _parse_spec(data: dict, max_grid: int, known_providers: Collection[str] | Mapping[str, str] | None) -> ExperimentSpec:
     v = _Validator()
     v.reject_unknown_keys(data, "", _TOP_LEVEL_KEYS)
 
@@ -467,10 +472,14 @@ def _check_template(
 ) -> None:
     """The template compiles and reads only dataset columns and earlier stages' outputs."""
     try:
-        builtins = compile_template(source).environment.globals  # range, dict, ... are fine
+        template = compile_template(source)
     except TemplateError as exc:
         v.error(path, str(exc))
         return
+    if bomb := limit_error(template):
+        v.error(path, bomb)
+        return
+    builtins = template.environment.globals  # range, dict, ... are fine
     earlier = names[:stage_index]
     for variable in sorted(template_variables(source)):
         if variable in columns or variable in earlier or variable in builtins:

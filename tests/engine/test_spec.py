@@ -767,3 +767,24 @@ def test_early_stopping_always_ends_on_the_whole_dataset_and_round_trips():
 def test_early_stopping_refusal(early_stopping, path, message):
     assert_refused(with_sweep(type="grid", params={"params.temperature": [0, 1]}, early_stopping=early_stopping),
                    path, message)  # fmt: skip
+
+
+# --- template bombs are refused at validation (issue 12, item 5) ------------------------
+
+BOMB = "{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize("scorer_type", ["regex", "contains", "exact_match"])
+def test_a_scorer_value_that_is_a_template_bomb_is_refused(scorer_type):
+    data = edited(lambda s: s.update(scorers=[{"type": scorer_type, "value": BOMB}]))
+    assert_refused(data, "scorers[0].value", "template limit: ")
+
+
+def test_a_stage_prompt_that_is_a_template_bomb_is_refused():
+    data = edited(lambda s: s["pipeline"][0].update(prompt=BOMB + "{{ ticket }}"))
+    assert_refused(data, "pipeline[0].prompt", "template limit: ")
+
+
+def test_a_size_bomb_in_a_scorer_is_refused():
+    data = edited(lambda s: s.update(scorers=[{"type": "regex", "value": "{{ '{:>999999999}'.format('a') }}"}]))
+    assert_refused(data, "scorers[0].value", "too large")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.engine.templating import TemplateError, compile_template, render, template_variables
+from sweeps.engine import templating
+from sweeps.engine.templating import TemplateError, TemplateLimits, compile_template, render, template_variables
 
 
 def test_render_substitutes_variables():
@@ -123,3 +124,124 @@ def test_templates_cannot_build_huge_values(source):
 
 def test_ordinary_arithmetic_still_works():
     assert render("{{ '-' * 3 }} {{ 2 ** 10 }} {{ 3 * 4 }}", {}) == "--- 1024 12"
+
+
+# --- Limits: CPU bombs and size bombs end fast with a clear message (issue 12, items 5 and 6) ---
+
+NESTED_LOOPS = "{% for i in range(99999) %}{% for j in range(99999) %}{% for k in range(99999) %}{% endfor %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        NESTED_LOOPS,
+        "{% for i in range(20000) %}{% for j in range(20000) %}{{ j }}{% endfor %}{% endfor %}",
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% if j %}{% endif %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_loop_bombs_stop_at_a_limit(source):
+    with pytest.raises(TemplateError, match=r"^template limit: "):
+        render(source, {})
+
+
+def test_calls_count_as_steps():
+    templating.configure(TemplateLimits(max_steps=50))
+    try:
+        with pytest.raises(TemplateError, match="more than 50 steps"):
+            render("{% macro f() %}{% endmacro %}{% set xs = range(99)|list %}{{ xs|map('string')|list|length }}{% for x in xs %}{{ f() }}{% endfor %}", {})
+    finally:
+        templating.configure(TemplateLimits())
+
+
+def test_the_wall_clock_limit_stops_a_slow_render():
+    # Steps are unlimited here: only the deadline can stop the loop.
+    templating.configure(TemplateLimits(max_steps=10**12, max_seconds=0.05))
+    try:
+        with pytest.raises(TemplateError, match=r"^template limit: the template took longer than 0.05 s"):
+            render(NESTED_LOOPS, {})
+    finally:
+        templating.configure(TemplateLimits())
+
+
+def test_renders_inside_one_budget_share_it():
+    templating.configure(TemplateLimits(max_steps=30))
+    try:
+        loop = "{% for i in range(10) %}{% endfor %}"
+        assert render(loop, {}) == "" and render(loop, {}) == ""  # each render alone fits
+        with templating.render_budget(), pytest.raises(TemplateError, match="more than 30 steps"):
+            for _ in range(3):
+                render(loop, {})
+    finally:
+        templating.configure(TemplateLimits())
+
+
+def test_recursion_is_a_template_error():
+    with pytest.raises(TemplateError, match="recursion too deep"):
+        render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '{:>999999999}'.format('a') }}",
+        "{{ '{:>{w}}'.format('a', w=999999999) }}",
+        "{{ '{:.999999999f}'.format(1.5) }}",
+        "{{ '{0}{0}'.format(big) }}",
+        "{{ '%0999999999d' % 1 }}",
+        "{{ '%*d' % (999999999, 1) }}",
+        "{{ '%s%s' % (big, big) }}",
+        "{{ '%0999999999d'|format(1) }}",
+        "{{ 'a'|center(999999999) }}",
+        "{{ 'a'|indent(999999999) }}",
+        "{{ big|replace('a', 'aaaa') }}",
+        "{{ [big, big]|join }}",
+        "{{ [1]|slice(999999999)|list|length }}",
+        "{{ 'a'.ljust(999999999) }}",
+        "{{ 'a'.zfill(999999999) }}",
+        "{{ ''.join([big, big]) }}",
+        "{{ ([big] * 1000)|map('string')|join }}",
+        "{{ ''.join(([big] * 1000)|map('string')) }}",
+        "{{ big.replace('a', 'aa') }}",
+        "{{ big ~ big }}",
+        "{{ big + big }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "{{ [big] * 1000 }}",
+        "{{ ([big] * 1000)|string }}",
+        "{% for i in range(1000) %}{{ big }}{% endfor %}",
+        "{% set s %}{% for i in range(1000) %}{{ big }}{% endfor %}{% endset %}{{ s|length }}",
+        "{{ lipsum(999999999) }}",
+    ],
+)
+def test_size_bombs_are_refused_before_the_string_is_built(source):
+    with pytest.raises(TemplateError, match=r"too large \(limit 1,000,000\)"):
+        render(source, {"big": "a" * 999_999})
+
+
+def test_huge_numbers_are_refused():
+    source = "{% set ns = namespace(x=10 ** 100) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}{% endfor %}"
+    with pytest.raises(TemplateError, match="too large"):
+        render(source, {})
+
+
+def test_the_size_limit_is_a_setting():
+    templating.configure(TemplateLimits(max_chars=10))
+    try:
+        assert render("{{ 'a'|center(10) }}", {}) == "    a     "
+        with pytest.raises(TemplateError, match=r"limit 10\)"):
+            render("{{ 'a'|center(11) }}", {})
+    finally:
+        templating.configure(TemplateLimits())
+
+
+def test_ordinary_formatting_still_works():
+    source = (
+        "{{ '{:>5}|{:.2f}'.format('a', 1.5) }}|{{ '%05d' % 3 }}|{{ '%s-%s'|format('x', 'y') }}|{{ 'a'|center(5) }}|"
+        "{{ 'a' ~ 1 }}|{{ [1, 2]|join(',') }}|{{ {'k': 1} }}|{{ 'ab'.replace('a', 'x') }}|{{ 'ab' + 'c' }}|"
+        "{{ 'x'|indent(2, first=true) }}|{% for i in range(3) %}{{ i }}{% endfor %}"
+    )
+    assert render(source, {}) == "    a|1.50|00003|x-y|  a  |a1|1,2|{'k': 1}|xb|abc|  x|012"
+
+
+def test_validation_names_a_template_that_is_a_bomb_by_itself():
+    assert templating.limit_error(compile_template(NESTED_LOOPS)).startswith("template limit: ")
+    assert templating.limit_error(compile_template("{{ ticket }}{% for i in range(99999) %}{% endfor %}")) is None
