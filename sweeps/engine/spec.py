@@ -33,6 +33,7 @@ MAX_TOP_K = 1000  # configurations guided/tpe search refines around
 MAX_SEED = INT64_MAX  # a seed is 0..2^63-1
 MAX_BUDGET_TOKENS = 10**15  # the budget columns are 64-bit, and sums of spent tokens must fit beside it
 MAX_BUDGET_USD = 10**9
+MAX_CALL_TOKENS = 10_000_000  # a call's params.max_tokens: more than any model answers
 
 _TOP_LEVEL_KEYS = (
     "name",
@@ -278,6 +279,8 @@ def _parse_pipeline(
         params = item.get("params")
         if params is not None and not v.string_keyed(params, _at(path, "params")):
             params = None
+        if params and "max_tokens" in params:
+            _check_call_tokens(v, params["max_tokens"], _at(path, "params.max_tokens"))
         stages.append(
             StageSpec(
                 name=name or "",
@@ -390,6 +393,10 @@ def _parse_space(
         if spec is None:
             continue
         target = match["target"]
+        if target == "params.max_tokens":
+            values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+            if not all(_check_call_tokens(v, value, path) for value in values):
+                continue
         if target in ("model", "system", "prompt"):
             # A top-level prompt or system applies to every stage, so the first stage,
             # which can see the fewest variables, decides what it may use.
@@ -534,6 +541,16 @@ def _check_template(
                 f"unknown variable {variable!r}: not a dataset column ({_listing(sorted(columns))}) "
                 f"nor an earlier stage ({_listing(earlier)})",
             )
+
+
+def _check_call_tokens(v: _Validator, value: Any, path: str) -> bool:
+    """A call's max_tokens: what its budget reservation and the provider both take as a count."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CALL_TOKENS:
+        v.error(path, f"max_tokens must be a whole number from 1 to {MAX_CALL_TOKENS:,}, got {value!r}")
+        return False
+    return True
 
 
 def _check_model(v: _Validator, model: str, path: str, known_providers: Collection[str] | None) -> None:
