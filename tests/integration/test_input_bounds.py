@@ -200,12 +200,14 @@ def test_the_editor_shows_the_error_and_keeps_what_was_typed(user, mock_latency)
         page = client.post("/experiments/new/", {"spec": text, "action": action}).content.decode()
         assert spec_text(page) == text  # nothing lost
         assert [path for path, _ in field_errors(page)] == ["name"]  # values first: then the rest
-    upload = SimpleUploadedFile("rows.jsonl", b'{"ticket": "a\\u0000", "expected": "b"}\n')
     text = json.dumps(spec(), indent=2)
-    response = client.post("/experiments/new/", {"spec": text, "action": "save", "dataset": upload})
-    page = response.content.decode()
-    assert response.status_code == 200 and spec_text(page) == text
-    assert [(path, "NUL" in message) for path, message in field_errors(page)] == [("dataset[0].ticket", True)]
+    for name, content in [("rows.jsonl", b'{"ticket": "a\\u0000", "expected": "b"}\n'),
+                          ("rows.csv", b"ticket,expected\na\x00,b\n")]:  # fmt: skip
+        upload = SimpleUploadedFile(name, content)
+        response = client.post("/experiments/new/", {"spec": text, "action": "save", "dataset": upload})
+        page = response.content.decode()
+        assert response.status_code == 200 and spec_text(page) == text
+        assert [(path, "NUL" in message) for path, message in field_errors(page)] == [("dataset[0].ticket", True)]
     assert not Experiment.objects.exists()
 
 
