@@ -86,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "promptlooper.middleware.ApiErrorsAsJson",
+    "promptlooper.query_guard.RefuseUnusableQueryText",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # daphne serves /static/ itself: no web server needed in front
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -175,6 +176,10 @@ warnings.filterwarnings("ignore", message="No directory at: .*staticfiles")
 
 # A grid larger than this is refused with advice to use random, guided or tpe search.
 PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
+# How much work one spec may ask for: refused with a 422 naming the field above these.
+PROMPTLOOPER_MAX_TRIALS = env_int("PROMPTLOOPER_MAX_TRIALS", 10_000)  # sweep.n_trials
+PROMPTLOOPER_MAX_REPEATS = env_int("PROMPTLOOPER_MAX_REPEATS", 100)  # repeats
+PROMPTLOOPER_MAX_SAMPLES = env_int("PROMPTLOOPER_MAX_SAMPLES", 1_000_000)  # configurations x rows x repeats per sweep
 # The largest request body accepted (an inline dataset counts): a clear 413 beyond it.
 PROMPTLOOPER_MAX_BODY_BYTES = env_int("PROMPTLOOPER_MAX_BODY_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PROMPTLOOPER_MAX_BODY_BYTES

@@ -301,7 +301,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
         reason = "drained"
         while reason == "drained":
             plan = await db.write(plan_next_round, sweep_id, spec)
-            if plan == Plan.COMPLETE:
+            if plan in (Plan.COMPLETE, Plan.STOPPED):
                 break
             reason = await executor.run()
             if reason == "drained" and plan == Plan.IN_PROGRESS:

@@ -14,7 +14,7 @@ import math
 import random
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
@@ -38,6 +38,14 @@ DEFAULTED_FIELDS = ["stages", "output", "tokens_in", "tokens_out", "cost_usd", "
                     "attempts", "lease_owner"]  # fmt: skip
 
 
+# PostgreSQL advisory locks are keyed by two integers: this one ("PLAN") and the sweep's id.
+PLANNING_LOCK = 0x504C414E
+
+
+class PlanningAborted(Exception):
+    """The sweep was stopped or paused while its next round was being planned."""
+
+
 def round_rng(seed: int | None, round_no: int) -> random.Random:
     # Each round has its own stream, so a resumed sweep proposes what an uninterrupted one would.
     return random.Random(f"{seed}:{round_no}") if seed is not None else random.Random()
@@ -47,16 +55,40 @@ class Plan(StrEnum):
     PLANNED = "planned"  # a new round's samples wait to be claimed
     IN_PROGRESS = "in_progress"  # the current round still has samples pending or running
     COMPLETE = "complete"  # every round is done and there is nothing more to propose
+    STOPPED = "stopped"  # the sweep was stopped or paused while planning: nothing was created
 
 
-@transaction.atomic
 def plan_next_round(sweep_id: int, spec: ExperimentSpec) -> Plan:
     """Create the next round's runs and samples when the current round is over.
 
-    Only COMPLETE says the sweep has nothing left: it is decided under the sweep's lock, so a
+    Only COMPLETE says the sweep has nothing left: it is decided under the planning lock, so a
     worker that finds nothing to claim cannot end a sweep whose next round nobody planned yet.
+    A stop or pause meanwhile wins: the round is rolled back and STOPPED returned.
     """
-    sweep = Sweep.objects.select_for_update().get(id=sweep_id)  # one planner at a time per sweep
+    try:
+        return plan_locked(sweep_id, spec)
+    except PlanningAborted:
+        return Plan.STOPPED
+
+
+def lock_planning(sweep_id: int) -> None:
+    """One planner at a time per sweep, until the transaction ends. Not the sweep's row lock:
+    stop and pause update that row, and must never wait behind a long planning. (SQLite has one
+    writer at a time anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PLANNING_LOCK, sweep_id % 2**31])
+
+
+def ensure_active(sweep_id: int) -> None:
+    if not Sweep.objects.filter(pk=sweep_id, status__in=Sweep.ACTIVE).exists():
+        raise PlanningAborted(sweep_id)
+
+
+@transaction.atomic
+def plan_locked(sweep_id: int, spec: ExperimentSpec) -> Plan:
+    lock_planning(sweep_id)
+    sweep = Sweep.objects.get(id=sweep_id)
     if RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)).exists():
         return Plan.IN_PROGRESS  # the next round needs every score of this one
     if spec.sweep.early_stopping and open_next_rung(sweep, spec):
@@ -104,10 +136,18 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
         for rep in range(spec.repeats)
     ]
     for start in range(0, len(samples), INSERT_BATCH):
+        ensure_active(sweep.pk)  # a stop meanwhile ends a long planning early
         insert_rows(RunSample, SAMPLE_FIELDS, samples[start : start + INSERT_BATCH], common=defaults)
+    # The sweep's row last, and only while it is active: a stop that came first makes this match
+    # nothing (the round rolls back); one that comes after waits only for this commit, then
+    # cancels the samples it sees.
+    added = len(runs) * per_run
+    if not Sweep.objects.filter(pk=sweep.pk, status__in=Sweep.ACTIVE).update(
+        rounds=F("rounds") + 1, total=F("total") + added, updated_at=timezone.now()
+    ):
+        raise PlanningAborted(sweep.pk)
     sweep.rounds += 1
-    sweep.total += len(runs) * per_run
-    sweep.save(update_fields=["rounds", "total", "updated_at"])
+    sweep.total += added
 
 
 # --- early stopping ---

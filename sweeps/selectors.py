@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from sweeps.engine import ranking, stats
 from sweeps.engine.space import flatten
+from sweeps.engine.values import value_problems
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 
 
@@ -170,6 +171,8 @@ def param_filter(expression: str) -> Q:
         value = json.loads(raw)
     except ValueError:
         value = raw  # a bare word: a string
+    if problems := value_problems(value):  # 1e999 is infinite, 1e30 beyond 64 bits: nothing matches them
+        raise ValueError(f"param {path!r}: the value {problems[0].message}")
     return Q(**{"config__" + "__".join(segments) + "__exact": value})
 
 

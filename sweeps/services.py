@@ -19,7 +19,7 @@ from django.utils import timezone
 from sweeps import events
 from sweeps.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.engine.errors import SpecError
-from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
 from sweeps.models import Experiment, Provider, Run, RunSample, Sweep
 from sweeps.publishing import publish_on_commit
 from sweeps.recording import close_finished_runs
@@ -61,8 +61,18 @@ def provider_availability() -> dict[str, str]:
     return {p.name: p.availability()[1] for p in Provider.objects.all()}
 
 
+def spec_limits() -> SpecLimits:
+    """How much work one sweep may be, from settings (README, Configuration)."""
+    return SpecLimits(
+        max_grid=settings.PROMPTLOOPER_MAX_GRID,
+        max_trials=settings.PROMPTLOOPER_MAX_TRIALS,
+        max_repeats=settings.PROMPTLOOPER_MAX_REPEATS,
+        max_samples=settings.PROMPTLOOPER_MAX_SAMPLES,
+    )
+
+
 def validate_spec(data: Any) -> ExperimentSpec:
-    return parse_spec(data, max_grid=settings.PROMPTLOOPER_MAX_GRID, known_providers=provider_availability())
+    return parse_spec(data, limits=spec_limits(), known_providers=provider_availability())
 
 
 def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:

@@ -81,8 +81,11 @@ class _Options:
 
     def number(self, key: str, default: float) -> float | None:
         raw = self.spec.get(key, default)
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             self.error(key, f"must be a number, got {raw!r}")
+            return None
+        if not math.isfinite(raw):
+            self.error(key, f"must be a finite number, got {raw!r}")
             return None
         return float(raw)
 
@@ -464,6 +467,7 @@ SCORER_TYPES: dict[str, type[Scorer]] = {
 }
 
 _COMMON_KEYS = ("type", "name", "weight")
+MAX_WEIGHT = 1_000_000  # weighted sums of many samples stay finite
 
 
 def build_scorer(spec: Mapping[str, Any], path: str) -> Scorer:
@@ -485,6 +489,8 @@ def build_scorer(spec: Mapping[str, Any], path: str) -> Scorer:
     weight = options.number("weight", 1.0)
     if weight is not None and weight <= 0:
         options.error("weight", f"must be greater than 0, got {weight:g}")
+    elif weight is not None and weight > MAX_WEIGHT:
+        options.error("weight", f"must be at most {MAX_WEIGHT:,}, got {weight:g}")
     arguments = scorer_class.parse_options(options)
     if options.errors:
         raise SpecError(options.errors)

@@ -22,10 +22,18 @@ from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
 from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
+from sweeps.engine.values import INT64_MAX, value_problems
 
 SWEEP_TYPES = ("grid", "random", "guided", "tpe")
 DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY = 256  # more parallel calls than this only buys rate-limit errors
+# Fixed bounds of the other numbers (those that set how much work a sweep is, n_trials, repeats
+# and samples per sweep, are SpecLimits, from settings).
+MAX_TOP_K = 1000  # configurations guided/tpe search refines around
+MAX_SEED = INT64_MAX  # a seed is 0..2^63-1
+MAX_BUDGET_TOKENS = 10**15  # the budget columns are 64-bit, and sums of spent tokens must fit beside it
+MAX_BUDGET_USD = 10**9
+MAX_CALL_TOKENS = 10_000_000  # a call's params.max_tokens: more than any model answers
 
 _TOP_LEVEL_KEYS = (
     "name",
@@ -146,6 +154,17 @@ class ExperimentSpec:
 MAX_NAME_LENGTH = 200  # an experiment's name is stored in a column this wide
 
 
+@dataclass(frozen=True)
+class SpecLimits:
+    """How much work one sweep may be (the server's settings); None: no limit (a spec already
+    accepted is read again with no limits, so lowering a setting never breaks a sweep in progress)."""
+
+    max_grid: int = 10_000  # configurations of a grid
+    max_trials: int | None = None  # sweep.n_trials
+    max_repeats: int | None = None  # repeats
+    max_samples: int | None = None  # configurations x dataset rows x repeats, per sweep
+
+
 def load_spec_text(text: str) -> Any:
     """Read a spec written as YAML or JSON (JSON is YAML); SpecError names the bad line."""
     try:
@@ -159,16 +178,27 @@ def load_spec_text(text: str) -> Any:
 
 
 def parse_spec(
-    data: Any, *, max_grid: int = 10_000, known_providers: Collection[str] | Mapping[str, str] | None = None
+    data: Any,
+    *,
+    max_grid: int | None = None,
+    limits: SpecLimits | None = None,
+    known_providers: Collection[str] | Mapping[str, str] | None = None,
 ) -> ExperimentSpec:
     """Validate raw spec data into an ExperimentSpec, or raise one SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError.at("", f"the spec must be an object with a name and a pipeline, got {_kind(data)}")
+    # Values nothing can store (NUL, lone surrogates, NaN, huge integers) are refused before any
+    # field is read: every later check may then trust its text and numbers.
+    if problems := value_problems(data):
+        raise SpecError(problems)
     with render_budget():  # every template rendered to validate it shares one step and time budget
-        return _parse_spec(data, max_grid, known_providers)
+        return _parse_spec(data, max_grid, limits or SpecLimits(), known_providers)
 
 
-def _parse_spec(data: dict, max_grid: int, known_providers: Collection[str] | Mapping[str, str] | None) -> ExperimentSpec:
+def _parse_spec(
+    data: dict, max_grid: int | None, limits: SpecLimits, known_providers: Collection[str] | Mapping[str, str] | None
+) -> ExperimentSpec:
+    max_grid = max_grid if max_grid is not None else limits.max_grid
     v = _Validator()
     v.reject_unknown_keys(data, "", _TOP_LEVEL_KEYS)
 
@@ -177,15 +207,17 @@ def _parse_spec(data: dict, max_grid: int, known_providers: Collection[str] | Ma
     dataset = _parse_dataset(v, data.get("dataset"))
     columns = {column for row in dataset for column in row}
     pipeline = _parse_pipeline(v, data.get("pipeline"), columns, known_providers)
-    sweep = _parse_sweep(v, data.get("sweep"), pipeline, columns, max_grid, known_providers)
+    sweep = _parse_sweep(v, data.get("sweep"), pipeline, columns, max_grid, limits.max_trials, known_providers)
     _require_first_model(v, pipeline, sweep.space)
     scorers = _parse_scorers(v, data.get("scorers"), pipeline, columns, known_providers)
-    repeats = v.integer(data, "repeats", "", default=1)
+    repeats = v.integer(data, "repeats", "", default=1, maximum=limits.max_repeats)
     max_concurrency = v.integer(
         data, "max_concurrency", "", default=DEFAULT_MAX_CONCURRENCY, maximum=MAX_CONCURRENCY
     )
     budget = _parse_budget(v, data.get("budget"))
     fail_fast = v.boolean(data, "fail_fast", "", default=True)
+    if not v.errors:
+        _check_samples(v, sweep, len(dataset), repeats or 1, limits.max_samples)
 
     if v.errors:
         raise SpecError(v.errors)
@@ -253,6 +285,8 @@ def _parse_pipeline(
         params = item.get("params")
         if params is not None and not v.string_keyed(params, _at(path, "params")):
             params = None
+        if params and "max_tokens" in params:
+            _check_call_tokens(v, params["max_tokens"], _at(path, "params.max_tokens"))
         stages.append(
             StageSpec(
                 name=name or "",
@@ -271,6 +305,7 @@ def _parse_sweep(
     pipeline: Sequence[StageSpec],
     columns: set[str],
     max_grid: int,
+    max_trials: int | None,
     known_providers: Collection[str] | None,
 ) -> SweepSpec:
     section = v.section(raw, "sweep", _SWEEP_KEYS)
@@ -284,18 +319,35 @@ def _parse_sweep(
     if sweep_type == "grid":
         _check_grid(v, space, max_grid)
 
-    n_trials = v.integer(section, "n_trials", "sweep", default=None)
+    n_trials = v.integer(section, "n_trials", "sweep", default=None, maximum=max_trials)
     if section.get("n_trials") is None and sweep_type in ("random", "guided", "tpe"):
         v.error("sweep.n_trials", f"is required for a {sweep_type} sweep")
     return SweepSpec(
         type=sweep_type,
         space=space,
         n_trials=n_trials,
-        top_k=v.integer(section, "top_k", "sweep", default=5),
+        top_k=v.integer(section, "top_k", "sweep", default=5, maximum=MAX_TOP_K),
         explore_ratio=v.number(section, "explore_ratio", "sweep", default=0.3, between=(0.0, 1.0)),
-        seed=v.integer(section, "seed", "sweep", default=None, minimum=None),
+        seed=v.integer(section, "seed", "sweep", default=None, minimum=0, maximum=MAX_SEED),
         early_stopping=_parse_early_stopping(v, section.get("early_stopping")),
     )
+
+
+def _check_samples(v: _Validator, sweep: SweepSpec, rows: int, repeats: int, max_samples: int | None) -> None:
+    """The sweep's samples at most (configurations x rows x repeats) stay within the limit."""
+    if max_samples is None:
+        return
+    configs = sweep.space.grid_size() if sweep.type == "grid" else sweep.n_trials
+    if configs is None:
+        return
+    samples = configs * rows * repeats
+    if samples > max_samples:
+        field = "sweep.params" if sweep.type == "grid" else "sweep.n_trials"
+        v.error(
+            field,
+            f"the sweep would make {samples:,} samples ({configs:,} configurations x {rows:,} rows x "
+            f"{repeats:,} repeats), more than the limit of {max_samples:,} per sweep",
+        )
 
 
 def _parse_early_stopping(v: _Validator, raw: Any) -> EarlyStoppingSpec | None:
@@ -347,6 +399,10 @@ def _parse_space(
         if spec is None:
             continue
         target = match["target"]
+        if target == "params.max_tokens":
+            values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+            if not all(_check_call_tokens(v, value, path) for value in values):
+                continue
         if target in ("model", "system", "prompt"):
             # A top-level prompt or system applies to every stage, so the first stage,
             # which can see the fewest variables, decides what it may use.
@@ -446,8 +502,8 @@ def _parse_scorers(
 def _parse_budget(v: _Validator, raw: Any) -> BudgetSpec:
     section = v.section(raw, "budget", _BUDGET_KEYS)
     return BudgetSpec(
-        max_tokens=v.integer(section, "max_tokens", "budget", default=None),
-        max_cost_usd=v.number(section, "max_cost_usd", "budget", default=None, positive=True),
+        max_tokens=v.integer(section, "max_tokens", "budget", default=None, maximum=MAX_BUDGET_TOKENS),
+        max_cost_usd=v.number(section, "max_cost_usd", "budget", default=None, positive=True, maximum=MAX_BUDGET_USD),
     )
 
 
@@ -495,6 +551,16 @@ def _check_template(
                 f"unknown variable {variable!r}: not a dataset column ({_listing(sorted(columns))}) "
                 f"nor an earlier stage ({_listing(earlier)})",
             )
+
+
+def _check_call_tokens(v: _Validator, value: Any, path: str) -> bool:
+    """A call's max_tokens: what its budget reservation and the provider both take as a count."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CALL_TOKENS:
+        v.error(path, f"max_tokens must be a whole number from 1 to {MAX_CALL_TOKENS:,}, got {value!r}")
+        return False
+    return True
 
 
 def _check_model(v: _Validator, model: str, path: str, known_providers: Collection[str] | None) -> None:
@@ -615,7 +681,7 @@ class _Validator:
             self.error(where, f"must be at least {minimum}, got {value}")
             return default
         if maximum is not None and value > maximum:
-            self.error(where, f"must be at most {maximum}, got {value}")
+            self.error(where, f"must be at most {maximum:,}, got {value:,}")
             return default
         return value
 
@@ -628,19 +694,26 @@ class _Validator:
         default: float | None,
         between: tuple[float, float] | None = None,
         positive: bool = False,
+        maximum: float | None = None,
     ) -> Any:
         value = section.get(key)
         where = _at(path, key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.error(where, f"must be a number, got {_kind(value)}")
+            return default
+        if not math.isfinite(value):
+            self.error(where, f"must be a finite number, got {value}")
             return default
         if positive and value <= 0:
             self.error(where, f"must be greater than 0, got {value}")
             return default
         if between is not None and not between[0] <= value <= between[1]:
             self.error(where, f"must be between {between[0]:g} and {between[1]:g}, got {value}")
+            return default
+        if maximum is not None and value > maximum:
+            self.error(where, f"must be at most {maximum:,}, got {value}")
             return default
         return value
 
