@@ -42,8 +42,8 @@ class AnthropicProvider(HttpProvider):
         # People paste the base URL with the version in it, as OpenAI's is written.
         return base_url.rstrip("/").removesuffix("/v1")
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        return {"x-api-key": api_key, "anthropic-version": API_VERSION}
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION} | ({"x-api-key": api_key} if api_key else {})
 
     def request_body(self, request: CompletionRequest) -> dict[str, Any]:
         params = {

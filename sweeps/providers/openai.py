@@ -20,8 +20,8 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 class OpenAIProvider(HttpProvider):
     path = "chat/completions"
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {api_key}"}
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def request_body(self, request: CompletionRequest) -> dict[str, Any]:
         params = {key: value for key, value in request.params.items() if value is not None}
