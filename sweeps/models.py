@@ -168,6 +168,7 @@ class Run(TimeStamped):
     score = models.FloatField(null=True, blank=True)
     samples_total = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
+    samples_truncated = models.PositiveIntegerField(default=0, db_default=0)  # samples with an answer cut by max_tokens
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.FloatField(default=0)
@@ -227,6 +228,7 @@ class RunSample(models.Model):
     cost_usd = models.FloatField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     cache_hit = models.BooleanField(default=False)
+    truncated = models.BooleanField(default=False, db_default=False)  # a call ended with finish_reason "length" (max_tokens cut it)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)

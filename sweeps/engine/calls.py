@@ -38,6 +38,7 @@ class CachedResponse:
     finish_reason: str
     latency_ms: float
     cost_usd: float
+    usage_estimated: bool = False  # the provider sent no usable usage (not kept in the response cache)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class StageOutcome:
             "name": self.name, "model": self.model, "system": self.system, "prompt": self.prompt,
             "output": r.text, "finish_reason": r.finish_reason, "tokens_in": r.tokens_in,
             "tokens_out": r.tokens_out, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms, "cached": self.cached,
-            "attempts": self.attempts,
+            "attempts": self.attempts, "usage_estimated": r.usage_estimated,
         }  # fmt: skip
 
 
@@ -206,7 +207,7 @@ class Calls:
         self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
         response = CachedResponse(
             completion.text, completion.tokens_in, completion.tokens_out,
-            completion.finish_reason, completion.latency_ms, cost,
+            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated,
         )  # fmt: skip
         # Committed before scoring: after a crash this call is never paid for again.
         await self.store.put(key, provider_name, model_name, response)

@@ -124,6 +124,11 @@ class SampleOutcome:
     def cache_hit(self) -> bool:
         return bool(self.stages) and all(s.cached for s in self.stages)
 
+    @property
+    def truncated(self) -> bool:
+        """A call's answer (a stage's or a judge's) was cut short by max_tokens."""
+        return any(s.response.finish_reason == "length" for s in self.stages)
+
 
 class Workload(Protocol):
     """Where samples come from and results go (the database, in production)."""

@@ -22,7 +22,7 @@ import math
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -322,6 +322,32 @@ def _retryable_reason(status: int) -> str:
     if status == 409:
         return "conflict"
     return "server error"
+
+
+# No model reads or writes more in one call; a larger (or negative, or non-integer) count is a
+# server's bug, and would overflow the token columns: the usage is estimated instead.
+MAX_REPORTED_TOKENS = 10_000_000
+
+
+def checked_usage(request: CompletionRequest, answer: str, read: Callable[[], tuple[Any, Any]] | None) -> tuple[int, int, bool]:
+    """(tokens in, tokens out, estimated): what `read()` says the server counted, when it sent a
+    usage (`read` is None when not) whose counts are numbers in [0, MAX_REPORTED_TOKENS]; else
+    estimated. A usage without its fields raises KeyError: a malformed answer, as before."""
+    if read is not None:
+        counts = [_count(n) for n in read()]
+        if all(n is not None for n in counts):
+            return counts[0], counts[1], False  # type: ignore[return-value]
+    return (*estimated_usage(request, answer), True)
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return count if 0 <= count <= MAX_REPORTED_TOKENS else None
 
 
 def estimated_usage(request: CompletionRequest, answer: str) -> tuple[int, int]:

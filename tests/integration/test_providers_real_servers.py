@@ -6,13 +6,22 @@ rate limited, and which server's answers the response cache may serve.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from sweeps import services
 from sweeps.models import Provider, ResponseCache, RunSample, provider_options_problems
 from tests.conftest import wait_for_sweep
-from tests.fakes.llm_server import FakeLLMServer, Scripted
-from tests.integration.test_providers_e2e import FAST_RETRY, providers, retries_of, run_sweep, server, stage_spec  # noqa: F401
+from tests.fakes.llm_server import FakeLLMServer, Scripted, openai_answer
+from tests.integration.api_client import ApiClient
+from tests.integration.test_providers_e2e import (  # noqa: F401 (providers and server are fixtures)
+    FAST_RETRY, TICKETS, providers, retries_of, run_sweep, server, stage_spec,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,3 +144,65 @@ def test_the_cache_is_keyed_by_the_provider_name_and_namespace_not_its_url(user,
         sweep = run_sweep(user, stage_spec("other/some-model"))
         assert (sweep.completed, sweep.cached, len(moved.requests)) == (3, 0, 6)
     assert ResponseCache.objects.count() == 9
+
+
+# --- answers cut short by max_tokens, and usage a server got wrong ---------------------------------
+
+
+def export(api: ApiClient, sweep, format: str) -> str:
+    response = api.get(f"/experiments/{sweep.experiment_id}/export", format=format)
+    return b"".join(response.streaming_content).decode()
+
+
+def test_truncated_answers_are_marked_on_every_page_the_api_and_the_export(user, server, providers):
+    # The fake server counts a word as a token: "Summarize: billing charged twice" fits in 4,
+    # the two other tickets (5 words) are cut.
+    sweep = run_sweep(user, stage_spec("openai/gpt-4o-mini", params={"max_tokens": 4}, sweep={
+        "type": "grid", "params": {"params.temperature": [0.0, 0.5]}}))  # fmt: skip
+    assert (sweep.status, sweep.completed) == ("completed", 6), sweep.error
+    samples = RunSample.objects.filter(sweep=sweep)
+    assert {s.inputs["ticket"] for s in samples if s.truncated} == set(TICKETS[1:])
+    runs = list(sweep.runs.order_by("id"))
+    assert [run.samples_truncated for run in runs] == [2, 2]
+
+    api = ApiClient(user)
+    detail = api.get(f"/runs/{runs[0].pk}").json()
+    assert detail["samples_truncated"] == 2
+    assert sorted(s["truncated"] for s in detail["samples"]["items"]) == [False, True, True]
+    board = api.get(f"/experiments/{sweep.experiment_id}/leaderboard").json()
+    assert [e["samples_truncated"] for e in board["entries"]] == [2, 2]
+    runs_page = api.get(f"/experiments/{sweep.experiment_id}/runs").json()
+    assert [r["samples_truncated"] for r in runs_page["items"]] == [2, 2]
+    lines = [json.loads(line) for line in export(api, sweep, "jsonl").splitlines()]
+    assert sum(line["truncated"] for line in lines) == 4
+    rows = list(csv.DictReader(io.StringIO(export(api, sweep, "csv"))))
+    assert sorted(row["truncated"] for row in rows) == ["false"] * 2 + ["true"] * 4
+
+    client = Client()
+    client.force_login(user)
+    run_page = client.get(reverse("run_detail", args=[runs[0].pk])).content.decode()
+    assert 'id="run-truncated"' in run_page and "2 of 3 samples were cut short by max_tokens" in run_page
+    assert run_page.count('<span class="badge truncated"') == 2 * 2  # each sample's badge, and its stage's
+    compare = client.get(reverse("experiment_compare", args=[sweep.experiment_id]), {"runs": [r.pk for r in runs]})
+    assert compare.content.decode().count('<span class="badge truncated"') == 4
+    board_page = client.get(reverse("experiment_detail", args=[sweep.experiment_id])).content.decode()
+    assert board_page.count("2 truncated</span>") == 2
+
+
+def test_a_usage_a_server_got_wrong_is_estimated_and_marked_not_a_database_error(user, server, providers):
+    def absurd(request):
+        body = openai_answer(request.json)
+        body["usage"] = {"prompt_tokens": 10**12, "completion_tokens": -5}
+        return Scripted(body=body)
+
+    server.responder = absurd
+    sweep = run_sweep(user, stage_spec("openai/gpt-4o-mini"))
+
+    assert (sweep.status, sweep.completed, sweep.failed) == ("completed", 3, 0), sweep.error
+    for sample in RunSample.objects.filter(sweep=sweep):
+        assert sample.stages[0]["usage_estimated"] is True
+        assert 0 < sample.tokens_in < 100 and 0 < sample.tokens_out < 100
+    page = Client()
+    page.force_login(user)
+    run = sweep.runs.get()
+    assert "tokens estimated (the server sent no usage)" in page.get(reverse("run_detail", args=[run.pk])).content.decode()
