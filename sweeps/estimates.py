@@ -45,6 +45,9 @@ class DatabaseSources:
         provider, _, name = model.partition("/")
         return self.providers.price(provider, name)
 
+    def cache_namespace(self, provider: str) -> str:
+        return self.providers.cache_namespace(provider)
+
 
 def estimate_spec(spec: ExperimentSpec) -> Estimate:
     # The rng of the planner's first round: a seeded random sweep proposes these very configs.

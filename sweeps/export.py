@@ -39,14 +39,14 @@ CHUNK = 500  # samples per query: ~2 KB each in memory; 1,000 or 2,000 per query
 BATCH = 250  # rows per string yielded: big enough that a write per string costs nothing, small enough to stream
 ORDER = ("run_id", "row_index", "replicate")
 SAMPLE_COLUMNS = ("id", *ORDER, "status", "inputs_json", "stages_json", "output", "score", "tokens_in",
-                  "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error")  # fmt: skip
+                  "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
 # A sample's inputs and stages are read as the database's JSON text, not decoded: a decoded
 # stage is a dict of twelve keys, about three times the memory of its text, and a chunk holds
 # CHUNK samples. Each is decoded when its row is made (CSV), or copied as is (JSONL).
 JSON_AS_TEXT = {"inputs_json": Cast("inputs", TextField()), "stages_json": Cast("stages", TextField())}
 SCORE_COLUMNS = ("sample_id", "scorer_index", "name", "value", "passed", "reason")
 FIXED_COLUMNS = ("run_id", "run_status", "run_score", "row_index", "replicate", "status", "output", "score",
-                 "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error")  # fmt: skip
+                 "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
 # A spreadsheet runs a cell starting with one of these as a formula: =HYPERLINK(...) in a
 # model's output or a dataset row would run on the machine of whoever opens the export. OWASP
 # (CSV Injection) advises prefixing such cells with an apostrophe, which shows as text.
@@ -180,7 +180,7 @@ def scores_of(sample_ids: list[int]) -> dict[int, list[tuple]]:
 def flat_row(sample: tuple, scores: list[tuple], run: RunFacts, scorer_labels: list[str]) -> dict[str, Any]:
     """One sample as export_rows gives it: plain values, prefixed keys for the variable parts."""
     (_, run_id, row_index, replicate, status, inputs, stages, output, score,
-     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error) = sample  # fmt: skip
+     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated) = sample  # fmt: skip
     inputs, stages = json.loads(inputs), json.loads(stages)
     row: dict[str, Any] = {
         "run_id": run_id, "run_status": run.status, "run_score": run.score, **run.prefixed,
@@ -193,7 +193,7 @@ def flat_row(sample: tuple, scores: list[tuple], run: RunFacts, scorer_labels: l
         label = scorer_labels[index] if index < len(scorer_labels) else name
         row[f"score.{label}"], row[f"reason.{label}"] = value, reason
     row.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost_usd, latency_ms=latency_ms,
-               cache_hit=cache_hit, error=error)  # fmt: skip
+               cache_hit=cache_hit, error=error, truncated=truncated)  # fmt: skip
     return row
 
 
@@ -249,7 +249,7 @@ def export_csv(sweep: Sweep) -> Iterator[str]:
 
 def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
     (_, run_id, row_index, replicate, status, inputs, stages, output, score,
-     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error) = sample  # fmt: skip
+     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated) = sample  # fmt: skip
     head = {"run_id": run_id, "run_status": run.status, "run_score": run.score, "params": run.params,
             "row_index": row_index, "replicate": replicate, "status": status}  # fmt: skip
     tail = {
@@ -257,7 +257,7 @@ def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
         "scores": [{"name": name, "value": value, "passed": passed, "reason": reason}
                    for _, name, value, passed, reason in scores],
         "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost_usd, "latency_ms": latency_ms,
-        "cache_hit": cache_hit, "error": error,
+        "cache_hit": cache_hit, "error": error, "truncated": truncated,
     }  # fmt: skip
     # The database's JSON text of inputs and stages is valid JSON already: put between the two
     # halves as it is, rather than decoded and encoded again (half the time of a line).

@@ -102,6 +102,7 @@ class Sweep(TimeStamped):
         COST_BUDGET = "cost_budget"
         INTERRUPTED = "interrupted"  # the worker died; resume continues with what is unfinished
         PROVIDER_ERROR = "provider_error"  # a provider's quota ran out (fail_fast); resume once topped up
+        RATE_LIMITED = "rate_limited"  # a provider kept answering 429 beyond the retries; resume later
         FAILED = "failed"
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="sweeps")
@@ -167,6 +168,7 @@ class Run(TimeStamped):
     score = models.FloatField(null=True, blank=True)
     samples_total = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
+    samples_truncated = models.PositiveIntegerField(default=0, db_default=0)  # samples with an answer cut by max_tokens
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.FloatField(default=0)
@@ -226,6 +228,7 @@ class RunSample(models.Model):
     cost_usd = models.FloatField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     cache_hit = models.BooleanField(default=False)
+    truncated = models.BooleanField(default=False, db_default=False)  # a call ended with finish_reason "length" (max_tokens cut it)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)
@@ -289,12 +292,15 @@ class ResponseCache(models.Model):
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 OPTIONS_HELP = (
-    "JSON. HTTP providers: timeout_connect, timeout_read (seconds), max_connections; "
+    "JSON. HTTP providers: timeout_connect, timeout_read, timeout_total (seconds), max_connections; "
+    "cache_namespace (text: change it to stop reusing cached answers of this provider); "
     "retry: {max_attempts, base, cap}; prices: {model: [in, out]} in USD per million tokens. "
     "Mock: latency_ms, jitter, seed."
 )
+MAX_TIMEOUT_SECONDS = 86_400
 OPTION_TYPES: dict[str, type | tuple[type, ...]] = {
-    "timeout_connect": (int, float), "timeout_read": (int, float), "max_connections": int,
+    "timeout_connect": (int, float), "timeout_read": (int, float), "timeout_total": (int, float), "max_connections": int,
+    "cache_namespace": str,
     "retry": dict, "prices": dict, "latency_ms": (int, float), "jitter": (int, float), "seed": int,
 }  # fmt: skip
 
@@ -309,6 +315,13 @@ def provider_options_problems(kind: str, options: Any) -> list[str]:
             problems.append(f"unknown option {key!r} (known: {', '.join(OPTION_TYPES)})")
         elif isinstance(value, bool) or not isinstance(value, expected):
             problems.append(f"{key} has the wrong type")
+    for key in ("timeout_connect", "timeout_read", "timeout_total"):
+        value = options.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not 0 < value <= MAX_TIMEOUT_SECONDS:
+            problems.append(f"{key} must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds")
+    namespace = options.get("cache_namespace")
+    if isinstance(namespace, str) and len(namespace) > 100:
+        problems.append("cache_namespace must be at most 100 characters")
     retry = options.get("retry")
     if isinstance(retry, dict):
         unknown = set(retry) - {"max_attempts", "base", "cap"}
@@ -359,9 +372,17 @@ class Provider(TimeStamped):
         """Whether sweeps can use this provider now, and if not, what to do about it."""
         if not self.enabled:
             return False, "disabled in the admin"
-        if self.kind != self.Kind.MOCK and self.api_key_env and not os.environ.get(self.api_key_env):
+        if self.key_required() and not os.environ.get(self.api_key_env):
             return False, f"set the environment variable {self.api_key_env}"
         return True, ""
+
+    def key_required(self) -> bool:
+        """Whether calls need the key in `api_key_env`. Not with an empty `api_key_env` (a keyless
+        server), nor for the openai row pointed at OPENAI_BASE_URL (a local server, which needs
+        none; it gets the key when OPENAI_API_KEY is set all the same)."""
+        if self.kind == self.Kind.MOCK or not self.api_key_env:
+            return False
+        return not (self.kind == self.Kind.OPENAI and not self.base_url and os.environ.get("OPENAI_BASE_URL"))
 
     def api_key(self) -> str | None:
         """Read from the environment at the moment of use; never stored, never logged."""

@@ -35,7 +35,7 @@ SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs", "status"]
 # The other NOT NULL columns of a new sample: insert_rows applies no model defaults, so these
 # are taken from the model, the same for every sample.
 DEFAULTED_FIELDS = ["stages", "output", "tokens_in", "tokens_out", "cost_usd", "cache_hit", "error",
-                    "attempts", "lease_owner"]  # fmt: skip
+                    "attempts", "lease_owner", "truncated"]  # fmt: skip
 
 
 # PostgreSQL advisory locks are keyed by two integers: this one ("PLAN") and the sweep's id.

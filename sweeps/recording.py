@@ -23,10 +23,11 @@ from sweeps.text_limits import stored, stored_stage
 
 SAMPLE_FIELDS = [
     "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error",
+    "truncated",
 ]  # fmt: skip
 SCORE_FIELDS = ["sample", "scorer_index", "name", "weight", "value", "passed", "reason"]
 RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error",
-              "score_ci_low", "score_ci_high", "score_spread", "consistency"]  # fmt: skip
+              "score_ci_low", "score_ci_high", "score_spread", "consistency", "samples_truncated"]  # fmt: skip
 UNFINISHED = (RunSample.Status.PENDING, RunSample.Status.RUNNING, RunSample.Status.WAITING)
 NOT_SCORED = (RunSample.Status.CANCELLED, RunSample.Status.PRUNED)  # left out of a run's score
 
@@ -46,6 +47,7 @@ def sample_row(outcome: SampleOutcome) -> tuple:
         outcome.total("latency_ms") if outcome.stages else None,
         outcome.cache_hit,
         outcome.error,
+        outcome.truncated,
     )
 
 
@@ -122,6 +124,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
             n_failed=Count("id", filter=Q(status=RunSample.Status.FAILED)),
             n_cancelled=Count("id", filter=Q(status=RunSample.Status.CANCELLED)),
             n_pruned=Count("id", filter=Q(status=RunSample.Status.PRUNED)),
+            n_truncated=Count("id", filter=Q(truncated=True)),
             tokens_in=Coalesce(Sum("tokens_in"), 0),
             tokens_out=Coalesce(Sum("tokens_out"), 0),
             cost=Coalesce(Sum("cost_usd"), 0.0),
@@ -145,7 +148,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         # Rounded: the database sums in no fixed order, and a re-run must rank identically.
         score = round(s["score"], 9) if s["n_done"] else None
         rows.append((s["run_id"], status, score, s["n_failed"], s["tokens_in"], s["tokens_out"], s["cost"],
-                     s["latency"], s["first_error"] or "", *certainty[s["run_id"]]))  # fmt: skip
+                     s["latency"], s["first_error"] or "", *certainty[s["run_id"]], s["n_truncated"]))  # fmt: skip
     if not rows:
         return []
     update_rows(Run, RUN_FIELDS, rows, common={"finished_at": timezone.now()})

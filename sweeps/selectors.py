@@ -199,7 +199,7 @@ def pareto_run_ids(sweep: Sweep) -> list[int]:
 
 
 SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "output", "score", "tokens_in",
-                 "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "attempts")  # fmt: skip
+                 "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "attempts", "truncated")  # fmt: skip
 
 
 def sample_get(*, user: Any, sample_id: int, run_id: int | None = None) -> RunSample:
@@ -317,7 +317,7 @@ def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
 
 
 RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "score_ci_low",
-               "score_ci_high", "score_spread", "consistency")  # fmt: skip
+               "score_ci_high", "score_spread", "consistency", "samples_failed", "samples_truncated")  # fmt: skip
 
 
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:

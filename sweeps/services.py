@@ -275,7 +275,7 @@ def sweep_hand_over(sweep_id: int) -> None:
 @transaction.atomic
 def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dict]:
     sweep = locked(sweep_id)
-    if reason in ("token_budget", "cost_budget", "provider_error") and sweep.status == S.RUNNING:
+    if reason in ("token_budget", "cost_budget", "provider_error", "rate_limited") and sweep.status == S.RUNNING:
         set_status(sweep, S.PAUSED, reason, error=error)
         return [events.sweep_event("paused", sweep)]
     if sweep.status == S.STOPPED:

@@ -150,6 +150,7 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
             "tokens": run.tokens_in + run.tokens_out, "cost": f"${run.cost_usd:.5f}",
             "per_dollar": per_dollar(run.score, run.cost_usd),
             "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms", "front": run.pk in front,
+            "truncated": run.samples_truncated,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=first_rank)
     ]

@@ -116,6 +116,7 @@ class RunOut(Schema):
     score: float | None
     samples_total: int
     samples_failed: int
+    samples_truncated: int = Field(description="samples with an answer cut short by max_tokens (finish_reason length)")
     tokens_in: int
     tokens_out: int
     cost_usd: float
@@ -157,6 +158,7 @@ class SampleOut(Schema):
     cost_usd: float
     latency_ms: float | None
     cache_hit: bool
+    truncated: bool = Field(description='a call of this sample ended with finish_reason "length" (cut by max_tokens)')
     error: str
     attempts: int
     scores: list[ScoreOut]
@@ -188,6 +190,7 @@ class LeaderboardEntry(Schema):
     cost_usd: float
     latency_ms: float | None
     samples_failed: int
+    samples_truncated: int
     score_per_dollar: float | None = Field(description="score ÷ cost; null when free or unscored")
     score_ci_low: float | None = Field(description="95 % bootstrap interval of the score over the dataset's rows")
     score_ci_high: float | None

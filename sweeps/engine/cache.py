@@ -9,12 +9,25 @@ from typing import Any
 
 
 def cache_key(
-    *, provider: str, model: str, params: Mapping[str, Any], messages: Sequence[Mapping[str, str]], replicate: int
+    *,
+    provider: str,
+    model: str,
+    params: Mapping[str, Any],
+    messages: Sequence[Mapping[str, str]],
+    replicate: int,
+    namespace: str = "",
 ) -> str:
-    # The replicate index is part of the key so that `repeats` buys real samples, while a
-    # re-run of the same sweep is still free. Keys and base URLs are deliberately absent.
+    # The provider is its row's name: a server moved to another URL keeps its cache, while
+    # another row (another server) never sees it. `namespace` is the row's cache_namespace
+    # option, bumped when the weights behind a name change; absent when empty, so the keys made
+    # before it existed still hit. The replicate index is part of the key so that `repeats`
+    # buys real samples, while a re-run of the same sweep is still free. Keys and base URLs
+    # are deliberately absent.
+    fields: dict[str, Any] = {"p": provider, "m": model, "params": params, "msgs": messages, "r": replicate}
+    if namespace:
+        fields["ns"] = namespace
     canonical = json.dumps(
-        {"p": provider, "m": model, "params": params, "msgs": messages, "r": replicate},
+        fields,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -38,6 +38,7 @@ class CachedResponse:
     finish_reason: str
     latency_ms: float
     cost_usd: float
+    usage_estimated: bool = False  # the provider sent no usable usage (not kept in the response cache)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class StageOutcome:
             "name": self.name, "model": self.model, "system": self.system, "prompt": self.prompt,
             "output": r.text, "finish_reason": r.finish_reason, "tokens_in": r.tokens_in,
             "tokens_out": r.tokens_out, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms, "cached": self.cached,
-            "attempts": self.attempts,
+            "attempts": self.attempts, "usage_estimated": r.usage_estimated,
         }  # fmt: skip
 
 
@@ -75,6 +76,7 @@ class ResponseStore(Protocol):
 class Providers(Protocol):
     def get(self, name: str) -> Provider: ...
     def price(self, provider: str, model: str) -> tuple[float, float]: ...  # USD per million in/out
+    def cache_namespace(self, provider: str) -> str: ...  # part of the response cache key
 
 
 class Slots:
@@ -146,6 +148,7 @@ class Calls:
         self.limiter, self.adaptive, self.slots = limiter, adaptive, slots
         self.sleep, self.rng = sleep, rng
         self.quota_error: ProviderError | None = None  # the first "out of credit" error seen
+        self.rate_limit_error: ProviderError | None = None  # the first 429 still there after every retry
 
     async def call(
         self,
@@ -160,7 +163,10 @@ class Calls:
     ) -> StageOutcome:
         """The response to `messages` from `model` ("provider/model"), from the cache or the provider."""
         provider_name, _, model_name = model.partition("/")
-        key = cache_key(provider=provider_name, model=model_name, params=params, messages=messages, replicate=replicate)
+        key = cache_key(
+            provider=provider_name, model=model_name, params=params, messages=messages, replicate=replicate,
+            namespace=self.providers.cache_namespace(provider_name),
+        )  # fmt: skip
         cached = await self.store.get(key)
         if cached is not None:
             return StageOutcome(name, model, system, prompt, cached, cached=True, key=key, attempts=0)
@@ -186,9 +192,12 @@ class Calls:
                 if error.permanent or attempt >= policy.max_attempts:
                     if error.quota_exhausted and self.quota_error is None:
                         self.quota_error = error
-                    if attempt == 1:
+                    final = error if attempt == 1 else _after_attempts(error, attempt)
+                    if is_rate_limit(error) and self.rate_limit_error is None:
+                        self.rate_limit_error = final
+                    if final is error:
                         raise
-                    raise _after_attempts(error, attempt) from error
+                    raise final from error
                 await self.slots.without_slot(self.sleep(policy.delay(attempt, error.retry_after, self.rng)))
             except BaseException:
                 await self.budget.release(reservation)
@@ -198,7 +207,7 @@ class Calls:
         await self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
         response = CachedResponse(
             completion.text, completion.tokens_in, completion.tokens_out,
-            completion.finish_reason, completion.latency_ms, cost,
+            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated,
         )  # fmt: skip
         # Committed before scoring: after a crash this call is never paid for again.
         await self.store.put(key, provider_name, model_name, response)
@@ -224,6 +233,11 @@ class Calls:
             raise
         limit.finish(ok=True)
         return completion
+
+
+def is_rate_limit(error: ProviderError) -> bool:
+    """A 429 that waiting cures (not an exhausted quota)."""
+    return error.status == 429 and not error.quota_exhausted
 
 
 def _after_attempts(error: ProviderError, attempts: int) -> ProviderError:

@@ -50,6 +50,7 @@ class Sources(Protocol):
     def cached(self, keys: Sequence[str]) -> Mapping[str, CachedResponse]: ...
     def mean_output_tokens(self, model: str) -> tuple[float, int] | None: ...  # (mean, responses)
     def price(self, model: str) -> tuple[float, float]: ...  # USD per million tokens in, out
+    def cache_namespace(self, provider: str) -> str: ...  # part of the response cache key
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,8 @@ class _Tally:
                 continue  # else stand-in text broke it, which real text may not: nothing to count
             provider, _, model = call.model.partition("/")
             key = cache_key(provider=provider, model=model, params=call.params, messages=call.messages,
-                            replicate=chain.replicate) if chain.all_cached else None  # fmt: skip
+                            replicate=chain.replicate, namespace=self.sources.cache_namespace(provider),
+                            ) if chain.all_cached else None  # fmt: skip
             calls.append((chain, call, key))
         found = self.sources.cached([key for _, _, key in calls if key is not None])
         for chain, call, key in calls:

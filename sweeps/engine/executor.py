@@ -29,6 +29,7 @@ from sweeps.engine.calls import (  # the data types are part of the executor's i
     Sleep,
     Slots,
     StageOutcome,
+    is_rate_limit,
 )
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
@@ -50,7 +51,12 @@ log = logging.getLogger(__name__)
 IN_PROGRESS_PER_SLOT = 4
 
 class QuotaExhausted(Exception):
-    """A call found the provider account out of credit; its sample goes back to pending."""
+    """A call found the provider account out of credit (reason "provider_error"), or still
+    rate limited after every retry ("rate_limited"): its sample goes back to pending."""
+
+    def __init__(self, reason: str = "provider_error") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Halted(Exception):
@@ -118,6 +124,11 @@ class SampleOutcome:
     def cache_hit(self) -> bool:
         return bool(self.stages) and all(s.cached for s in self.stages)
 
+    @property
+    def truncated(self) -> bool:
+        """A call's answer (a stage's or a judge's) was cut short by max_tokens."""
+        return any(s.response.finish_reason == "length" for s in self.stages)
+
 
 class Workload(Protocol):
     """Where samples come from and results go (the database, in production)."""
@@ -152,12 +163,14 @@ class Executor:
             self.rng = random.Random()
         # Kept across run()s: what a provider taught us about its capacity stays true next round.
         self.adaptive = AdaptiveConcurrency(self.max_concurrency)
-        # The out-of-credit error that stopped the last run(), for the message to show.
+        # The provider error that stopped the last run() (out of credit, or rate limited beyond
+        # the retries), for the message to show.
         self.quota_error: ProviderError | None = None
 
     async def run(self) -> str:
         """Run until nothing is pending or control says otherwise. Returns why it ended:
-        "drained", "paused", "stopped", "token_budget", "cost_budget" or "provider_error"."""
+        "drained", "paused", "stopped", "token_budget", "cost_budget", "provider_error" or
+        "rate_limited"."""
         wakeup = asyncio.Event()  # set when a sample ends or a slot frees up
         slots = Slots(self.max_concurrency, on_free=wakeup.set)
         calls = self._calls = Calls(  # this run's samples call through it
@@ -181,8 +194,8 @@ class Executor:
         try:
             while True:
                 while not stop and not exhausted and slots.free > 0 and len(in_flight) < max_in_progress:
-                    if self.fail_fast and calls.quota_error:
-                        stop = "provider_error"
+                    if halt := self._halt_reason(calls):
+                        stop = halt
                         break
                     state = await self.workload.control()
                     if state != "running":
@@ -214,9 +227,9 @@ class Executor:
                     elif isinstance(halted := task.exception(), Halted):
                         stop = stop or halted.state
                         to_release.append(item)  # its next stage never started; the ones before are cached
-                    elif isinstance(task.exception(), QuotaExhausted):
-                        stop = stop or "provider_error"
-                        to_release.append(item)  # done again, whole, once the account is topped up
+                    elif isinstance(deferred := task.exception(), QuotaExhausted):
+                        stop = stop or deferred.reason
+                        to_release.append(item)  # done again, whole, once topped up or the limit eases
                     else:
                         await self.workload.record(task.result())
         finally:
@@ -227,18 +240,32 @@ class Executor:
             await self.workload.flush()
             if to_release:
                 await self.workload.release(to_release)
-            self.quota_error = calls.quota_error
-        if self.fail_fast and calls.quota_error and stop in (None, "token_budget", "cost_budget"):
-            stop = "provider_error"  # the samples in flight failed on it too, and may have drained the queue
-        if stop in ("token_budget", "cost_budget", "provider_error") and (state := await self.workload.control()) != "running":
+        halt = self._halt_reason(calls)
+        if halt and stop in (None, "token_budget", "cost_budget"):
+            stop = halt  # the samples in flight failed on it too, and may have drained the queue
+        self.quota_error = calls.rate_limit_error if stop == "rate_limited" else calls.quota_error
+        if stop in ("token_budget", "cost_budget", "provider_error", "rate_limited") and (state := await self.workload.control()) != "running":
             stop = state  # paused or stopped meanwhile: that is why the sweep ended, not the budget or the quota
         return stop or "drained"
 
+    def _halt_reason(self, calls: Calls) -> str | None:
+        """Why no further sample should start: the account is out of credit (with fail_fast),
+        or a provider kept answering 429 beyond the retries (always: a ranking must not
+        reflect which configurations the rate limit happened to hit)."""
+        if self.fail_fast and calls.quota_error:
+            return "provider_error"
+        return "rate_limited" if calls.rate_limit_error else None
+
     def _defer_on_quota(self, error: Exception) -> None:
-        """With fail_fast, a sample whose call found the account out of credit is not failed
-        (nor scored 0 by a judge): it goes back to pending for when the sweep is resumed."""
-        if self.fail_fast and isinstance(error, ProviderError) and error.quota_exhausted:
-            raise QuotaExhausted from error
+        """A sample whose call found the account out of credit (with fail_fast) or still rate
+        limited after the retries is not failed (nor scored 0 by a judge): it goes back to
+        pending for when the sweep is resumed."""
+        if not isinstance(error, ProviderError):
+            return
+        if self.fail_fast and error.quota_exhausted:
+            raise QuotaExhausted("provider_error") from error
+        if is_rate_limit(error):
+            raise QuotaExhausted("rate_limited") from error
 
     async def _run_sample(self, item: WorkItem) -> SampleOutcome:
         calls = self._calls

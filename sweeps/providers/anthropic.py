@@ -9,11 +9,12 @@ answer is a list of content blocks, and stop reasons have their own names.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from sweeps.providers.base import Completion, CompletionRequest
-from sweeps.providers.http import ErrorBody, HttpProvider, estimated_usage
+from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -42,8 +43,8 @@ class AnthropicProvider(HttpProvider):
         # People paste the base URL with the version in it, as OpenAI's is written.
         return base_url.rstrip("/").removesuffix("/v1")
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        return {"x-api-key": api_key, "anthropic-version": API_VERSION}
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION} | ({"x-api-key": api_key} if api_key else {})
 
     def request_body(self, request: CompletionRequest) -> dict[str, Any]:
         params = {
@@ -64,14 +65,15 @@ class AnthropicProvider(HttpProvider):
     def parse_completion(self, data: Any, request: CompletionRequest, latency_ms: float) -> Completion:
         text = "".join(block["text"] for block in data["content"] if block.get("type") == "text")
         usage = data.get("usage")
-        if usage is None:
-            tokens_in, tokens_out = estimated_usage(request, text)
-        else:
+
+        def reported() -> tuple[Any, Any]:
             # Prompt-cache reads and writes are input too, reported apart from input_tokens.
-            tokens_in = int(usage["input_tokens"]) + sum(
-                int(usage.get(field) or 0) for field in ("cache_creation_input_tokens", "cache_read_input_tokens")
-            )
-            tokens_out = int(usage["output_tokens"])
+            cache = ("cache_creation_input_tokens", "cache_read_input_tokens")
+            parts = [usage["input_tokens"], *(usage.get(field) or 0 for field in cache)]
+            numbers = all(isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) for p in parts)
+            return (sum(parts) if numbers else None), usage["output_tokens"]
+
+        tokens_in, tokens_out, estimated = checked_usage(request, text, None if usage is None else reported)
         stop_reason = data.get("stop_reason") or "end_turn"
         return Completion(
             text=text,
@@ -79,6 +81,7 @@ class AnthropicProvider(HttpProvider):
             tokens_out=tokens_out,
             finish_reason=FINISH_REASONS.get(stop_reason, stop_reason),
             latency_ms=latency_ms,
+            usage_estimated=estimated,
         )
 
     def is_quota_exhausted(self, status: int, error: ErrorBody) -> bool:

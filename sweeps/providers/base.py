@@ -31,6 +31,7 @@ class Completion:
     tokens_out: int
     finish_reason: str = "stop"  # "length" when max_tokens cut the answer short
     latency_ms: float = 0.0
+    usage_estimated: bool = False  # the server sent no usable token counts: tokens_in/out are estimates
 
 
 class ProviderError(Exception):

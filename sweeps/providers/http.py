@@ -17,10 +17,12 @@ any text the provider sends back, so it cannot reach a log, an event or the data
 from __future__ import annotations
 
 import json
+import asyncio
 import math
+import re
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -44,6 +46,9 @@ class HttpSettings:
 
     timeout_connect: float = 10.0
     timeout_read: float = 120.0  # LLM answers are slow: the whole generation happens before the reply
+    # The whole call, however the server paces its bytes: a server that trickles one byte per
+    # second never trips timeout_read, and reasoning models legitimately take minutes.
+    timeout_total: float = 600.0
     max_connections: int = 256  # above any sane max_concurrency, so the sweep's own bound is the one that bites
 
     @classmethod
@@ -74,14 +79,23 @@ def make_client(base_url: str, headers: Mapping[str, str], settings: HttpSetting
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms` (OpenAI), else `Retry-After` as
-    seconds or an HTTP date. None when it did not say (or said something unreadable)."""
-    milliseconds = _number(response.headers.get("retry-after-ms"))
+    """Seconds the server asked us to wait, from the first header it sent of:
+    `retry-after-ms` (OpenAI); `Retry-After` as seconds or an HTTP date; LiteLLM's
+    `llm_provider-retry-after` (seconds); OpenAI's `x-ratelimit-reset-requests` /
+    `x-ratelimit-reset-tokens` (durations like `1s`, `6m0s`, `20ms`: the later of the two).
+    None when it did not say (or said something unreadable)."""
+    headers = response.headers
+    milliseconds = _number(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return milliseconds / 1000
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if value is None:
-        return None
+        litellm = _number(headers.get("llm_provider-retry-after"))
+        if litellm is not None:
+            return litellm
+        resets = [_duration(headers.get(f"x-ratelimit-reset-{limit}")) for limit in ("requests", "tokens")]
+        known = [seconds for seconds in resets if seconds is not None]
+        return max(known) if known else None
     seconds = _number(value)
     if seconds is not None:
         return seconds
@@ -92,6 +106,21 @@ def retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:  # HTTP dates are GMT; an unzoned one is read as such
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def _duration(value: str | None) -> float | None:
+    """Seconds in a Go-style duration ("1s", "6m0s", "20ms", "1h2m3.5s"); None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return _number(value)  # a bare number is seconds
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _number(value: str | None) -> float | None:
@@ -137,7 +166,8 @@ class HttpProvider(Provider):
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, key_env={self.key_env!r})"
 
     @abstractmethod
-    def headers(self, api_key: str) -> dict[str, str]: ...
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        """The request headers; without the key header when `api_key` is None (a keyless server)."""
 
     @abstractmethod
     def request_body(self, request: CompletionRequest) -> dict[str, Any]: ...
@@ -151,13 +181,28 @@ class HttpProvider(Provider):
         return False
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        if self._api_key is None:
+        # No key variable at all (key_env "") is a keyless server: no key header is sent.
+        if self._api_key is None and self.key_env:
             raise ProviderError(f"{self.name}: no API key — set {self.key_env}", permanent=True)
         if self._client is None:
             self._client = make_client(self.base_url, self.headers(self._api_key), self.settings)
         started = time.perf_counter()
+        total = self.settings.timeout_total
+        deadline = asyncio.timeout(total)  # the request and its whole body
         try:
-            response = await self._client.post(self.path, json=self.request_body(request))
+            async with deadline:
+                response = await self._client.post(self.path, json=self.request_body(request))
+        except TimeoutError as exc:  # the deadline's, or (unmapped) aiohttp's own read timeout
+            if not deadline.expired():
+                raise ProviderError(
+                    f"{self.name}: timed out after {self.settings.timeout_read:g} s waiting for the answer"
+                ) from exc
+            # Not retried: another attempt would hold the sample as long again.
+            raise ProviderError(
+                f"{self.name}: no complete answer within timeout_total {total:g} s "
+                "(the server was still sending); raise the provider's timeout_total option if calls are that long",
+                permanent=True,
+            ) from exc
         except httpx.ReadTimeout as exc:
             raise ProviderError(
                 f"{self.name}: timed out after {self.settings.timeout_read:g} s waiting for the answer"
@@ -204,7 +249,7 @@ class HttpProvider(Provider):
                 retry_after=retry_after(response),
             )
         if status == 401:
-            advice = f"invalid API key — set {self.key_env}"
+            advice = f"invalid API key — set {self.key_env}" if self.key_env else "the server wants an API key: set the provider's api_key_env"
         elif status == 403:
             advice = f"not allowed — check that the key in {self.key_env} may use model {request.model!r}"
         elif status == 404:
@@ -277,6 +322,32 @@ def _retryable_reason(status: int) -> str:
     if status == 409:
         return "conflict"
     return "server error"
+
+
+# No model reads or writes more in one call; a larger (or negative, or non-integer) count is a
+# server's bug, and would overflow the token columns: the usage is estimated instead.
+MAX_REPORTED_TOKENS = 10_000_000
+
+
+def checked_usage(request: CompletionRequest, answer: str, read: Callable[[], tuple[Any, Any]] | None) -> tuple[int, int, bool]:
+    """(tokens in, tokens out, estimated): what `read()` says the server counted, when it sent a
+    usage (`read` is None when not) whose counts are numbers in [0, MAX_REPORTED_TOKENS]; else
+    estimated. A usage without its fields raises KeyError: a malformed answer, as before."""
+    if read is not None:
+        counts = [_count(n) for n in read()]
+        if all(n is not None for n in counts):
+            return counts[0], counts[1], False  # type: ignore[return-value]
+    return (*estimated_usage(request, answer), True)
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return count if 0 <= count <= MAX_REPORTED_TOKENS else None
 
 
 def estimated_usage(request: CompletionRequest, answer: str) -> tuple[int, int]:

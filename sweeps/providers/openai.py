@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sweeps.providers.base import Completion, CompletionRequest
-from sweeps.providers.http import ErrorBody, HttpProvider, estimated_usage
+from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -20,8 +20,8 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 class OpenAIProvider(HttpProvider):
     path = "chat/completions"
 
-    def headers(self, api_key: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {api_key}"}
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def request_body(self, request: CompletionRequest) -> dict[str, Any]:
         params = {key: value for key, value in request.params.items() if value is not None}
@@ -36,17 +36,18 @@ class OpenAIProvider(HttpProvider):
         if not isinstance(text, str):
             raise TypeError("message.content is not text")
         usage = data.get("usage")
-        if usage is None:
-            # A few compatible servers send no usage; retrying would only pay for the answer again.
-            tokens_in, tokens_out = estimated_usage(request, text)
-        else:
-            tokens_in, tokens_out = int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0)
+        # A few compatible servers send no usage (or nonsense); retrying would only pay for the
+        # answer again, so the counts are estimated and the stage says so.
+        tokens_in, tokens_out, estimated = checked_usage(
+            request, text, None if usage is None else lambda: (usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+        )
         return Completion(
             text=text,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             finish_reason=choice.get("finish_reason") or "stop",
             latency_ms=latency_ms,
+            usage_estimated=estimated,
         )
 
     def is_quota_exhausted(self, status: int, error: ErrorBody) -> bool:

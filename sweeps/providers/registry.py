@@ -34,7 +34,8 @@ def build_adapter(row: Any) -> Provider:
         name=row.name,
         base_url=row.resolved_base_url(),
         api_key=row.api_key(),
-        key_env=row.api_key_env,
+        # "" when no key is needed and none is set: a keyless call, without a key header.
+        key_env=row.api_key_env if row.key_required() or row.api_key() else "",
         settings=HttpSettings.from_options(options),
     )
 
@@ -65,6 +66,13 @@ class ProviderSet:
     def price(self, provider: str, model: str) -> tuple[float, float]:
         row = self._rows.get(provider)
         return row.price(model) if row else (0.0, 0.0)
+
+    def cache_namespace(self, provider: str) -> str:
+        """What the response cache keys this provider's answers by, besides the request: its
+        row's name and its `cache_namespace` option (never its URL, so moving a server keeps
+        its cache)."""
+        row = self._rows.get(provider)
+        return str((row.options or {}).get("cache_namespace") or "") if row else ""
 
     def limits(self) -> dict[str, tuple[int | None, int | None]]:
         """Requests and tokens per minute, per provider that has any."""

@@ -263,6 +263,9 @@ class FakeProviders:
     def price(self, provider: str, model: str) -> tuple[float, float]:
         return self._prices.get(provider, (0.0, 0.0))
 
+    def cache_namespace(self, provider: str) -> str:
+        return ""
+
 
 class FakeSleep:
     """The executor's injectable `sleep`: records every wait asked for (in `waits`, and as

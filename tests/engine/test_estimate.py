@@ -62,6 +62,9 @@ class DictSources:
     def price(self, model):
         return self.prices.get(model, (0.0, 0.0))
 
+    def cache_namespace(self, provider):
+        return ""
+
 
 def estimate(data: dict[str, Any], sources: DictSources | None = None, **options: Any):
     spec = parse_spec(data)

@@ -561,7 +561,7 @@ async def test_provider_error_fails_only_that_sample_and_names_the_stage():
 async def test_provider_error_in_a_later_stage_keeps_the_earlier_stages():
     def second_fails(request):
         if user_prompt(request).startswith("Label"):
-            raise ProviderError("rate limited", status=429)
+            raise ProviderError("server error", status=503)
         return echo(request)
 
     stages = [stage("summarize", "Summarize {{ name }}"), stage("label", "Label {{ summarize }}")]
@@ -570,7 +570,7 @@ async def test_provider_error_in_a_later_stage_keeps_the_earlier_stages():
     await executor(workload, ScriptedProvider(second_fails)).run()
 
     (outcome,) = workload.recorded
-    assert "stage 'label'" in outcome.error and "rate limited" in outcome.error
+    assert "stage 'label'" in outcome.error and "server error" in outcome.error
     assert [s.name for s in outcome.stages] == ["summarize"]
     assert outcome.total("tokens_in") > 0  # the paid stage stays accounted
 
@@ -1017,11 +1017,11 @@ async def test_a_sample_back_from_its_wait_gets_the_next_slot_before_new_samples
 
 
 async def test_samples_in_progress_are_bounded_when_every_call_has_to_wait():
-    """Every call answers 429: the waiting samples give their slots to new ones, but no more
+    """Every call answers 503: the waiting samples give their slots to new ones, but no more
     than four times max_concurrency samples are in progress, so the sweep is not all claimed."""
 
     def throttled(request):
-        raise ProviderError("fake: 429 too many requests", status=429)
+        raise ProviderError("fake: 503 overloaded", status=503)
 
     workload = FakeWorkload(named_items([f"s{i}" for i in range(30)]))
     provider = ScriptedProvider(throttled)
@@ -1039,6 +1039,28 @@ async def test_samples_in_progress_are_bounded_when_every_call_has_to_wait():
     assert task.result() == "drained"
     assert len(workload.recorded) == 30 and not any(o.ok for o in workload.recorded)
     assert provider.calls == 60
+    workload.assert_accounted()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limited beyond the retries: pause, fail nothing
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+async def test_a_429_beyond_the_retries_stops_the_run_as_rate_limited_and_fails_no_sample(fail_fast):
+    def throttled(request):
+        if user_prompt(request) == "b":
+            raise ProviderError("fake: 429 too many requests", status=429)
+        return echo(request)
+
+    workload = FakeWorkload(named_items(["a", "b", "c", "d"]))
+    run = executor(workload, ScriptedProvider(throttled), max_concurrency=1, fail_fast=fail_fast,
+                   retry=RetryPolicy(max_attempts=2))  # fmt: skip
+
+    assert await run.run() == "rate_limited"
+    assert all(o.ok for o in workload.recorded)  # "b" was not failed: it went back to pending
+    assert str(run.executor.quota_error) == "fake: 429 too many requests (after 2 attempts)"
     workload.assert_accounted()
 
 

@@ -21,7 +21,8 @@ Each request (of either protocol, in arrival order) gets:
 3. else the default answer: the last user message echoed back, with usage counted in words
    (input: every message and the system prompt; output: the answer). `max_tokens` cuts the
    answer to that many words, with finish reason "length" / stop reason "max_tokens".
-Every answer waits `latency` + its own `delay` seconds first; `hold_until(n)` also holds each
+Every answer waits `latency` + its own `delay` seconds first (and a `trickle`d one then sends
+its body a byte at a time, or padding forever); `hold_until(n)` also holds each
 request until n are in flight at once (to prove a client's concurrency without timing).
 
 Observations: `requests` (every request, with path, headers, JSON body, arrival time, client
@@ -60,6 +61,11 @@ class Scripted:
     raw: bytes | None = None  # sent as-is (application/json), for malformed bodies
     text: str | None = None  # the answer text of a default 200 answer
     disconnect: bool = False  # close the connection without answering at all
+    # Seconds between the bytes of the body: the headers go at once, then one byte at a time
+    # (chunked), as a stalled proxy or an overloaded server does. Never trips a read timeout
+    # longer than this.
+    trickle: float = 0.0
+    trickle_forever: bool = False  # with `trickle`: send a space (valid JSON padding) forever instead
 
 
 @dataclass
@@ -221,7 +227,10 @@ class FakeLLMServer:
                 assert request.transport is not None
                 request.transport.abort()
                 raise asyncio.CancelledError  # nothing more to send on a dead connection
-            return self._answer(recorded, self._response(recorded, scripted))
+            response = self._response(recorded, scripted)
+            if scripted.trickle:
+                return await self._trickle(request, recorded, response, scripted)
+            return self._answer(recorded, response)
         finally:
             self._in_flight -= 1
 
@@ -246,6 +255,22 @@ class FakeLLMServer:
             if scripted is not None:
                 return scripted
         return Scripted()
+
+    async def _trickle(
+        self, request: web.Request, recorded: RecordedRequest, response: web.Response, scripted: Scripted
+    ) -> web.StreamResponse:
+        stream = web.StreamResponse(status=response.status, headers={"content-type": "application/json"})
+        stream.enable_chunked_encoding()
+        await stream.prepare(request)
+        recorded.status = response.status  # answered, but the body is still coming
+        body = response.body if isinstance(response.body, bytes) else b""
+        chunks = itertools.repeat(b" ") if scripted.trickle_forever else (body[i : i + 1] for i in range(len(body)))
+        for chunk in chunks:  # ends when the client hangs up: the write raises, or the handler is cancelled
+            await stream.write(chunk)
+            await asyncio.sleep(scripted.trickle)
+        await stream.write_eof()
+        recorded.answered = time.monotonic()
+        return stream
 
     def _answer(self, recorded: RecordedRequest, response: web.Response) -> web.Response:
         recorded.status = response.status

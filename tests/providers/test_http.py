@@ -43,13 +43,13 @@ async def connect(server, kind):
     """Builds adapters of this test's kind against the fake server, and closes them after."""
     made: list[HttpProvider] = []
 
-    def make(*, api_key: str | None = KEY, base_url: str | None = None, **settings) -> HttpProvider:
+    def make(*, api_key: str | None = KEY, base_url: str | None = None, key_env: str | None = None, **settings) -> HttpProvider:
         cls, url = (OpenAIProvider, server.url) if kind == "openai" else (AnthropicProvider, server.anthropic_url)
         provider = cls(
             name=kind,
             base_url=base_url or url,
             api_key=api_key,
-            key_env=f"{kind.upper()}_API_KEY",
+            key_env=f"{kind.upper()}_API_KEY" if key_env is None else key_env,
             settings=HttpSettings(**settings),
         )
         made.append(provider)
@@ -175,6 +175,15 @@ async def test_no_retry_after_header_means_none(server, connect):
         ({"Retry-After": "-5"}, None),
         ({"Retry-After": "soon"}, None),
         ({"Retry-After": "inf"}, None),
+        ({"llm_provider-retry-after": "60"}, 60.0),  # LiteLLM's 429
+        ({"llm_provider-retry-after": "60", "Retry-After": "2"}, 2.0),  # the standard one wins
+        ({"x-ratelimit-reset-requests": "1s"}, 1.0),  # OpenAI's, Go durations
+        ({"x-ratelimit-reset-tokens": "6m0s"}, 360.0),
+        ({"x-ratelimit-reset-requests": "20ms"}, 0.02),
+        ({"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "1m30.5s"}, 90.5),  # the later
+        ({"x-ratelimit-reset-requests": "1h2m3s"}, 3723.0),
+        ({"x-ratelimit-reset-requests": "2"}, 2.0),
+        ({"x-ratelimit-reset-requests": "soon", "x-ratelimit-reset-tokens": "-1s"}, None),
         ({}, None),
     ],
 )
@@ -217,6 +226,21 @@ async def test_a_slow_answer_times_out_as_retryable(server, connect, kind):
     assert (await provider.complete(REQUEST)).text == "say hello"
 
 
+@pytest.mark.parametrize("forever", [False, True], ids=["slow-body", "endless-body"])
+async def test_a_trickled_body_hits_the_overall_deadline_and_is_not_retried(server, connect, kind, forever):
+    # One byte per 0.05 s never trips the 1 s read timeout; only the overall deadline ends it.
+    server.script(Scripted(trickle=0.05, trickle_forever=forever))
+    error = await failure(connect(timeout_read=1, timeout_total=0.5))
+    assert error.permanent and error.status is None
+    assert error.message.startswith(f"{kind}: no complete answer within timeout_total 0.5 s")
+    assert len(server.requests) == 1
+
+
+async def test_a_trickled_body_within_the_deadline_is_read_whole(server, connect):
+    server.script(Scripted(trickle=0.001, text="slow but complete"))
+    assert (await connect(timeout_read=1, timeout_total=30).complete(REQUEST)).text == "slow but complete"
+
+
 async def test_a_refused_connection_is_retryable(connect, kind):
     error = await failure(connect(base_url=f"http://127.0.0.1:{unused_port()}"))
     assert not error.permanent and error.status is None
@@ -241,6 +265,15 @@ async def test_no_key_fails_permanently_before_any_request(server, connect, kind
     assert error.permanent and error.status is None
     assert error.message == f"{kind}: no API key — set {kind.upper()}_API_KEY"
     assert server.requests == []
+
+
+async def test_a_keyless_provider_sends_no_key_header(server, connect, kind):
+    provider = connect(api_key=None, key_env="")
+    assert (await provider.complete(REQUEST)).text == "say hello"
+    headers = server.requests[0].headers
+    assert "authorization" not in headers and "x-api-key" not in headers
+    server.script(Scripted(401))
+    assert "set the provider's api_key_env" in (await failure(provider)).message
 
 
 async def test_the_key_never_shows_in_errors_or_repr(server, connect):

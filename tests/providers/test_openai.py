@@ -3,6 +3,8 @@ the errors peculiar to OpenAI (quota exhausted is a 429 that no wait fixes)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sweeps.providers.base import CompletionRequest, ProviderError
@@ -120,6 +122,24 @@ async def test_a_server_without_usage_gets_estimated_tokens(server, connect):
     completion = await connect().complete(ask("y" * 80))
     assert (completion.tokens_in, completion.tokens_out) == (20, 10)  # about 4 characters a token
     assert completion.finish_reason == "stop"
+    assert completion.usage_estimated
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": 10**12, "completion_tokens": 3}, {"prompt_tokens": 5, "completion_tokens": -5},
+     {"prompt_tokens": 5, "completion_tokens": "many"}, {"prompt_tokens": 1e309, "completion_tokens": 1},
+     {"prompt_tokens": True, "completion_tokens": 1}],
+    ids=["huge", "negative", "text", "infinite", "boolean"],
+)
+async def test_impossible_usage_counts_are_replaced_by_an_estimate(server, connect, usage):
+    server.script(Scripted(raw=json.dumps({"choices": [{"message": {"content": "x" * 40}}], "usage": usage}).encode()))
+    completion = await connect().complete(ask("y" * 80))
+    assert (completion.tokens_in, completion.tokens_out, completion.usage_estimated) == (20, 10, True)
+
+
+async def test_a_reported_usage_is_not_marked_estimated(server, connect):
+    assert not (await connect().complete(ask("hello there"))).usage_estimated
 
 
 async def test_usage_without_prompt_tokens_is_malformed(server, connect):
