@@ -7,6 +7,7 @@ Production: DATABASE_URL (PostgreSQL) + REDIS_URL (RQ queue and channel layer).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -178,6 +179,14 @@ PROMPTLOOPER_LEASE_SECONDS = env_int("PROMPTLOOPER_LEASE_SECONDS", 60)
 # With RQ, a job runs a sweep for at most this long, then hands it to a fresh job: deploys and
 # restarts never wait on hours-long jobs, and the work spreads over workers started later.
 PROMPTLOOPER_JOB_SLICE_SECONDS = env_int("PROMPTLOOPER_JOB_SLICE_SECONDS", 900)
+
+# A Provider row may only read its key from an environment variable whose whole name matches
+# this (and never from one of the application's own settings: sweeps/provider_keys.py).
+PROMPTLOOPER_PROVIDER_KEY_PATTERN = os.getenv("PROMPTLOOPER_PROVIDER_KEY_PATTERN", "").strip() or r"[A-Z][A-Z0-9_]*_API_KEY"
+try:
+    re.compile(PROMPTLOOPER_PROVIDER_KEY_PATTERN)
+except re.error as e:
+    raise ImproperlyConfigured(f"PROMPTLOOPER_PROVIDER_KEY_PATTERN is not a regular expression: {e}") from None
 
 LOGGING = {
     "version": 1,
