@@ -142,6 +142,22 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
+# Wrong passwords: after this many from one address for one username, or this many from one
+# address in all, sign-in from there is refused until the window ends (sweeps/login_throttle.py).
+AUTHENTICATION_BACKENDS = ["sweeps.login_throttle.ThrottledModelBackend"]
+PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER", 10)
+PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS", 50)
+PROMPTLOOPER_LOGIN_WINDOW_SECONDS = env_int("PROMPTLOOPER_LOGIN_WINDOW_SECONDS", 300)
+# The counts live in Redis when there is one (shared by every web process), else in memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login_throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "promptlooper"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"}
+    ),
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
