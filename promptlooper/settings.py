@@ -50,10 +50,13 @@ def local_secret_key() -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+# Local mode: no database server and no Redis, as a fresh clone runs. `make run` and every
+# manage.py command then share the generated key file, with or without DEBUG.
+LOCAL_MODE = not os.getenv("DATABASE_URL", "").strip() and not os.getenv("REDIS_URL", "").strip()
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=True locally)")
+    if not (DEBUG or LOCAL_MODE):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set and DEBUG is off")
     SECRET_KEY = local_secret_key()
 
 ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if h.strip()]
