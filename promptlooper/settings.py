@@ -201,7 +201,9 @@ PROMPTLOOPER_JOB_SLICE_SECONDS = env_int("PROMPTLOOPER_JOB_SLICE_SECONDS", 900)
 
 # A Provider row may only read its key from an environment variable whose whole name matches
 # this (and never from one of the application's own settings: sweeps/provider_keys.py).
-PROMPTLOOPER_PROVIDER_KEY_PATTERN = os.getenv("PROMPTLOOPER_PROVIDER_KEY_PATTERN", "").strip() or r"[A-Z][A-Z0-9_]*_API_KEY"
+PROMPTLOOPER_PROVIDER_KEY_PATTERN = (
+    os.getenv("PROMPTLOOPER_PROVIDER_KEY_PATTERN", "").strip() or r"[A-Z][A-Z0-9_]*_API_KEY"
+)
 try:
     re.compile(PROMPTLOOPER_PROVIDER_KEY_PATTERN)
 except re.error as e:

@@ -2,7 +2,8 @@
 clone's defaults (no DEBUG, no SECRET_KEY, no DATABASE_URL, no REDIS_URL): issue 12, item 11.
 
 The commands are read from README's ```sh blocks (and its inline `.venv/bin/python manage.py …`
-spans), so a command added to README without a way to run it here fails `test_every_readme_command_is_covered`.
+spans), so a command added to README without a way to run it here fails
+`test_every_readme_command_is_covered`.
 They run in README's spirit, one after the other in the same copy: `make run` serves on a free
 port while the CLI commands, the API token and the CI script use it; the Deploying block runs
 against the services CI provides (its placeholder exports are followed by the real ones, and
@@ -146,7 +147,8 @@ def sign_in(base: str, username: str, password: str) -> bool:
     opener.open(f"{base}/login/", timeout=10).read()
     csrf = next(c.value for c in jar if c.name == "csrftoken")
     form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
-    page = opener.open(urllib.request.Request(f"{base}/login/", data=form.encode(), headers={"Referer": base}), timeout=10)
+    post = urllib.request.Request(f"{base}/login/", data=form.encode(), headers={"Referer": base})
+    page = opener.open(post, timeout=10)
     return page.url.rstrip("/") == base and any(c.name == "sessionid" for c in jar)
 
 
@@ -162,7 +164,8 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
         ok(sh(clone, "make -n test"))  # `make test` is this suite: only its recipe is checked
         RAN.add(command("make test"))
 
-        assert "completed" in ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait")))
+        waited = ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait")))
+        assert "completed" in waited
         gate = sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --min-score"))
         assert gate.returncode in (0, 1) and ("below --min-score" in gate.stderr) == (gate.returncode == 1)
 

@@ -201,3 +201,8 @@ def test_a_max_grid_that_is_not_a_number_is_refused_naming_it(value):
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_a_max_grid_below_one_is_refused(value):
     assert "PROMPTLOOPER_MAX_GRID" in refused(SECRET_KEY=KEY, PROMPTLOOPER_MAX_GRID=value)
+
+
+def test_a_provider_key_pattern_that_is_not_a_regular_expression_is_refused():
+    error = refused(SECRET_KEY=KEY, PROMPTLOOPER_PROVIDER_KEY_PATTERN="[A-Z")
+    assert "PROMPTLOOPER_PROVIDER_KEY_PATTERN" in error
