@@ -64,7 +64,7 @@ ROWS = 100  # dataset rows; configurations (temperatures) = calls / ROWS
 CALLS = {False: 800, True: 200}  # full / --quick
 PROVIDER = "fakeai"  # the Provider row's name, the prefix of the model
 MODEL = f"{PROVIDER}/gpt-4o-mini"
-KEY_ENV = "PROMPTLOOPER_BENCH_FAKEAI_KEY"  # set in-process, for the Provider row of mode (2)
+KEY_ENV = "BENCH_FAKEAI_API_KEY"  # set in-process, for the Provider row of mode (2)
 PROMPT = "Summarize this ticket: {{ ticket }}"
 TARGET_RATIO = 1.5
 TOPICS = ["billing", "login", "shipping", "refund", "password", "invoice", "delivery", "account", "upgrade", "crash"]

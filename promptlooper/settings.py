@@ -7,6 +7,7 @@ Production: DATABASE_URL (PostgreSQL) + REDIS_URL (RQ queue and channel layer).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -60,10 +61,13 @@ def local_secret_key() -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+# Local mode: no database server and no Redis, as a fresh clone runs. `make run` and every
+# manage.py command then share the generated key file, with or without DEBUG.
+LOCAL_MODE = not os.getenv("DATABASE_URL", "").strip() and not os.getenv("REDIS_URL", "").strip()
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=True locally)")
+    if not (DEBUG or LOCAL_MODE):
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set and DEBUG is off")
     SECRET_KEY = local_secret_key()
 
 ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if h.strip()]
@@ -153,6 +157,22 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
+# Wrong passwords: after this many from one address for one username, or this many from one
+# address in all, sign-in from there is refused until the window ends (sweeps/login_throttle.py).
+AUTHENTICATION_BACKENDS = ["sweeps.login_throttle.ThrottledModelBackend"]
+PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER", 10)
+PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS", 50)
+PROMPTLOOPER_LOGIN_WINDOW_SECONDS = env_int("PROMPTLOOPER_LOGIN_WINDOW_SECONDS", 300)
+# The counts live in Redis when there is one (shared by every web process), else in memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login_throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "promptlooper"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"}
+    ),
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -204,6 +224,16 @@ PROMPTLOOPER_TEMPLATE_MAX_CHARS = env_int("PROMPTLOOPER_TEMPLATE_MAX_CHARS", 1_0
 # pages and API responses show this many characters of a text, with a link to the full text.
 PROMPTLOOPER_STORED_TEXT_MAX_CHARS = env_int("PROMPTLOOPER_STORED_TEXT_MAX_CHARS", 1_000_000)
 PROMPTLOOPER_SHOWN_TEXT_CHARS = env_int("PROMPTLOOPER_SHOWN_TEXT_CHARS", 10_000)
+
+# A Provider row may only read its key from an environment variable whose whole name matches
+# this (and never from one of the application's own settings: sweeps/provider_keys.py).
+PROMPTLOOPER_PROVIDER_KEY_PATTERN = (
+    os.getenv("PROMPTLOOPER_PROVIDER_KEY_PATTERN", "").strip() or r"[A-Z][A-Z0-9_]*_API_KEY"
+)
+try:
+    re.compile(PROMPTLOOPER_PROVIDER_KEY_PATTERN)
+except re.error as e:
+    raise ImproperlyConfigured(f"PROMPTLOOPER_PROVIDER_KEY_PATTERN is not a regular expression: {e}") from None
 
 LOGGING = {
     "version": 1,

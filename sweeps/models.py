@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.provider_keys import key_env_problem
 from sweeps.providers.prices import model_price
 
 
@@ -364,14 +365,20 @@ class Provider(TimeStamped):
         return self.name
 
     def clean(self) -> None:
-        problems = provider_options_problems(self.kind, self.options)
-        if problems:
-            raise ValidationError({"options": problems})
+        errors: dict[str, Any] = {}
+        if problems := provider_options_problems(self.kind, self.options):
+            errors["options"] = problems
+        if problem := key_env_problem(self.api_key_env):
+            errors["api_key_env"] = problem
+        if errors:
+            raise ValidationError(errors)
 
     def availability(self) -> tuple[bool, str]:
         """Whether sweeps can use this provider now, and if not, what to do about it."""
         if not self.enabled:
             return False, "disabled in the admin"
+        if problem := key_env_problem(self.api_key_env):
+            return False, f"api_key_env: {problem}"
         if self.key_required() and not os.environ.get(self.api_key_env):
             return False, f"set the environment variable {self.api_key_env}"
         return True, ""
@@ -385,8 +392,11 @@ class Provider(TimeStamped):
         return not (self.kind == self.Kind.OPENAI and not self.base_url and os.environ.get("OPENAI_BASE_URL"))
 
     def api_key(self) -> str | None:
-        """Read from the environment at the moment of use; never stored, never logged."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """Read from the environment at the moment of use; never stored, never logged, and never
+        from a variable the rules refuse (a row saved before them, or edited in the database)."""
+        if not self.api_key_env or key_env_problem(self.api_key_env):
+            return None
+        return os.environ.get(self.api_key_env)
 
     def resolved_base_url(self) -> str:
         if self.base_url:

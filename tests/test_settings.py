@@ -72,10 +72,13 @@ def test_debug_accepts_the_usual_spellings(raw, expected):
 
 
 @pytest.mark.parametrize("debug", [None, "False", "0"])
-def test_debug_off_without_secret_key_is_refused_and_writes_nothing(debug):
+@pytest.mark.parametrize("service", [{"DATABASE_URL": "postgres://u@db/x"}, {"REDIS_URL": "redis://r:6379/0"}])
+def test_a_server_setup_without_secret_key_is_refused_and_writes_nothing(debug, service):
+    """Only local mode (no DATABASE_URL, no REDIS_URL) falls back to the generated key file;
+    tests/test_readme_commands.py runs that mode in a copy of the checkout."""
     secret_file = ROOT / ".secret_key"
     before = secret_file.stat().st_mtime_ns if secret_file.exists() else None
-    env = {} if debug is None else {"DEBUG": debug}
+    env = service | ({} if debug is None else {"DEBUG": debug})
 
     error = refused(**env)
 
@@ -85,7 +88,7 @@ def test_debug_off_without_secret_key_is_refused_and_writes_nothing(debug):
 
 
 def test_empty_secret_key_counts_as_missing():
-    assert "SECRET_KEY" in refused(DEBUG="False", SECRET_KEY="")
+    assert "SECRET_KEY" in refused(DEBUG="False", SECRET_KEY="", REDIS_URL="redis://r:6379/0")
 
 
 def test_secret_key_from_the_environment_is_used():
@@ -198,3 +201,8 @@ def test_a_max_grid_that_is_not_a_number_is_refused_naming_it(value):
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_a_max_grid_below_one_is_refused(value):
     assert "PROMPTLOOPER_MAX_GRID" in refused(SECRET_KEY=KEY, PROMPTLOOPER_MAX_GRID=value)
+
+
+def test_a_provider_key_pattern_that_is_not_a_regular_expression_is_refused():
+    error = refused(SECRET_KEY=KEY, PROMPTLOOPER_PROVIDER_KEY_PATTERN="[A-Z")
+    assert "PROMPTLOOPER_PROVIDER_KEY_PATTERN" in error

@@ -1,5 +1,7 @@
-"""Providers: anyone may see which exist and whether they can be called now; only staff users
-may add or change them. Keys never pass through here: a provider names the environment variable."""
+"""Providers: anyone may see which exist and whether they can be called now; adding or changing
+one takes what the admin takes: staff status and the model permission (add_provider,
+change_provider). Keys never pass through here: a provider names the environment variable,
+within the allowed names (sweeps/provider_keys.py, checked by the model's validation)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ def provider_out(provider: Provider) -> dict:
     return {**{f: getattr(provider, f) for f in fields}, "available": available, "unavailable_reason": reason}
 
 
-def require_staff(request: HttpRequest) -> None:
-    if not request.auth.is_staff:
-        raise HttpError(403, "Only staff users may add or change providers; ask an administrator.")
+def require_permission(request: HttpRequest, action: str) -> None:
+    user = request.auth
+    if not (user.is_active and user.is_staff and user.has_perm(f"sweeps.{action}_provider")):
+        raise HttpError(403, f"To {action} providers you need staff status and the {action}_provider "
+                             "permission, as in the admin; ask an administrator.")  # fmt: skip
 
 
 def save(provider: Provider) -> Provider:
@@ -46,7 +50,7 @@ def list_providers(request: HttpRequest):
 
 @router.post("", response={201: ProviderOut, **ERRORS})
 def create_provider(request: HttpRequest, body: ProviderIn):
-    require_staff(request)
+    require_permission(request, "add")
     if Provider.objects.filter(name=body.name).exists():
         raise HttpError(409, f"A provider named {body.name!r} exists; PATCH /providers/{body.name} changes it.")
     return Status(201, provider_out(save(Provider(**body.model_dump()))))
@@ -54,7 +58,7 @@ def create_provider(request: HttpRequest, body: ProviderIn):
 
 @router.patch("/{name}", response={200: ProviderOut, **ERRORS})
 def update_provider(request: HttpRequest, name: str, body: ProviderPatch):
-    require_staff(request)
+    require_permission(request, "change")
     provider = get_object_or_404(Provider, name=name)
     for field, value in body.model_dump(exclude_unset=True).items():
         setattr(provider, field, value)

@@ -322,12 +322,12 @@ def test_providers_show_availability_with_what_to_do(api, monkeypatch):
 
 
 def test_only_staff_may_add_or_change_providers(api, user):
-    body = {"name": "local", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "LOCAL_KEY"}
+    body = {"name": "local", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "LOCAL_API_KEY"}
     refused = api.post("/providers", body)
     assert refused.status_code == 403 and "staff" in refused.json()["detail"]
     assert not Provider.objects.filter(name="local").exists()
 
-    user.is_staff = True
+    user.is_staff = user.is_superuser = True
     user.save()
     created = api.post("/providers", body)
     assert created.status_code == 201 and created.json()["available"] is False

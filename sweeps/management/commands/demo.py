@@ -30,10 +30,10 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             user = User.objects.create_superuser("demo", password=password)
             self.stdout.write(self.style.SUCCESS(f"Log in as demo / {password}  (shown once; change it with "
-                                                 "`python manage.py changepassword demo`)"))
+                                                 "`.venv/bin/python manage.py changepassword demo`)"))
         else:
             self.stdout.write("Log in as demo (the password was printed on the first run; "
-                              "reset it with `python manage.py changepassword demo`).")
+                              "reset it with `.venv/bin/python manage.py changepassword demo`).")
         if not Experiment.objects.filter(owner=user).exists():
             experiment = services.experiment_create(owner=user, data=load_spec_text(DEMO_SPEC.read_text()))
             self.stdout.write(f"Demo experiment '{experiment.name}' is ready: open it and press Start sweep.")
