@@ -91,9 +91,13 @@ def leaderboard_ranks(sweep: Sweep, run_ids: list[int], *, within: int = 1000) -
     return {run_id: rank for rank, run_id in enumerate(ranked, 1) if run_id in wanted}
 
 
-def verdict_names(sweep: Sweep, run_ids: list[int]) -> list[str]:
-    """The verdict's runs named as the leaderboard numbers them: "#1", "#2" (else "run 15")."""
-    ranks = leaderboard_ranks(sweep, run_ids)
+def verdict_names(sweep: Sweep, run_ids: list[int], *, ranked: list[int] | None = None) -> list[str]:
+    """The verdict's runs named as the leaderboard numbers them: "#1", "#2" (else "run 15").
+    `ranked`: the ids of the best runs in the leaderboard's order, when the caller has them."""
+    if ranked is not None:
+        ranks = {run_id: rank for rank, run_id in enumerate(ranked, 1) if run_id in run_ids}
+    else:
+        ranks = leaderboard_ranks(sweep, run_ids)
     return [f"#{ranks[i]}" if i in ranks else f"run {i}" for i in run_ids]
 
 

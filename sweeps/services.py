@@ -183,9 +183,9 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
     experiment = sweep.experiment
     # A sweep paused by its budget goes on only when that budget was raised.
     if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, experiment.max_tokens):
-        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)} Raise the experiment's budget, then resume.")
+        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
-        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)} Raise the experiment's budget, then resume.")
+        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
     set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
     publish_on_commit([events.sweep_event("resumed", sweep)])
@@ -198,12 +198,13 @@ def budget_message(sweep: Sweep, reason: str) -> str:
     max_tokens or expected output, and its prompt) before it starts, so a sweep pauses once what
     was spent plus what the calls in flight and the next call reserve would pass the budget,
     which can be well before the spent figure itself reaches it."""
-    why = "spent + reserved by the calls in flight and the next call would pass"
+    why = "reservations count: each call reserves its prompt and max_tokens (or expected output) before it starts"
     if reason == Sweep.Reason.COST_BUDGET:
-        return (f"Sweep {sweep.pk} paused by its cost budget: ${sweep.cost_usd:.4f} spent + reserved of "
-                f"max_cost_usd ${sweep.max_cost_usd:,.4f} ({why} it).")  # fmt: skip
+        return (f"Sweep {sweep.pk} paused by its cost budget: ${sweep.cost_usd:.4f} spent + what the calls in flight "
+                f"and the next call reserve would pass max_cost_usd ${sweep.max_cost_usd:,.4f} ({why})")  # fmt: skip
     return (f"Sweep {sweep.pk} paused by its token budget: {formatting.count(sweep.tokens_in + sweep.tokens_out)} "
-            f"spent + reserved of max_tokens {formatting.count(sweep.max_tokens)} ({why} it).")  # fmt: skip
+            f"spent + what the calls in flight and the next call reserve would pass max_tokens "
+            f"{formatting.count(sweep.max_tokens)} ({why})")  # fmt: skip
 
 
 def runs_back_to_pending(sweep_id: int) -> None:
@@ -264,7 +265,7 @@ def sweep_hand_over(sweep_id: int) -> None:
 def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dict]:
     sweep = locked(sweep_id)
     if reason in ("token_budget", "cost_budget", "provider_error") and sweep.status == S.RUNNING:
-        set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason))
+        set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason) + ".")
         runs_back_to_pending(sweep_id)
         return [events.sweep_event("paused", sweep)]
     if sweep.status not in Sweep.ACTIVE:

@@ -156,12 +156,12 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
     ]
 
 
-def verdict_context(sweep: Sweep) -> dict[str, Any] | None:
+def verdict_context(sweep: Sweep, ranked: list[int]) -> dict[str, Any] | None:
     """Whether the top two runs differ, worded for the page (None until two have finished)."""
     verdict = selectors.top_two_verdict(sweep)
     if verdict is None:
         return None
-    first_name, second_name = selectors.verdict_names(sweep, verdict["run_ids"])
+    first_name, second_name = selectors.verdict_names(sweep, verdict["run_ids"], ranked=ranked)
     return {**verdict, "first": verdict["run_ids"][0], "second": verdict["run_ids"][1],
             "first_name": first_name, "second_name": second_name,
             "p": f"= {verdict['p_value']:.2g}" if verdict["p_value"] >= 0.001 else "< 0.001",
@@ -202,7 +202,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         # Pagination links keep the sort; the sort links start again at page 1.
         "order_query": "" if order == selectors.LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
         "chart_limit": CHART_RUNS,
-        "verdict": verdict_context(sweep),
+        "verdict": verdict_context(sweep, [run.pk for run in chart_runs]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context({**charts.figures(chart_runs, params), "active": sweep.is_active}),
     }

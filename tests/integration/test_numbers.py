@@ -107,9 +107,10 @@ def test_a_budget_pause_says_reservations_count(user, mock_latency):
     )
     assert sweep.status == "paused" and sweep.stopped_reason == "token_budget"
     spent = sweep.tokens_in + sweep.tokens_out
-    assert f"{spent} spent + reserved of max_tokens 60" in sweep.error
-    assert f"{spent} spent + reserved of max_tokens 60" in text_of(live(logged_in(user), sweep), "sweep-error")
-    with pytest.raises(services.ServiceError, match=r"spent \+ reserved of max_tokens 60"):
+    said = f"{spent} spent + what the calls in flight and the next call reserve would pass max_tokens 60"
+    assert said in sweep.error and "reservations count" in sweep.error
+    assert said in text_of(live(logged_in(user), sweep), "sweep-error")
+    with pytest.raises(services.ServiceError, match=r"spent \+ what the calls in flight .* raise the experiment's budget"):
         services.sweep_resume(sweep=sweep)
 
 
