@@ -268,8 +268,8 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
         set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason) + ".")
         runs_back_to_pending(sweep_id)
         return [events.sweep_event("paused", sweep)]
-    if sweep.status not in Sweep.ACTIVE:
-        runs_back_to_pending(sweep_id)  # paused (or stopped) meanwhile: this job's samples are released
+    if sweep.status == S.PAUSED:
+        runs_back_to_pending(sweep_id)  # paused meanwhile: this job's samples were released
     if sweep.status == S.STOPPED:
         cancel_pending(sweep)  # samples released by the executor as it stopped
         return [events.sweep_event("progress", sweep)]
