@@ -19,6 +19,7 @@ from typing import Any
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from sweeps import formatting
 from sweeps.engine.ranking import COST, LATENCY, SCORE, Objective, pareto_front
 from sweeps.engine.space import get_path
 from sweeps.models import Run
@@ -46,7 +47,7 @@ def is_number(value: Any) -> bool:
 
 
 def short(value: Any, limit: int = LABEL_CHARS) -> str:
-    text = MISSING if value is None else str(value)
+    text = MISSING if value is None else formatting.param(value)  # 0.1091, as the leaderboard shows it
     text = " ".join(text.split())  # prompts: newlines and runs of spaces would break the axis
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -120,6 +120,7 @@ class Sweep(TimeStamped):
     failed = models.PositiveIntegerField(default=0)
     cancelled = models.PositiveIntegerField(default=0)
     cached = models.PositiveIntegerField(default=0)  # samples served wholly from the cache
+    cached_calls = models.PositiveIntegerField(default=0)  # stage calls answered by the cache (what saved_* counts)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.FloatField(default=0)
@@ -147,8 +148,14 @@ class Sweep(TimeStamped):
 
     @property
     def done(self) -> int:
-        """Samples that need nothing more: of `total`, the share done is the sweep's progress."""
-        return self.completed + self.failed + self.cancelled + self.pruned
+        """Samples finished: completed, failed, or spared by early stopping. Cancelled samples are
+        not done (a stopped sweep never ran them), so they never fill the bar."""
+        return self.completed + self.failed + self.pruned
+
+    @property
+    def progress(self) -> float:
+        """The one progress rule (page, API, CLI): samples done of the samples the sweep made."""
+        return self.done / self.total if self.total else 0.0
 
 
 class Run(TimeStamped):

@@ -98,6 +98,7 @@ def record_outcomes(sweep_id: int, outcomes: Sequence[SampleOutcome], owner: str
         completed=F("completed") + sum(o.ok for o in outcomes),
         failed=F("failed") + sum(not o.ok for o in outcomes),
         cached=F("cached") + sum(o.cache_hit for o in outcomes),
+        cached_calls=F("cached_calls") + sum(stage.cached for o in outcomes for stage in o.stages),
         tokens_in=F("tokens_in") + int(sum(o.total("tokens_in", cached=False) for o in paid)),
         tokens_out=F("tokens_out") + int(sum(o.total("tokens_out", cached=False) for o in paid)),
         cost_usd=F("cost_usd") + sum(o.total("cost_usd", cached=False) for o in paid),

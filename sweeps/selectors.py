@@ -13,6 +13,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from sweeps import formatting
 from sweeps.engine import ranking, stats
 from sweeps.engine.space import flatten
 from sweeps.engine.values import value_problems
@@ -83,6 +84,33 @@ def top_two_verdict(sweep: Sweep, *, alpha: float = 0.05) -> dict[str, Any] | No
     return verdict
 
 
+def leaderboard_ranks(sweep: Sweep, run_ids: list[int], *, within: int = 1000) -> dict[int, int]:
+    """The rank (1 = best) the leaderboard gives each of these runs, in its default order; runs
+    ranked below `within` are left out (the verdict's runs are near the top)."""
+    ranked = sweep.runs.order_by(*BEST_FIRST).values_list("id", flat=True)[:within]
+    wanted = set(run_ids)
+    return {run_id: rank for rank, run_id in enumerate(ranked, 1) if run_id in wanted}
+
+
+def verdict_names(sweep: Sweep, run_ids: list[int], *, ranked: list[int] | None = None) -> list[str]:
+    """The verdict's runs named as the leaderboard numbers them: "#1", "#2" (else "run 15").
+    `ranked`: the ids of the best runs in the leaderboard's order, when the caller has them."""
+    if ranked is not None:
+        ranks = {run_id: rank for rank, run_id in enumerate(ranked, 1) if run_id in run_ids}
+    else:
+        ranks = leaderboard_ranks(sweep, run_ids)
+    return [f"#{ranks[i]}" if i in ranks else f"run {i}" for i in run_ids]
+
+
+def failure_reasons(sweep: Sweep, *, limit: int = 10) -> list[tuple[str, int]]:
+    """The sweep's distinct sample errors with how many samples each failed, most frequent first."""
+    rows = (
+        RunSample.objects.filter(sweep=sweep, status=RunSample.Status.FAILED)
+        .values("error").annotate(n=Count("id")).order_by("-n", "error")[:limit]
+    )  # fmt: skip
+    return [(row["error"] or "(no error message)", row["n"]) for row in rows]
+
+
 def run_samples(run: Run) -> QuerySet[RunSample]:
     return run.samples.prefetch_related("scores")
 
@@ -131,7 +159,8 @@ def sweep_progress(sweep: Sweep) -> dict[str, Any]:
         elapsed = (timezone.now() - sweep.started_at).total_seconds()
         eta = max(0.0, elapsed / done * (sweep.total - done))
     return {
-        "progress": done / sweep.total if sweep.total else 0.0,
+        "progress": sweep.progress,
+        "progress_text": formatting.progress(total=sweep.total, finished=done, cancelled=sweep.cancelled),
         "eta_seconds": eta,
         "allowed_actions": [action for action, states in ALLOWED.items() if sweep.status in states],
     }

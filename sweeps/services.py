@@ -13,10 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from sweeps import events
+from sweeps import events, formatting
 from sweeps.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
@@ -194,20 +194,37 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
     experiment = sweep.experiment
     # A sweep paused by its budget goes on only when that budget was raised.
     if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, experiment.max_tokens):
-        raise ServiceError(
-            f"Sweep {sweep.pk} has used its token budget ({sweep.tokens_in + sweep.tokens_out:,} spent of "
-            f"max_tokens {sweep.max_tokens:,}): raise the experiment's budget, then resume."
-        )
+        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
-        raise ServiceError(
-            f"Sweep {sweep.pk} has used its cost budget (${sweep.cost_usd:.4f} spent of max_cost_usd "
-            f"${sweep.max_cost_usd}): raise the experiment's budget, then resume."
-        )
+        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
     set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
     publish_on_commit([events.sweep_event("resumed", sweep)])
     transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep
+
+
+def budget_message(sweep: Sweep, reason: str) -> str:
+    """Why a budget paused the sweep. Reservations count: every call reserves its estimate (its
+    max_tokens or expected output, and its prompt) before it starts, so a sweep pauses once what
+    was spent plus what the calls in flight and the next call reserve would pass the budget,
+    which can be well before the spent figure itself reaches it."""
+    why = "reservations count: each call reserves its prompt and max_tokens (or expected output) before it starts"
+    if reason == Sweep.Reason.COST_BUDGET:
+        return (f"Sweep {sweep.pk} paused by its cost budget: ${sweep.cost_usd:.4f} spent + what the calls in flight "
+                f"and the next call reserve would pass max_cost_usd ${sweep.max_cost_usd:,.4f} ({why})")  # fmt: skip
+    return (f"Sweep {sweep.pk} paused by its token budget: {formatting.count(sweep.tokens_in + sweep.tokens_out)} "
+            f"spent + what the calls in flight and the next call reserve would pass max_tokens "
+            f"{formatting.count(sweep.max_tokens)} ({why})")  # fmt: skip
+
+
+def runs_back_to_pending(sweep_id: int) -> None:
+    """A sweep that no one executes has no running run: runs none of whose samples is in flight
+    go back to pending (they restart when the sweep does)."""
+    in_flight = RunSample.objects.filter(run=OuterRef("pk"), status=RunSample.Status.RUNNING)
+    Run.objects.filter(sweep_id=sweep_id, status=Run.Status.RUNNING).exclude(Exists(in_flight)).update(
+        status=Run.Status.PENDING
+    )
 
 
 @transaction.atomic
@@ -262,7 +279,9 @@ def sweep_begin_execution(sweep_id: int) -> tuple[Sweep | None, list[dict]]:
         return None, []  # paused or stopped before this job got to run
     first = sweep.status == S.QUEUED and sweep.started_at is None
     set_status(sweep, S.RUNNING, "", started_at=sweep.started_at or timezone.now(), heartbeat_at=timezone.now())
-    return sweep, [events.sweep_event("started" if first else "resumed", sweep)]
+    # "resumed" was said once, by sweep_resume; a job taking the sweep on (after a resume, a
+    # hand-over, or as a second worker) only tells the page that it runs.
+    return sweep, [events.sweep_event("started" if first else "progress", sweep)]
 
 
 def sweep_hand_over(sweep_id: int) -> None:
@@ -276,8 +295,11 @@ def sweep_hand_over(sweep_id: int) -> None:
 def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dict]:
     sweep = locked(sweep_id)
     if reason in ("token_budget", "cost_budget", "provider_error", "rate_limited") and sweep.status == S.RUNNING:
-        set_status(sweep, S.PAUSED, reason, error=error)
+        set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason) + ".")
+        runs_back_to_pending(sweep_id)
         return [events.sweep_event("paused", sweep)]
+    if sweep.status == S.PAUSED:
+        runs_back_to_pending(sweep_id)  # paused meanwhile: this job's samples were released
     if sweep.status == S.STOPPED:
         cancel_pending(sweep)  # samples released by the executor as it stopped
         return [events.sweep_event("progress", sweep)]
@@ -301,6 +323,7 @@ def sweep_fail(sweep_id: int, error: str) -> list[dict]:
     RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
         status=RunSample.Status.PENDING, lease_owner="", lease_until=None
     )
+    runs_back_to_pending(sweep.pk)
     return [events.sweep_event("failed", sweep)]
 
 
@@ -321,6 +344,7 @@ def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)
             status=RunSample.Status.PENDING, lease_owner="", lease_until=None
         )
         set_status(sweep, S.PAUSED, Sweep.Reason.INTERRUPTED)
+        runs_back_to_pending(sweep.pk)
         recovered.append(sweep)
     return recovered
 

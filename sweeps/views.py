@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sweeps import charts, selectors, services, tokens
+from sweeps import charts, formatting, selectors, services, tokens
 from sweeps.engine import ranking
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
@@ -41,7 +41,7 @@ class ListRow:
 
     @property
     def tokens(self) -> str:
-        return f"{self.sweep.tokens_in + self.sweep.tokens_out:,}" if self.sweep else ""
+        return formatting.count(self.sweep.tokens_in + self.sweep.tokens_out) if self.sweep else ""
 
     @property
     def last_activity(self) -> datetime:
@@ -145,9 +145,10 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
     return [
         {
             "rank": rank, "id": run.pk, "status": run.status,
+            "status_text": formatting.run_status(run.status, run.samples_failed),
             "score": "–" if run.score is None else f"{run.score:.3f}", "certainty": certainty(run),
-            "values": [truncated(get_path(run.config, p, "")) for p in params],
-            "tokens": run.tokens_in + run.tokens_out, "cost": f"${run.cost_usd:.5f}",
+            "values": [truncated(formatting.param(get_path(run.config, p, ""))) for p in params],
+            "tokens": formatting.count(run.tokens_in + run.tokens_out), "cost": f"${run.cost_usd:.5f}",
             "per_dollar": per_dollar(run.score, run.cost_usd),
             "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms", "front": run.pk in front,
             "truncated": run.samples_truncated,
@@ -156,12 +157,14 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
     ]
 
 
-def verdict_context(sweep: Sweep) -> dict[str, Any] | None:
+def verdict_context(sweep: Sweep, ranked: list[int]) -> dict[str, Any] | None:
     """Whether the top two runs differ, worded for the page (None until two have finished)."""
     verdict = selectors.top_two_verdict(sweep)
     if verdict is None:
         return None
+    first_name, second_name = selectors.verdict_names(sweep, verdict["run_ids"], ranked=ranked)
     return {**verdict, "first": verdict["run_ids"][0], "second": verdict["run_ids"][1],
+            "first_name": first_name, "second_name": second_name,
             "p": f"= {verdict['p_value']:.2g}" if verdict["p_value"] >= 0.001 else "< 0.001",
             "interval": f"{verdict['ci_low']:+.3f} to {verdict['ci_high']:+.3f}"}  # fmt: skip
 
@@ -189,6 +192,8 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "sweep": sweep,
         "actions": actions(sweep, progress["allowed_actions"]),
         "done": sweep.done,
+        "progress_text": progress["progress_text"],
+        "tokens": sweep.tokens_in + sweep.tokens_out,
         "eta": duration(progress["eta_seconds"]),
         "params": params,
         "rows": leaderboard_rows(shown, params, page.start_index(), set(selectors.pareto_run_ids(sweep))),
@@ -198,7 +203,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         # Pagination links keep the sort; the sort links start again at page 1.
         "order_query": "" if order == selectors.LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
         "chart_limit": CHART_RUNS,
-        "verdict": verdict_context(sweep),
+        "verdict": verdict_context(sweep, [run.pk for run in chart_runs]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context({**charts.figures(chart_runs, params), "active": sweep.is_active}),
     }

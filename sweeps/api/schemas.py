@@ -63,7 +63,8 @@ class SweepOut(Schema):
     completed: int
     failed: int
     cancelled: int
-    cached: int
+    cached: int = Field(description="samples the response cache answered wholly")
+    cached_calls: int = Field(description="stage calls the response cache answered: what saved_tokens and saved_cost_usd add up")
     tokens_in: int
     tokens_out: int
     cost_usd: float
@@ -75,7 +76,8 @@ class SweepOut(Schema):
     best_score: float | None
     max_tokens: int | None
     max_cost_usd: float | None
-    progress: float = Field(description="finished samples ÷ samples planned so far, 0..1")
+    progress: float = Field(description="done (completed, failed or pruned; never cancelled) ÷ samples made so far, 0..1")
+    progress_text: str = Field(description='the same in words, as the page and the CLI say it: "224 of 720 done · 496 cancelled"')
     eta_seconds: float | None = Field(description="at the rate so far; null until there is a rate")
     allowed_actions: list[str]
     created_at: datetime

@@ -10,7 +10,7 @@ from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
-                "cancelled", "cached", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
+                "cancelled", "cached", "cached_calls", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
                 "pruned", "pruned_tokens", "pruned_cost_usd", "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at"]  # fmt: skip
 
 

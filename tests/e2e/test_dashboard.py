@@ -63,7 +63,7 @@ def test_create_estimate_start_pause_resume_and_watch_it_finish_without_a_reload
     expect(page.locator("#sweep-status")).to_have_text("completed", timeout=60_000)
     done, total = progress(page)
     assert done == total == 144
-    expect(page.locator("#progress-text")).to_contain_text("144 / 144")
+    expect(page.locator("#progress-text")).to_have_text("144 of 144 done")
     expect(page.locator("#leaderboard tbody tr")).to_have_count(24)
     expect(page.locator("#chart-pareto .plot-container")).to_be_visible()
     expect(page.locator("#events li").first).to_be_visible()

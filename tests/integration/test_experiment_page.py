@@ -88,8 +88,8 @@ def test_list_shows_each_experiments_latest_sweep(user, other_user):
     cells = rows[done.pk]["cells"]
     assert cells[0] == "Done <b>bold</b>" and "<b>bold</b>" not in page  # escaped
     assert rows[done.pk]["hrefs"][0] == f"/experiments/{done.pk}/"
-    assert cells[1:6] == ["completed", "12 / 12", "0.812", "1,545", "$0.0123"]  # the latest sweep's
-    assert re.search(r'<progress class="mini" max="12" value="12"', page)
+    assert cells[1:6] == ["completed", "11 / 12", "0.812", "1,545", "$0.0123"]  # the latest sweep's
+    assert re.search(r'<progress class="mini" max="12" value="11"', page)  # the cancelled sample is not done
     assert cells[6].endswith("ago")
     assert rows[fresh.pk]["cells"][1:6] == ["draft", "no sweep yet", "–", "–", "–"]
     # Edit, Duplicate (a POST form) and Delete lead to the editor's routes.
@@ -217,16 +217,16 @@ async def test_pause_and_stop_from_a_service_reach_the_list(user, mock_latency, 
 @pytest.mark.django_db
 def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
     experiment = services.experiment_create(owner=user, data=spec(name="Triage"))
-    sweep = make_sweep(experiment, grid_runs(), total=18, completed=15, failed=2, cancelled=1, cached=4,
+    sweep = make_sweep(experiment, grid_runs(), total=18, completed=15, failed=2, cancelled=1, cached=4, cached_calls=9,
                        tokens_in=900, tokens_out=100, cost_usd=0.0421, best_score=0.9)  # fmt: skip
     client = logged_in(user)
 
     page = client.get(f"/experiments/{experiment.pk}/").content.decode()
 
-    assert re.search(r'<progress id="progress" max="18" value="18"', page)
-    assert 'id="progress-text">18 / 18<' in page
+    assert re.search(r'<progress id="progress" max="18" value="17"', page)  # the cancelled sample is not done
+    assert 'id="progress-text">17 of 18 done · 1 cancelled<' in page
     assert '<span class="badge completed" id="sweep-status">completed</span>' in page
-    assert 'id="cache-hits">4<' in page and 'id="tokens">1000<' in page and 'id="cost">$0.0421<' in page
+    assert '>9 calls (4 whole samples)<' in page and 'id="tokens">1,000<' in page and 'id="cost">$0.0421<' in page
     assert 'id="best-score">0.900<' in page and 'id="failed">2<' in page
     assert actions(page) == ["start"]
     board = Table("leaderboard", page)

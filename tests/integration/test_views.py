@@ -341,7 +341,7 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
     # progress: every sample done
     assert sweep.total == 18
     assert re.search(r'<progress id="progress" max="18" value="18"', page)
-    assert 'id="progress-text">18 / 18<' in page
+    assert 'id="progress-text">18 of 18 done<' in page
     assert 'id="sweep-status">completed<' in page
     assert f'id="best-score">{sweep.best_score:.3f}<' in page
 
@@ -370,7 +370,7 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
 
     # the live partial renders the same state, without the page around it
     assert leaderboard(live).rows == table.rows
-    assert "<html" not in live and 'id="progress-text">18 / 18<' in live
+    assert "<html" not in live and 'id="progress-text">18 of 18 done<' in live
 
 
 @pytest.mark.django_db

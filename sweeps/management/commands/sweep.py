@@ -1,6 +1,7 @@
 """`python manage.py sweep FILE.yaml [--wait] [--min-score X]`: run an experiment from a spec file.
 
-Exit status: 0 done, 1 the sweep failed or its best score is below --min-score, 2 invalid spec.
+Exit status: 0 done, 1 the sweep failed, more than --max-failed of its samples failed, or its best
+score is below --min-score; 2 invalid spec or option.
 Also controls existing sweeps: `--pause ID`, `--resume ID`, `--stop ID`.
 """
 
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sweeps import selectors, services
+from sweeps import formatting, selectors, services
 from sweeps.engine.errors import SpecError
 from sweeps.engine.space import get_path
 from sweeps.engine.spec import load_spec_text
@@ -72,6 +73,8 @@ class Command(BaseCommand):
         parser.add_argument("file", nargs="?", help="experiment spec (YAML or JSON)")
         parser.add_argument("--wait", action="store_true", help="wait for the sweep to end (always, without Redis)")
         parser.add_argument("--min-score", type=float, help="exit 1 when the best score is below this")
+        parser.add_argument("--max-failed", type=float, default=0.0, metavar="SHARE",
+                            help="exit 1 when more than this share (0-1) of the finished samples failed (default 0)")  # fmt: skip
         parser.add_argument("--user", help="owner of the experiment (default: demo, or the first superuser)")
         for action in services.ALLOWED:
             parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
@@ -84,6 +87,9 @@ class Command(BaseCommand):
                 return self.control(action, options[action])
         if not options["file"]:
             raise CommandError("give a spec file, or --pause/--resume/--stop SWEEP_ID", returncode=2)
+        max_failed = options["max_failed"]
+        if not 0 <= max_failed <= 1:  # NaN too
+            raise CommandError(f"--max-failed must be a share between 0 and 1, got {max_failed}", returncode=2)
         experiment = self.create(Path(options["file"]), options["user"])
         try:
             sweep = services.sweep_start(experiment=experiment)
@@ -99,9 +105,24 @@ class Command(BaseCommand):
             raise CommandError(f"sweep {sweep.pk} failed: {sweep.error}", returncode=1)
         if sweep.status != Sweep.Status.COMPLETED:
             self.console.print(f"Sweep {sweep.pk} is {sweep.status} ({sweep.stopped_reason}).")
+        self.check_failures(sweep, max_failed)
         minimum = options["min_score"]
         if minimum is not None and (sweep.best_score is None or sweep.best_score < minimum):
             raise CommandError(f"best score {sweep.best_score} is below --min-score {minimum}", returncode=1)
+
+    def check_failures(self, sweep: Sweep, max_failed: float) -> None:
+        """Exit 1 when more than `max_failed` of the finished samples failed, after printing why
+        they failed: a sweep whose every call got a 404 is not a success (issue 12, item 16)."""
+        finished = sweep.completed + sweep.failed
+        if not sweep.failed:
+            return
+        self.console.print(f"Failures ({formatting.count(sweep.failed)} samples):")
+        for reason, n in selectors.failure_reasons(sweep):
+            self.console.print(f"  {formatting.count(n)} × {reason}", markup=False)
+        share = sweep.failed / finished
+        if share > max_failed:
+            raise CommandError(f"{share:.1%} of the finished samples failed, more than --max-failed {max_failed:g}",
+                               returncode=1)  # fmt: skip
 
     def create(self, path: Path, username: str | None):
         try:
@@ -185,19 +206,23 @@ class Command(BaseCommand):
             score = f"{run.score:.3f}" if run.score is not None else "–"
             if run.score_ci_low is not None:
                 score += f" [{run.score_ci_low:.2f}–{run.score_ci_high:.2f}]"
-            values = [str(get_path(run.config, p, "")) for p in params]
-            table.add_row(str(rank), score, *values, run.status, str(run.tokens_in + run.tokens_out), f"{run.cost_usd:.5f}")
+            values = [formatting.param(get_path(run.config, p, "")) for p in params]
+            table.add_row(str(rank), score, *values, formatting.run_status(run.status, run.samples_failed),
+                          formatting.count(run.tokens_in + run.tokens_out), f"{run.cost_usd:.5f}")  # fmt: skip
         self.console.print(table)
+        count = formatting.count
         self.console.print(
-            f"{sweep.completed} completed, {sweep.failed} failed, {sweep.cached} from cache · "
-            f"{sweep.tokens_in + sweep.tokens_out:,} tokens spent, {sweep.saved_tokens:,} saved · ${sweep.cost_usd:.4f}"
+            f"{selectors.sweep_progress(sweep)['progress_text']}: {count(sweep.completed)} completed, "
+            f"{count(sweep.failed)} failed · {count(sweep.cached_calls)} calls from cache · "
+            f"{count(sweep.tokens_in + sweep.tokens_out)} tokens spent, {count(sweep.saved_tokens)} saved by cache · "
+            f"${sweep.cost_usd:.4f}"
         )
         if sweep.pruned:
             self.console.print(f"Early stopping pruned {sweep.pruned:,} samples: about {sweep.pruned_tokens:,} tokens "
                                f"and ${sweep.pruned_cost_usd:.4f} not spent.")  # fmt: skip
         if verdict := selectors.top_two_verdict(sweep):
-            first, second = verdict["run_ids"]
+            first, second = selectors.verdict_names(sweep, verdict["run_ids"])
             answer = "distinguishable" if verdict["distinguishable"] else "not distinguishable: it may be noise"
-            self.console.print(f"Runs {first} and {second} (the top two): {answer} "
+            self.console.print(f"{first} and {second} (the top two): {answer} "
                                f"(p = {verdict['p_value']:.3g}, Wilcoxon over {verdict['rows']} rows; "
                                f"difference {verdict['difference']:+.3f}, 95 % [{verdict['ci_low']:+.3f}, {verdict['ci_high']:+.3f}])")  # fmt: skip

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sweeps', '0010_sample_foreign_keys_use_the_composite_indexes'),
+        ('sweeps', '0011_numbers_cached_calls'),
     ]
 
     operations = [
