@@ -11,7 +11,7 @@ from ninja.errors import HttpError
 from sweeps import export, selectors, services
 from sweeps.api.schemas import (
     Conflict, ExperimentDetail, ExperimentPage, ExperimentStatus, ExportFormat, Leaderboard, MAX_PAGE, Message, Page, RunOrder,
-    RunPage, RunStatus, SPEC_BODY_DOCS, SpecBody, SweepOut, SweepPage,
+    QueryText, RunPage, RunStatus, SPEC_BODY_DOCS, SpecBody, SweepOut, SweepPage,
 )  # fmt: skip
 from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
 
@@ -25,7 +25,7 @@ def detail(experiment) -> dict:
 
 @router.get("", response={200: ExperimentPage, **ERRORS})
 def list_experiments(
-    request: HttpRequest, page: Query[Page], status: ExperimentStatus | None = None, search: str | None = None
+    request: HttpRequest, page: Query[Page], status: ExperimentStatus | None = None, search: QueryText | None = None
 ):
     """The user's experiments, most recently active first; `search` matches the name."""
     experiments = selectors.experiment_search(user=request.auth, status=status, search=search)
@@ -88,7 +88,7 @@ def list_runs(
     status: RunStatus | None = None,
     order: RunOrder = "-score",
     sweep: int | None = None,
-    param: Query[list[str]] = None,
+    param: Query[list[QueryText]] = None,
 ):
     """The runs of the latest sweep (or `sweep`), ordered, filtered by status and by parameter
     values: `param=model=mock/echo&param=params.temperature=0.2` (values are JSON when they parse)."""

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 
 from sweeps import selectors, text_limits
-from sweeps.api.schemas import Message, Page, RunDetail, RunOut
+from sweeps.api.schemas import Message, Page, QueryText, RunDetail, RunOut
 from sweeps.engine.ranking import score_per_dollar
 
 router = Router(tags=["runs"])
@@ -24,7 +24,7 @@ def get_run(request: HttpRequest, run_id: int, page: Query[Page]):
 
 
 @router.get("/{int:run_id}/samples/{int:sample_id}/text", response={200: str, 401: Message, 404: Message})
-def get_sample_text(request: HttpRequest, run_id: int, sample_id: int, part: str = "output"):
+def get_sample_text(request: HttpRequest, run_id: int, sample_id: int, part: QueryText = "output"):
     """One stored text of a sample in full, as text/plain: `part` is `output`, `inputs.<column>`
     or `stages.<i>.system|prompt|output` (what a sample's `cut` list names)."""
     sample = selectors.sample_get(user=request.auth, sample_id=sample_id, run_id=run_id)

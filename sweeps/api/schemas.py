@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Body, Field, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StringConstraints
 
 MAX_PAGE = 200  # list endpoints never answer with more items than this
+
+
+# Text a query parameter may hold: no NUL, which nothing stored contains and the database refuses
+# (promptlooper/query_guard.py answers it 400). Saying so in the schema keeps clients' generators
+# and the fuzzer from sending it as valid input.
+QueryText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
 
 class Message(Schema):

@@ -59,7 +59,7 @@ def test_sweep_started_from_the_page_streams_events_to_the_browser(user, other_u
         assert sum(e["type"] == "run.completed" for e in events) == 4
         assert Sweep.objects.get(experiment=experiment).status == "completed"
         live = httpx.get(f"{origin}/experiments/{experiment.pk}/live/", headers={"Cookie": cookie})
-        assert live.status_code == 200 and "Leaderboard" in live.text and "12 / 12" in live.text
+        assert live.status_code == 200 and "Leaderboard" in live.text and "12 of 12 done" in live.text
 
         intruder = f"sessionid={session_cookie(other_user)}"
         with pytest.raises(websockets.exceptions.InvalidStatus):

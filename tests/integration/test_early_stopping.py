@@ -100,7 +100,7 @@ def test_stopping_cancels_the_samples_waiting_for_their_rung(user, mock_latency)
     sweep.refresh_from_db()
 
     assert sweep.status == "stopped"
-    assert sweep.done == sweep.total
+    assert sweep.cancelled and sweep.done + sweep.cancelled == sweep.total  # cancelled are never done
     assert not Run.objects.filter(sweep=sweep, status__in=("pending", "running")).exists()
 
 
@@ -186,7 +186,7 @@ def test_the_experiment_page_shows_what_pruning_saved_the_intervals_and_the_verd
     client.force_login(user)
     page = client.get(f"/experiments/{sweep.experiment_id}/").content.decode()
 
-    assert f"{sweep.pruned} samples · ~{sweep.pruned_tokens} tokens" in " ".join(page.split())
+    assert f"{sweep.pruned:,} samples · ~{sweep.pruned_tokens:,} tokens" in " ".join(page.split())
     board = Table("leaderboard", page)
     interval = board.headers.index("95 % interval")
     by_id = {int(row["attrs"]["data-run-id"]): row["cells"] for row in board.rows}
@@ -206,7 +206,8 @@ def test_the_experiment_page_says_whether_the_top_two_are_distinguishable(user, 
     verdict = selectors.top_two_verdict(sweep)
     first, second = verdict["run_ids"]
     assert verdict["distinguishable"]  # 1.0 on every row against about half the rows: clear
-    assert f"Top two, runs <a href=\"/runs/{first}/\">{first}</a> and <a href=\"/runs/{second}/\">{second}</a>:" in page
+    # Named as the leaderboard numbers them (#1, #2), linking to the runs the verdict compared.
+    assert f"Top two, <a href=\"/runs/{first}/\">#1</a> and <a href=\"/runs/{second}/\">#2</a>:" in page
     assert "<strong>distinguishable</strong>" in page
     assert verdict["p_value"] < 0.001 and f"(p &lt; 0.001, Wilcoxon signed-rank over {ROWS} rows" in page
 

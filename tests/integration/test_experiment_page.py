@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
-import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -438,21 +436,24 @@ def test_page_and_partial_queries_do_not_grow_with_runs_or_samples(user, django_
 
 
 @pytest.mark.django_db
-def test_page_and_partial_stay_fast_with_100_000_samples(user):
+def test_page_and_partial_read_only_the_top_two_runs_samples_of_100_000(user):
+    """At scale the page stays cheap because it reads counters, not samples: the only sample rows
+    it reads are the top two runs' (for the verdict), whatever the sweep holds. (Its speed is
+    measured by bench/api_latency.py, not asserted here: the machines are shared.)"""
     experiment = services.experiment_create(owner=user, data=spec())
     runs = grid_runs(models=[f"mock/m{i}" for i in range(40)], temperatures=(0.0, 0.25, 0.5, 0.75, 1.0))  # 200 runs
     sweep = make_sweep(experiment, runs, status="running", total=100_000, completed=60_000)
     add_samples(sweep, 500)
     assert RunSample.objects.filter(sweep=sweep).count() == 100_000
     client = logged_in(user)
+    table = RunSample._meta.db_table
 
     for url in (f"/experiments/{experiment.pk}/", f"/experiments/{experiment.pk}/live/"):
-        client.get(url)  # warm: templates compiled, plotly's version read
-        timings = []
-        for _ in range(5):
-            started = time.perf_counter()
+        with CaptureQueriesContext(connection) as captured:
             assert client.get(url).status_code == 200
-            timings.append(time.perf_counter() - started)
-        assert statistics.median(timings) < 0.3, (url, timings)
-        print(url, [round(t * 1000) for t in timings])
+        sample_reads = [q["sql"] for q in captured.captured_queries if table in q["sql"]]
+        assert len(sample_reads) <= 1, (url, sample_reads)
+        for sql in sample_reads:
+            ids = re.search(r'"run_id" IN \(([\d, ]+)\)', sql)
+            assert ids and len(ids.group(1).split(",")) == 2, (url, sql)
     assert len(Table("leaderboard", client.get(f"/experiments/{experiment.pk}/").content.decode()).rows) == 50

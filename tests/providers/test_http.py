@@ -284,14 +284,16 @@ async def test_the_key_never_shows_in_errors_or_repr(server, connect):
         Scripted(400, body=quoting),
         Scripted(429, body=quoting),
         Scripted(500, raw=f"bad key {KEY}".encode()),
-        Scripted(body={  # an unreadable token count, which Python's error message would quote
+        Scripted(body={  # an unreadable token count, which a parse error would quote: it is estimated
             "choices": [{"message": {"content": "hi"}}],
             "content": [{"type": "text", "text": "hi"}],
             "usage": {"prompt_tokens": KEY, "input_tokens": KEY, "completion_tokens": 1, "output_tokens": 1},
         }),
     )
     provider = connect()
-    errors = [await failure(provider) for _ in range(5)]
+    errors = [await failure(provider) for _ in range(4)]
+    answered = await provider.complete(REQUEST)
+    assert answered.usage_estimated and KEY not in repr(answered)
     assert errors[0].message.startswith(f"{provider.name}: 401 invalid API key")
     assert "Incorrect API key provided: ***" in errors[0].message
     for error in errors:
