@@ -166,7 +166,6 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
 
         waited = ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait")))
         assert "completed" in waited
-        ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait --max-failed")))
         gate = sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --min-score"))
         assert gate.returncode in (0, 1) and ("below --min-score" in gate.stderr) == (gate.returncode == 1)
 
@@ -178,6 +177,8 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
         wait_until(lambda: api(base, token, "/sweeps/3")["status"] == "running")
         assert "Sweep 3: paused" in ok(sh(clone, command(".venv/bin/python manage.py sweep --pause 3")))
         wait_until(lambda: api(base, token, "/sweeps/3")["status"] == "paused")
+        # After sweep 3 (README pauses that id): the CI gate on failed samples.
+        ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait --max-failed")))
 
         # The CI example: its export line is a placeholder for this server and this token.
         command("export PROMPTLOOPER_URL=")
