@@ -205,9 +205,12 @@ class Probe:
         if inline_db:
             from django.db import connections
 
+            original_close = execution.DbThread.close
+
             async def close(self):
+                # The loop thread opened connections of its own; the DB thread closes its own.
                 connections.close_all()
-                self._pool.shutdown(wait=True)
+                await original_close(self)
 
             execution.DbThread.close = close
 
