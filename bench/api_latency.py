@@ -99,7 +99,7 @@ def main() -> int:
     from django.db import connection
     from django.test import Client
 
-    from sweeps.tokens import token_create
+    from sweeps.services.tokens import token_create
 
     user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(16))
     print(f"seeding {n_samples:,} samples ({n_runs} runs) into {url} ...", flush=True)

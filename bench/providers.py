@@ -20,7 +20,7 @@ concurrency limit is told no call was throttled (it then stays at 16). Every cal
 
 (1) engine: the pure sweeps.engine Executor with the real OpenAIProvider over real HTTP, and the
     in-memory workload / response store of tests/engine/fakes.py.
-(2) stack:  the whole of sweeps.execution.execute_sweep on a throwaway SQLite database, with a
+(2) stack:  the whole of sweeps.runner.execution.execute_sweep on a throwaway SQLite database, with a
     Provider row (kind openai) pointing at the fake server, its key in an environment variable
     set in-process; sweeps.services.dispatch_sweep is a no-op, as in bench/throughput.py.
 
@@ -270,7 +270,13 @@ async def engine_run(server, n_calls: int, seed: int) -> dict[str, Any]:
     from sweeps.engine.budget import Budget
     from sweeps.engine.executor import Executor
     from sweeps.providers.openai import OpenAIProvider
-    from tests.engine.fakes import FakeProviders, FakeStore, FakeWorkload, make_items, stage
+    from tests.engine.fakes import (
+        FakeProviders,
+        FakeStore,
+        FakeWorkload,
+        make_items,
+        stage,
+    )
 
     items = []
     for t in temperatures(n_calls):  # config-major, as the database claims them
@@ -316,19 +322,19 @@ def setup_django() -> str:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    from sweeps import services
 
     # The bench runs each sweep itself; without this the on_commit hook of sweep_start would
     # also start it in the embedded worker thread.
-    services.dispatch_sweep = lambda sweep: None
+    import sweeps.services.sweeps
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
     return tmp
 
 
 def stack_experiment(server, n_calls: int):
     from django.contrib.auth import get_user_model
 
-    from sweeps import services
     from sweeps.models import Provider
+    from sweeps.services.experiments import experiment_create
 
     os.environ[KEY_ENV] = secrets.token_hex(8)
     Provider.objects.update_or_create(
@@ -343,15 +349,16 @@ def stack_experiment(server, n_calls: int):
         "sweep": {"type": "grid", "params": {"params.temperature": temperatures(n_calls)}},
         "max_concurrency": CONCURRENCY,
     }
-    return services.experiment_create(owner=user, data=spec)
+    return experiment_create(owner=user, data=spec)
 
 
 def stack_run(experiment) -> dict[str, Any]:
-    from sweeps import execution, services
     from sweeps.models import ResponseCache, RunSample
+    from sweeps.runner import execution
+    from sweeps.services.sweeps import sweep_start
 
     ResponseCache.objects.all().delete()  # a cold cache: every sample calls the provider
-    sweep = services.sweep_start(experiment=experiment)
+    sweep = sweep_start(experiment=experiment)
     t0 = time.perf_counter()
     reason = asyncio.run(execution.execute_sweep(sweep.pk))
     wall = time.perf_counter() - t0

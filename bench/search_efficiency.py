@@ -12,7 +12,7 @@ How many tokens does each strategy spend before it has run a configuration whose
 within 2 % of the best the full grid finds? And how many does early stopping save on a grid?
 
 The landscape (mock provider, no network; every figure comes from real sweeps run by
-`sweeps.execution.execute_sweep`, as the embedded worker runs them)
+`sweeps.runner.execution.execute_sweep`, as the embedded worker runs them)
 --------------------------------------------------------------------------------------------
 Task: quote a support ticket's first sentence. 60 rows; each ticket is an 8-word headline
 ("The printer keeps crashing since the last update.") followed by a second sentence of 8 to 10
@@ -74,8 +74,8 @@ Set-up: a SQLite file in a temporary directory (default), or with `--db postgres
 throwaway PostgreSQL database `promptlooper_bench_search` (dropped and re-created, dropped again
 at the end; BENCH_PG_URL overrides the server, default postgres://postgres@127.0.0.1:5432).
 No Redis: the in-memory channel layer, as in the embedded mode. Sweeps are created with
-services.sweep_start and executed in-process with asyncio.run(execute_sweep(id));
-services.dispatch_sweep is replaced by a no-op so the embedded worker thread does not run the
+sweep_start and executed in-process with asyncio.run(execute_sweep(id));
+dispatch_sweep is replaced by a no-op so the embedded worker thread does not run the
 same sweep a second time (as in bench/throughput.py). Mock latency is 0.
 """
 
@@ -215,11 +215,11 @@ def setup_django(db: str) -> str | None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    from sweeps import services
 
     # This script runs each sweep itself; without the no-op, sweep_start's on_commit hook would
     # also start it in the embedded worker thread.
-    services.dispatch_sweep = lambda sweep: None
+    import sweeps.services.sweeps
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
     return tmp
 
 
@@ -271,13 +271,15 @@ class SweepResult:
 def run_sweep(user: Any, kind: str, seed: int, *, n_trials: int, early_stopping: bool = False) -> SweepResult:
     from django.db.models import Count, Q, Sum
 
-    from sweeps import execution, services
     from sweeps.models import Run, RunSample, Sweep
+    from sweeps.runner import execution
+    from sweeps.services.experiments import experiment_create
+    from sweeps.services.sweeps import sweep_start
 
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data=build_spec(kind, seed, n_trials=n_trials, early_stopping=early_stopping)
     )
-    sweep = services.sweep_start(experiment=experiment)
+    sweep = sweep_start(experiment=experiment)
     t0 = time.perf_counter()
     reason = asyncio.run(execution.execute_sweep(sweep.pk))
     wall = time.perf_counter() - t0

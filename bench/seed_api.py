@@ -14,7 +14,7 @@ tried by hand against them (the script prints how).
 configured Django and the `mock` provider row, and touches nothing but the rows it creates.
 The rows look like what a real sweep records (two stages, two scorers, a grid over model and
 temperature, scores that fall with temperature), written with the same bulk paths: runs by
-bulk_create, samples and scores by sweeps.bulk.insert_rows (COPY on PostgreSQL).
+bulk_create, samples and scores by sweeps.runner.bulk.insert_rows (COPY on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -112,14 +112,14 @@ def seed(user: Any, n_samples: int = 100_000, n_runs: int = 200, *, seed_value: 
     with two stages and two scores. Returns the Sweep (its experiment belongs to `user`)."""
     from django.utils import timezone
 
-    from sweeps import services
-    from sweeps.bulk import insert_rows, update_rows
     from sweeps.engine.space import config_hash
     from sweeps.engine.strategies import grid
     from sweeps.models import Experiment, Run, RunSample, Score, Sweep
+    from sweeps.runner.bulk import insert_rows, update_rows
+    from sweeps.services.experiments import experiment_create
 
     n_rows = max(1, n_samples // n_runs)
-    experiment = services.experiment_create(owner=user, data=seed_spec(n_rows, n_runs))
+    experiment = experiment_create(owner=user, data=seed_spec(n_rows, n_runs))
     spec = experiment.spec()
     now = timezone.now()
     sweep = Sweep.objects.create(

@@ -27,8 +27,8 @@ server, default postgres://postgres@127.0.0.1:5432):
 Each database runs in its own child processes (Django settings are process-wide); the parent
 prints a table: measure, figure, target, ratio (figure ÷ target), PASS/MISS.
 
-Sweeps are created with services.sweep_start and executed in-process with
-asyncio.run(sweeps.execution.execute_sweep(id)); sweeps.services.dispatch_sweep is replaced by
+Sweeps are created with sweep_start and executed in-process with
+asyncio.run(sweeps.runner.execution.execute_sweep(id)); sweeps.services.dispatch_sweep is replaced by
 a no-op so the embedded worker thread does not run the same sweep a second time.
 """
 
@@ -116,11 +116,11 @@ def setup_django(db: str, *, inline_db: bool = False) -> tuple[str | None, dict[
     call_command("migrate", verbosity=0, interactive=False)
     marks["migrated"] = proc_status("VmRSS")
 
-    from sweeps import services
 
     # The bench runs each sweep itself (asyncio.run(execute_sweep(id))); without this no-op,
     # sweep_start's on_commit hook would also start it in the embedded worker thread.
-    services.dispatch_sweep = lambda sweep: None
+    import sweeps.services.sweeps
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
     return tmp, marks
 
 
@@ -128,9 +128,9 @@ class Probe:
     """Counts and times provider calls and every ORM call made on the executor's DB thread."""
 
     def __init__(self, *, inline_db: bool = False) -> None:
-        from sweeps import execution
         from sweeps.engine.executor import Executor
         from sweeps.providers.mock import MockProvider
+        from sweeps.runner import execution
 
         self.calls: list[tuple[float, float]] = []  # (start, end) perf_counter of each complete()
         # per sample: [start, first call start, last call end, end] (perf_counter; calls None if cached)
@@ -273,10 +273,11 @@ def set_mock(latency_ms: float, jitter: float, seed: int = 0) -> None:
 
 
 def run_sweep(experiment, probe: Probe, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
-    from sweeps import execution, services
+    from sweeps.runner import execution
+    from sweeps.services.sweeps import sweep_start
 
     probe.reset()
-    sweep = services.sweep_start(experiment=experiment)
+    sweep = sweep_start(experiment=experiment)
     cpu0, thread0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
     if profiler:
         profiler.enable()
@@ -316,10 +317,10 @@ def print_breakdown(title: str, r: dict[str, Any]) -> None:
 
 
 def measure_a(user, probe: Probe, n_calls: int, jitter: float, mock_seed: int) -> dict[str, Any]:
-    from sweeps import services
+    from sweeps.services.experiments import experiment_create
 
     set_mock(A_LATENCY_MS, jitter, mock_seed)
-    experiment = services.experiment_create(owner=user, data=bench_spec("sched", n_calls))
+    experiment = experiment_create(owner=user, data=bench_spec("sched", n_calls))
     log(f"(a) {n_calls:,} calls, mock {A_LATENCY_MS:.0f} ms lognormal sigma {jitter}, concurrency {CONCURRENCY}")
     r = run_sweep(experiment, probe)
     if len(probe.calls) < r["samples"]:
@@ -391,7 +392,7 @@ def child_suite(args: argparse.Namespace) -> dict[str, Any]:
     try:
         from django.contrib.auth import get_user_model
 
-        from sweeps import services
+        from sweeps.services.experiments import experiment_create
 
         probe = Probe()
         user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(16))
@@ -399,7 +400,7 @@ def child_suite(args: argparse.Namespace) -> dict[str, Any]:
 
         n_b = SIZES["b_samples"][quick]
         set_mock(0, 0)
-        experiment = services.experiment_create(owner=user, data=bench_spec("cold", n_b))
+        experiment = experiment_create(owner=user, data=bench_spec("cold", n_b))
         log(f"(b) {n_b:,} samples, zero latency, cold response cache")
         b = run_sweep(experiment, probe)
         print_breakdown("(b)", b)
@@ -423,13 +424,13 @@ def child_rss(args: argparse.Namespace) -> dict[str, Any]:
     try:
         from django.contrib.auth import get_user_model
 
-        from sweeps import services
+        from sweeps.services.experiments import experiment_create
 
         probe = Probe()
         user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(16))
         set_mock(0, 0)
         n = SIZES["d_samples"][quick]
-        experiment = services.experiment_create(owner=user, data=bench_spec("rss", n))
+        experiment = experiment_create(owner=user, data=bench_spec("rss", n))
         before = proc_status("VmRSS")
         peak_sampled, stop = [before], threading.Event()
 
@@ -477,20 +478,20 @@ PROFILE_AREAS = [  # (label, substring of the code's file name), first match win
 ]
 # Inclusive time of the entry points that matter, per sample: (label, file substring, function).
 PROFILE_POINTS = [
-    ("  plan_next_round: create runs + samples", "sweeps/planning.py", "plan_next_round"),
-    ("  record_outcomes: persist results", "sweeps/recording.py", "record_outcomes"),
+    ("  plan_next_round: create runs + samples", "sweeps/services/planning.py", "plan_next_round"),
+    ("  record_outcomes: persist results", "sweeps/services/recording.py", "record_outcomes"),
     ("    RunSample/Run bulk_update", "django/db/models/query.py", "bulk_update"),
-    ("    close_finished_runs", "sweeps/recording.py", "close_finished_runs"),
-    ("  cache_store: ResponseCache bulk_create", "sweeps/execution.py", "cache_store"),
-    ("  cache_lookup", "sweeps/execution.py", "cache_lookup"),
-    ("  claim_samples", "sweeps/execution.py", "claim_samples"),
-    ("  start_runs", "sweeps/execution.py", "start_runs"),
+    ("    close_finished_runs", "sweeps/services/recording.py", "close_finished_runs"),
+    ("  cache_store: ResponseCache bulk_create", "sweeps/runner/execution.py", "cache_store"),
+    ("  cache_lookup", "sweeps/runner/execution.py", "cache_lookup"),
+    ("  claim_samples", "sweeps/runner/execution.py", "claim_samples"),
+    ("  start_runs", "sweeps/runner/execution.py", "start_runs"),
     ("  Executor._run_sample (render, cache, call, score)", "sweeps/engine/executor.py", "_run_sample"),
     ("    MockProvider.complete", "providers/mock.py", "complete"),
     ("    templating.render", "sweeps/engine/templating.py", "render"),
     ("    cache_key", "sweeps/engine/cache.py", "cache_key"),
-    ("  publishing.apublish (events)", "sweeps/publishing.py", "apublish"),
-    ("  events.run_event/sweep_event", "sweeps/events.py", "run_event"),
+    ("  publishing.apublish (events)", "sweeps/events/publishing.py", "apublish"),
+    ("  events.run_event/sweep_event", "sweeps/events/messages.py", "run_event"),
 ]
 
 
@@ -580,13 +581,13 @@ def child_profile(args: argparse.Namespace) -> dict[str, Any]:
     try:
         from django.contrib.auth import get_user_model
 
-        from sweeps import services
+        from sweeps.services.experiments import experiment_create
 
         probe = Probe(inline_db=True)
         user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(16))
         set_mock(0, 0)
         n = SIZES["b_samples"][quick]
-        experiment = services.experiment_create(owner=user, data=bench_spec("profile", n))
+        experiment = experiment_create(owner=user, data=bench_spec("profile", n))
         profiler = cProfile.Profile()
         log(f"profile of (b): {n:,} samples, ORM inline on the loop thread, under cProfile")
         r = run_sweep(experiment, profiler=profiler, probe=probe)

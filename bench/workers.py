@@ -20,7 +20,7 @@ overrides the server, default postgres://postgres@127.0.0.1:5432) and Redis data
 configures Django itself (promptlooper.settings_test, with DATABASE_URL and REDIS_URL set, so
 EMBEDDED_WORKER is False and sweep_start enqueues one job per listening worker), creates a
 Provider row "openai" pointed at the fake server, and starts each sweep with
-services.sweep_start once Worker.count shows every worker registered. The time is from
+sweep_start once Worker.count shows every worker registered. The time is from
 sweep_start to the moment the Sweep row is seen completed (polled every 20 ms).
 """
 
@@ -134,11 +134,12 @@ def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str, bud
     import django_rq
     from rq import Worker
 
-    from sweeps import services
     from sweeps.models import RunSample, Sweep
+    from sweeps.services.experiments import experiment_create
+    from sweeps.services.sweeps import sweep_start
 
     tag = f"w{n_workers}-{secrets.token_hex(3)}"
-    experiment = services.experiment_create(owner=user, data=spec(tag, n_samples, budget))
+    experiment = experiment_create(owner=user, data=spec(tag, n_samples, budget))
     server.reset()
     workers = start_workers(n_workers, logdir)
     try:
@@ -151,7 +152,7 @@ def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str, bud
         queue = django_rq.get_queue("sweeps")
         listening = Worker.count(queue=queue)  # what dispatch_sweep will see
         started = time.monotonic()
-        sweep = services.sweep_start(experiment=experiment)
+        sweep = sweep_start(experiment=experiment)
         ended = ("completed", "paused", "stopped", "failed")
         status = wait_until(
             lambda: (s := Sweep.objects.values_list("status", flat=True).get(pk=sweep.pk)) in ended and s,

@@ -22,7 +22,8 @@ from sweeps.api import experiments, providers, runs, sweeps
 from sweeps.api.auth import BearerToken, BrowserSession
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import load_spec_text
-from sweeps.services import ServiceError, TransitionError
+from sweeps.services import ServiceError
+from sweeps.services.sweeps import TransitionError
 
 UNAUTHENTICATED = (
     "Authentication required: send `Authorization: Bearer <token>` with a valid, unrevoked token "

@@ -10,8 +10,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from sweeps import publishing  # noqa: E402
-from sweeps.routing import websocket_urlpatterns  # noqa: E402
+from sweeps.events import publishing
+from sweeps.web.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
@@ -22,6 +22,6 @@ router = ProtocolTypeRouter(
 
 
 async def application(scope, receive, send):
-    # The embedded worker's thread hands its events to this loop (see sweeps.publishing).
+    # The embedded worker's thread hands its events to this loop (see sweeps.events.publishing).
     publishing.register_server_loop(asyncio.get_running_loop())
     return await router(scope, receive, send)

@@ -1,14 +1,16 @@
-"""Query strings with text no page or route can use (NUL, lone surrogates) get a 400 before any
-view runs: the database would refuse them with an error, a 500, deep inside a search."""
+"""Requests no page or route can answer are refused before any view runs, where the database
+would fail on them with a 500 deep inside a query: query strings with text it cannot store (NUL,
+lone surrogates) get a 400, and a path naming an id beyond 64 bits (no row has one; SQLite
+raises OverflowError on it) gets a 404."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 
 from promptlooper.middleware import API_PREFIX
-from sweeps.engine.values import text_problem
+from sweeps.engine.values import INT64_MAX, text_problem
 
 
 class RefuseUnusableQueryText:
@@ -20,6 +22,8 @@ class RefuseUnusableQueryText:
             for text in (key, *values):
                 if problem := text_problem(text):
                     return refused(request, f"The query parameter {key!r} {problem}.")
+        if any(segment.isdigit() and int(segment) > INT64_MAX for segment in request.path.split("/")):
+            return not_found(request)
         return self.get_response(request)
 
 
@@ -27,3 +31,9 @@ def refused(request: HttpRequest, message: str) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"detail": message}, status=400)
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": "Not Found"}, status=404)
+    return HttpResponseNotFound("Not Found", content_type="text/plain; charset=utf-8")

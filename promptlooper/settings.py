@@ -145,7 +145,7 @@ RQ_QUEUES = {
     # No job timeout: a sweep job lives as long as its sweep; pause and stop are cooperative.
     "sweeps": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": -1},
 }
-RQ = {"WORKER_CLASS": "sweeps.worker.SweepWorker"}
+RQ = {"WORKER_CLASS": "sweeps.runner.worker.SweepWorker"}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -158,8 +158,8 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
 # Wrong passwords: after this many from one address for one username, or this many from one
-# address in all, sign-in from there is refused until the window ends (sweeps/login_throttle.py).
-AUTHENTICATION_BACKENDS = ["sweeps.login_throttle.ThrottledModelBackend"]
+# address in all, sign-in from there is refused until the window ends (sweeps/web/login.py).
+AUTHENTICATION_BACKENDS = ["sweeps.web.login.ThrottledModelBackend"]
 PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER", 10)
 PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS", 50)
 PROMPTLOOPER_LOGIN_WINDOW_SECONDS = env_int("PROMPTLOOPER_LOGIN_WINDOW_SECONDS", 300)
@@ -226,7 +226,7 @@ PROMPTLOOPER_STORED_TEXT_MAX_CHARS = env_int("PROMPTLOOPER_STORED_TEXT_MAX_CHARS
 PROMPTLOOPER_SHOWN_TEXT_CHARS = env_int("PROMPTLOOPER_SHOWN_TEXT_CHARS", 10_000)
 
 # A Provider row may only read its key from an environment variable whose whole name matches
-# this (and never from one of the application's own settings: sweeps/provider_keys.py).
+# this (and never from one of the application's own settings: sweeps/providers/keys.py).
 PROMPTLOOPER_PROVIDER_KEY_PATTERN = (
     os.getenv("PROMPTLOOPER_PROVIDER_KEY_PATTERN", "").strip() or r"[A-Z][A-Z0-9_]*_API_KEY"
 )

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from promptlooper.api import api
-from sweeps.login_throttle import AdminLoginForm, LoginForm
+from sweeps.web.login import AdminLoginForm, LoginForm
 
 admin.site.login_form = AdminLoginForm
 
@@ -12,5 +12,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("sweeps.urls")),
+    path("", include("sweeps.web.urls")),
 ]

@@ -12,10 +12,26 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sweeps import services, tokens
 from sweeps.engine.errors import SpecError
-from sweeps.models import ApiToken, Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
-from sweeps.selectors import sweep_latest
+from sweeps.models import (
+    ApiToken,
+    Experiment,
+    Provider,
+    ResponseCache,
+    Run,
+    RunSample,
+    Score,
+    Sweep,
+)
+from sweeps.selectors.sweeps import sweep_latest
+from sweeps.services import ServiceError, tokens
+from sweeps.services.experiments import (
+    experiment_check_editable,
+    experiment_create,
+    experiment_update,
+    validate_spec,
+)
+from sweeps.services.sweeps import sweep_pause, sweep_resume, sweep_start, sweep_stop
 
 
 def apply_to_each(
@@ -24,7 +40,7 @@ def apply_to_each(
     for item in items:
         try:
             result = action(item)
-        except services.ServiceError as e:
+        except ServiceError as e:
             modeladmin.message_user(request, f"{item}: {e}", messages.WARNING)
         else:
             modeladmin.message_user(request, f"{item}: {done.format(result=result)}", messages.SUCCESS)
@@ -33,7 +49,7 @@ def apply_to_each(
 def latest_sweep(experiment: Experiment) -> Sweep:
     sweep = sweep_latest(experiment)
     if sweep is None:
-        raise services.ServiceError("has no sweep yet")
+        raise ServiceError("has no sweep yet")
     return sweep
 
 
@@ -63,12 +79,12 @@ class ExperimentForm(forms.ModelForm):
             return cleaned
         candidate = Experiment(**{f: cleaned.get(f) for f in SPEC_FIELDS})
         try:
-            spec = services.validate_spec(candidate.spec_dict())
+            spec = validate_spec(candidate.spec_dict())
             if self.instance.pk:
-                services.experiment_check_editable(experiment=self.instance, spec=spec)
+                experiment_check_editable(experiment=self.instance, spec=spec)
         except SpecError as e:
             raise forms.ValidationError([str(err) for err in e.errors]) from None
-        except services.ServiceError as e:
+        except ServiceError as e:
             raise forms.ValidationError(str(e)) from None
         return cleaned
 
@@ -84,26 +100,26 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Experiment, form, change: bool) -> None:
         if change:
-            services.experiment_update(experiment=obj, data=obj.spec_dict())
+            experiment_update(experiment=obj, data=obj.spec_dict())
         else:
-            obj.pk = services.experiment_create(owner=obj.owner, data=obj.spec_dict()).pk
+            obj.pk = experiment_create(owner=obj.owner, data=obj.spec_dict()).pk
             obj.refresh_from_db()
 
     @admin.action(description="Start a sweep")
     def start_sweep(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda e: services.sweep_start(experiment=e), "sweep {result.pk} queued")
+        apply_to_each(self, request, queryset, lambda e: sweep_start(experiment=e), "sweep {result.pk} queued")
 
     @admin.action(description="Pause the latest sweep")
     def pause_sweep(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda e: services.sweep_pause(sweep=latest_sweep(e)), "paused")
+        apply_to_each(self, request, queryset, lambda e: sweep_pause(sweep=latest_sweep(e)), "paused")
 
     @admin.action(description="Resume the latest sweep")
     def resume_sweep(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda e: services.sweep_resume(sweep=latest_sweep(e)), "resumed")
+        apply_to_each(self, request, queryset, lambda e: sweep_resume(sweep=latest_sweep(e)), "resumed")
 
     @admin.action(description="Stop the latest sweep")
     def stop_sweep(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda e: services.sweep_stop(sweep=latest_sweep(e)), "stopped")
+        apply_to_each(self, request, queryset, lambda e: sweep_stop(sweep=latest_sweep(e)), "stopped")
 
 
 @admin.register(Sweep)
@@ -117,15 +133,15 @@ class SweepAdmin(ReadOnly):
 
     @admin.action(description="Pause selected sweeps")
     def pause(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda s: services.sweep_pause(sweep=s), "paused")
+        apply_to_each(self, request, queryset, lambda s: sweep_pause(sweep=s), "paused")
 
     @admin.action(description="Resume selected sweeps")
     def resume(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda s: services.sweep_resume(sweep=s), "resumed")
+        apply_to_each(self, request, queryset, lambda s: sweep_resume(sweep=s), "resumed")
 
     @admin.action(description="Stop selected sweeps")
     def stop(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda s: services.sweep_stop(sweep=s), "stopped")
+        apply_to_each(self, request, queryset, lambda s: sweep_stop(sweep=s), "stopped")
 
 
 @admin.register(Run)

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from sweeps.engine.spec import ExperimentSpec, parse_spec
-from sweeps.provider_keys import key_env_problem
+from sweeps.providers.keys import key_env_problem
 from sweeps.providers.prices import model_price
 
 

@@ -1,4 +1,4 @@
-// The experiment page's charts. Their figures come from the server (sweeps/charts.py) as JSON
+// The experiment page's charts. Their figures come from the server (sweeps/web/charts.py) as JSON
 // inside the live part (#charts-data); after live updates this redraws them in place with
 // Plotly.react, which keeps the chart divs, zoom and hover instead of rebuilding everything.
 (function () {

@@ -1,4 +1,4 @@
-"""How API callers sign in: `Authorization: Bearer pl_…` (checked by sweeps.tokens), or the browser session."""
+"""How API callers sign in: `Authorization: Bearer pl_…` (checked by sweeps.services.tokens), or the browser session."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
-from sweeps.tokens import token_authenticate
+from sweeps.services.tokens import token_authenticate
 
 
 class BearerToken(HttpBearer):

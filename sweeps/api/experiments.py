@@ -8,19 +8,44 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
-from sweeps import export, selectors, services
 from sweeps.api.schemas import (
-    Conflict, ExperimentDetail, ExperimentPage, ExperimentStatus, ExportFormat, Leaderboard, MAX_PAGE, Message, Page, RunOrder,
-    QueryText, RunPage, RunStatus, SPEC_BODY_DOCS, SpecBody, SweepOut, SweepPage,
+    MAX_PAGE,
+    SPEC_BODY_DOCS,
+    Conflict,
+    ExperimentDetail,
+    ExperimentPage,
+    ExperimentStatus,
+    ExportFormat,
+    Leaderboard,
+    Message,
+    Page,
+    QueryText,
+    RunOrder,
+    RunPage,
+    RunStatus,
+    SpecBody,
+    SweepOut,
+    SweepPage,
 )  # fmt: skip
 from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
+from sweeps.selectors import export
+from sweeps.selectors.experiments import experiment_get, experiment_search
+from sweeps.selectors.leaderboard import leaderboard as ranked_runs
+from sweeps.selectors.runs import run_search
+from sweeps.selectors.sweeps import sweep_latest, sweep_of, sweeps_by_id
+from sweeps.services.experiments import (
+    experiment_create,
+    experiment_delete,
+    experiment_update,
+)
+from sweeps.services.sweeps import sweep_start
 
 router = Router(tags=["experiments"])
 ERRORS = {401: Message, 404: Message}
 
 
 def detail(experiment) -> dict:
-    return experiment_out(experiment, selectors.sweep_latest(experiment), spec=True)
+    return experiment_out(experiment, sweep_latest(experiment), spec=True)
 
 
 @router.get("", response={200: ExperimentPage, **ERRORS})
@@ -28,9 +53,9 @@ def list_experiments(
     request: HttpRequest, page: Query[Page], status: ExperimentStatus | None = None, search: QueryText | None = None
 ):
     """The user's experiments, most recently active first; `search` matches the name."""
-    experiments = selectors.experiment_search(user=request.auth, status=status, search=search)
+    experiments = experiment_search(user=request.auth, status=status, search=search)
     items = list(experiments[page.offset : page.offset + page.limit])
-    latest = selectors.sweeps_by_id([e.latest_sweep_id for e in items])
+    latest = sweeps_by_id([e.latest_sweep_id for e in items])
     return {"items": [experiment_out(e, latest.get(e.latest_sweep_id)) for e in items], "count": experiments.count()}
 
 
@@ -38,12 +63,12 @@ def list_experiments(
 def create_experiment(request: HttpRequest, spec: SpecBody):
     """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
     every bad field by its path."""
-    return Status(201, detail(services.experiment_create(owner=request.auth, data=spec)))
+    return Status(201, detail(experiment_create(owner=request.auth, data=spec)))
 
 
 @router.get("/{int:experiment_id}", response={200: ExperimentDetail, **ERRORS})
 def get_experiment(request: HttpRequest, experiment_id: int):
-    return detail(selectors.experiment_get(user=request.auth, experiment_id=experiment_id))
+    return detail(experiment_get(user=request.auth, experiment_id=experiment_id))
 
 
 @router.patch(
@@ -54,28 +79,28 @@ def get_experiment(request: HttpRequest, experiment_id: int):
 def update_experiment(request: HttpRequest, experiment_id: int, spec: SpecBody):
     """Replace the spec's top-level keys given in the body. Refused (409) while a sweep runs; while
     one is paused, only name, description, budget, max_concurrency and fail_fast may change."""
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     data = {**experiment.spec_dict(), **spec}
-    return detail(services.experiment_update(experiment=experiment, data=data))
+    return detail(experiment_update(experiment=experiment, data=data))
 
 
 @router.delete("/{int:experiment_id}", response={204: None, 409: Message, **ERRORS})
 def delete_experiment(request: HttpRequest, experiment_id: int):
     """Delete the experiment with its sweeps, runs, samples and scores (refused while it runs)."""
-    services.experiment_delete(experiment=selectors.experiment_get(user=request.auth, experiment_id=experiment_id))
+    experiment_delete(experiment=experiment_get(user=request.auth, experiment_id=experiment_id))
     return Status(204, None)
 
 
 @router.post("/{int:experiment_id}/sweeps", response={202: SweepOut, 409: Message, **ERRORS})
 def start_sweep(request: HttpRequest, experiment_id: int):
     """Start a sweep of the experiment's parameter space (409 while another is active or paused)."""
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
-    return Status(202, sweep_out(services.sweep_start(experiment=experiment)))
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
+    return Status(202, sweep_out(sweep_start(experiment=experiment)))
 
 
 @router.get("/{int:experiment_id}/sweeps", response={200: SweepPage, **ERRORS})
 def list_sweeps(request: HttpRequest, experiment_id: int, page: Query[Page]):
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     sweeps = experiment.sweeps.order_by("-created_at")
     return {"items": [sweep_out(s) for s in sweeps[page.offset : page.offset + page.limit]], "count": sweeps.count()}
 
@@ -92,9 +117,9 @@ def list_runs(
 ):
     """The runs of the latest sweep (or `sweep`), ordered, filtered by status and by parameter
     values: `param=model=mock/echo&param=params.temperature=0.2` (values are JSON when they parse)."""
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     try:
-        runs = selectors.run_search(selectors.sweep_of(experiment, sweep), status=status, order=order, params=param or [])
+        runs = run_search(sweep_of(experiment, sweep), status=status, order=order, params=param or [])
     except ValueError as e:
         raise HttpError(422, str(e)) from e
     return {"items": list(runs[page.offset : page.offset + page.limit]), "count": runs.count()}
@@ -103,16 +128,16 @@ def list_runs(
 @router.get("/{int:experiment_id}/leaderboard", response={200: Leaderboard, **ERRORS})
 def leaderboard(request: HttpRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
     """Runs ranked by score, best first, with the parameters that distinguish them."""
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
-    chosen = selectors.sweep_of(experiment, sweep)
-    return leaderboard_out(chosen, selectors.leaderboard(chosen, limit=limit) if chosen else [])
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
+    chosen = sweep_of(experiment, sweep)
+    return leaderboard_out(chosen, ranked_runs(chosen, limit=limit) if chosen else [])
 
 
 @router.get("/{int:experiment_id}/export", response={200: None, 404: Message, 401: Message, 409: Conflict})
 def export_results(request: HttpRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None):
     """Every sample of the latest sweep (or `sweep`) as CSV or JSON Lines, streamed."""
-    experiment = selectors.experiment_get(user=request.auth, experiment_id=experiment_id)
-    chosen = selectors.sweep_of(experiment, sweep)
+    experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
+    chosen = sweep_of(experiment, sweep)
     if chosen is None:
         raise HttpError(409, "This experiment has no sweep yet: start one, then export its results.")
     rows = export.EXPORTERS[format](chosen)

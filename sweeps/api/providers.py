@@ -1,7 +1,7 @@
 """Providers: anyone may see which exist and whether they can be called now; adding or changing
 one takes what the admin takes: staff status and the model permission (add_provider,
 change_provider). Keys never pass through here: a provider names the environment variable,
-within the allowed names (sweeps/provider_keys.py, checked by the model's validation)."""
+within the allowed names (sweeps/providers/keys.py, checked by the model's validation)."""
 
 from __future__ import annotations
 

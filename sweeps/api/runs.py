@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 
-from sweeps import selectors, text_limits
 from sweeps.api.schemas import Message, Page, QueryText, RunDetail, RunOut
 from sweeps.engine.ranking import score_per_dollar
+from sweeps.selectors.runs import run_get, run_sample_page, sample_get
+from sweeps.services import text_limits
 
 router = Router(tags=["runs"])
 
@@ -15,8 +16,8 @@ router = Router(tags=["runs"])
 @router.get("/{int:run_id}", response={200: RunDetail, 401: Message, 404: Message})
 def get_run(request: HttpRequest, run_id: int, page: Query[Page]):
     """The run and a page of its samples (`limit`, `offset`), in dataset order."""
-    run = selectors.run_get(user=request.auth, run_id=run_id)
-    samples = selectors.run_sample_page(run, limit=page.limit, offset=page.offset)
+    run = run_get(user=request.auth, run_id=run_id)
+    samples = run_sample_page(run, limit=page.limit, offset=page.offset)
     for sample in samples:  # long texts are cut; `cut` names them, and .../text gives each in full
         sample["cut"] = text_limits.cut_for_showing(sample)
     run.score_per_dollar = score_per_dollar(run.score, run.cost_usd)  # as the runs list annotates it
@@ -27,7 +28,7 @@ def get_run(request: HttpRequest, run_id: int, page: Query[Page]):
 def get_sample_text(request: HttpRequest, run_id: int, sample_id: int, part: QueryText = "output"):
     """One stored text of a sample in full, as text/plain: `part` is `output`, `inputs.<column>`
     or `stages.<i>.system|prompt|output` (what a sample's `cut` list names)."""
-    sample = selectors.sample_get(user=request.auth, sample_id=sample_id, run_id=run_id)
+    sample = sample_get(user=request.auth, sample_id=sample_id, run_id=run_id)
     text = text_limits.full_text(sample, part)
     if text is None:
         return 404, {"detail": f"no text {part!r}: use output, inputs.<column> or stages.<i>.system|prompt|output"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeps import selectors
 from sweeps.engine.ranking import score_per_dollar
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
+from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varying_params
+from sweeps.selectors.sweeps import sweep_progress
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
                 "cancelled", "cached", "cached_calls", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
@@ -18,7 +19,7 @@ CERTAINTY_FIELDS = ("score_ci_low", "score_ci_high", "score_spread", "consistenc
 
 
 def sweep_out(sweep: Sweep) -> dict[str, Any]:
-    return {**{f: getattr(sweep, f) for f in SWEEP_FIELDS}, **selectors.sweep_progress(sweep)}
+    return {**{f: getattr(sweep, f) for f in SWEEP_FIELDS}, **sweep_progress(sweep)}
 
 
 def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool = False) -> dict[str, Any]:
@@ -37,8 +38,8 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
 
 
 def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
-    params = selectors.varying_params(runs) if runs else []
-    front = selectors.pareto_run_ids(sweep) if sweep else []
+    params = varying_params(runs) if runs else []
+    front = pareto_run_ids(sweep) if sweep else []
     entries = [
         {
             "rank": rank, "run_id": run.pk, "status": run.status, "score": run.score,
@@ -52,6 +53,6 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
         }  # fmt: skip
         for rank, run in enumerate(runs, start=1)
     ]
-    verdict = selectors.top_two_verdict(sweep) if sweep else None
+    verdict = top_two_verdict(sweep) if sweep else None
     return {"sweep_id": sweep.pk if sweep else None, "varying_params": params, "entries": entries, "pareto_front": front,
             "verdict": verdict}  # fmt: skip

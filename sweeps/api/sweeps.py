@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from sweeps import selectors, services
 from sweeps.api.schemas import Conflict, Message, SweepOut
 from sweeps.api.serialize import sweep_out
+from sweeps.selectors.sweeps import sweep_get
+from sweeps.services.sweeps import sweep_transition
 
 router = Router(tags=["sweeps"])
 ERRORS = {401: Message, 404: Message}
@@ -16,12 +17,12 @@ ERRORS = {401: Message, 404: Message}
 @router.get("/{int:sweep_id}", response={200: SweepOut, **ERRORS})
 def get_sweep(request: HttpRequest, sweep_id: int):
     """Status, counts, tokens, cost, best score, progress and ETA."""
-    return sweep_out(selectors.sweep_get(user=request.auth, sweep_id=sweep_id))
+    return sweep_out(sweep_get(user=request.auth, sweep_id=sweep_id))
 
 
 def control(request: HttpRequest, sweep_id: int, action: str):
-    sweep = selectors.sweep_get(user=request.auth, sweep_id=sweep_id)
-    return Status(202, sweep_out(getattr(services, f"sweep_{action}")(sweep=sweep)))
+    sweep = sweep_get(user=request.auth, sweep_id=sweep_id)
+    return Status(202, sweep_out(sweep_transition(sweep=sweep, action=action)))
 
 
 @router.post("/{int:sweep_id}/pause", response={202: SweepOut, 409: Conflict, **ERRORS})

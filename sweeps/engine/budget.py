@@ -5,7 +5,7 @@ so `spent + reserved` never exceeds a limit, and the sweep can overshoot only by
 calls in flight end up using beyond their estimates.
 
 The executor talks to a BudgetLedger. `Budget` below is the in-process one (one worker, or the
-embedded mode); sweeps.budget_redis holds the ledger every worker of a sweep shares.
+embedded mode); sweeps.runner.budget holds the ledger every worker of a sweep shares.
 """
 
 from __future__ import annotations

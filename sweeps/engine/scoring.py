@@ -23,7 +23,13 @@ from jsonschema.exceptions import SchemaError, best_match
 from rapidfuzz import fuzz
 
 from sweeps.engine.errors import FieldError, SpecError
-from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_template, template_variables
+from sweeps.engine.templating import (
+    TemplateError,
+    compile_template,
+    limit_error,
+    render_template,
+    template_variables,
+)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,21 @@ import yaml
 
 from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.scoring import build_scorer
-from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
-from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
+from sweeps.engine.space import (
+    Choice,
+    Space,
+    Steps,
+    Uniform,
+    ValueSpec,
+    parse_value_spec,
+)
+from sweeps.engine.templating import (
+    TemplateError,
+    compile_template,
+    limit_error,
+    render_budget,
+    template_variables,
+)
 from sweeps.engine.values import INT64_MAX, value_problems
 
 SWEEP_TYPES = ("grid", "random", "guided", "tpe")

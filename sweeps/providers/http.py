@@ -16,8 +16,8 @@ any text the provider sends back, so it cannot reach a log, an event or the data
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 import math
 import re
 import time

@@ -47,7 +47,9 @@ class ProviderSet:
 
     @classmethod
     def load(cls) -> ProviderSet:
-        from sweeps.models import Provider as ProviderRow  # the engine-facing half stays importable without Django
+        from sweeps.models import (
+            Provider as ProviderRow,  # the engine-facing half stays importable without Django
+        )
 
         return cls(ProviderRow.objects.all())
 

@@ -1,8 +1,8 @@
-"""`{% load numbers %}`: the filters of sweeps.formatting, so pages format numbers as the API and CLI do."""
+"""`{% load numbers %}`: the filters of sweeps.engine.formatting, so pages format numbers as the API and CLI do."""
 
 from django import template
 
-from sweeps import formatting
+from sweeps.engine import formatting
 
 register = template.Library()
 register.filter("count", formatting.count)

@@ -8,7 +8,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from sweeps import services
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import spec, wait_for_sweep
 from tests.e2e.conftest import log_in, screenshot
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_login_is_required_and_another_users_experiment_is_not_found(page: Page, user, other_user):
-    theirs = services.experiment_create(owner=other_user, data=spec(name="Bob's secret"))
+    theirs = experiment_create(owner=other_user, data=spec(name="Bob's secret"))
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
     log_in(page, "alice", "pw-alice-123")
@@ -100,8 +101,8 @@ def test_a_csv_upload_fills_the_dataset(page: Page, user, tmp_path):
 
 
 def test_a_run_page_and_the_compare_page_show_the_outputs(page: Page, user):
-    experiment = services.experiment_create(owner=user, data=spec())
-    wait_for_sweep(services.sweep_start(experiment=experiment), until=("completed",))
+    experiment = experiment_create(owner=user, data=spec())
+    wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
     log_in(page, "alice", "pw-alice-123")
     page.goto(f"/experiments/{experiment.pk}/")
     rows = page.locator("#leaderboard tbody tr")
@@ -121,8 +122,8 @@ def test_a_run_page_and_the_compare_page_show_the_outputs(page: Page, user):
 
 
 def test_the_pages_fit_a_phone(browser, app, user):
-    experiment = services.experiment_create(owner=user, data=spec())
-    wait_for_sweep(services.sweep_start(experiment=experiment), until=("completed",))
+    experiment = experiment_create(owner=user, data=spec())
+    wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
     context = browser.new_context(base_url=app, viewport={"width": 375, "height": 740}, is_mobile=True)
     phone = context.new_page()
     log_in(phone, "alice", "pw-alice-123")
@@ -134,7 +135,7 @@ def test_the_pages_fit_a_phone(browser, app, user):
 
 
 def test_the_controls_work_from_the_keyboard(page: Page, user, mock_latency):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     log_in(page, "alice", "pw-alice-123")
     page.goto(f"/experiments/{experiment.pk}/")
     start = page.locator("button[data-action=start]")

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from sweeps import services
+from sweeps.services.experiments import experiment_create
 from tests.conftest import spec
 from tests.e2e.conftest import log_in, screenshot
 from tests.integration.test_dashboard_ranking import (
@@ -40,7 +40,7 @@ def front_ids(page: Page) -> list[int]:
 
 
 def test_sort_by_score_per_dollar_and_plot_score_against_latency(page: Page, user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Ranking"))
+    experiment = experiment_create(owner=user, data=spec(name="Ranking"))
     ids = ranking_sweep(experiment)
     names = {run_id: name for name, run_id in ids.items()}
     page.add_init_script(COUNT_LIVE_UPDATES)

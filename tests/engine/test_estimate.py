@@ -22,7 +22,13 @@ from sweeps.engine.executor import Executor, WorkItem
 from sweeps.engine.pipeline import resolve_pipeline
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.spec import parse_spec
-from tests.engine.fakes import FakeProviders, FakeSleep, FakeStore, FakeWorkload, ScriptedProvider
+from tests.engine.fakes import (
+    FakeProviders,
+    FakeSleep,
+    FakeStore,
+    FakeWorkload,
+    ScriptedProvider,
+)
 
 
 def spec_data(**overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,12 @@ import threading
 
 import pytest
 
-from sweeps.engine.limits import AdaptiveConcurrency, AdaptiveLimit, LocalRateLimiter, is_throttle
+from sweeps.engine.limits import (
+    AdaptiveConcurrency,
+    AdaptiveLimit,
+    LocalRateLimiter,
+    is_throttle,
+)
 from sweeps.providers.base import ProviderError
 
 

@@ -7,7 +7,14 @@ import random
 
 import pytest
 
-from sweeps.engine.ranking import COST, LATENCY, SCORE, Objective, dominates, pareto_front
+from sweeps.engine.ranking import (
+    COST,
+    LATENCY,
+    SCORE,
+    Objective,
+    dominates,
+    pareto_front,
+)
 
 
 def brute_force_front(points, objectives) -> set[int]:

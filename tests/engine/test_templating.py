@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from sweeps.engine import templating
-from sweeps.engine.templating import TemplateError, TemplateLimits, compile_template, render, template_variables
+from sweeps.engine.templating import (
+    TemplateError,
+    TemplateLimits,
+    compile_template,
+    render,
+    template_variables,
+)
 
 
 def test_render_substitutes_variables():

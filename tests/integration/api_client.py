@@ -8,7 +8,7 @@ from typing import Any
 
 from django.test import Client
 
-from sweeps.tokens import token_create
+from sweeps.services.tokens import token_create
 
 PREFIX = "/api/v1"
 

@@ -8,8 +8,17 @@ import json
 
 import pytest
 
-from sweeps import services
-from sweeps.models import Experiment, Provider, ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.models import (
+    Experiment,
+    Provider,
+    ResponseCache,
+    Run,
+    RunSample,
+    Score,
+    Sweep,
+)
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start, sweep_stop
 from tests.conftest import spec, wait_for, wait_for_sweep
 
 SWEEPS = "/admin/sweeps/sweep/"
@@ -34,8 +43,8 @@ def slow_sweep(user, mock_latency, name: str = "Slow one") -> Sweep:
     pipeline = [{"name": "summarize", "prompt": "Slowly summarize: {{ ticket }}", "model": "mock/echo"},
                 {"name": "label", "prompt": "Label: {{ summarize }}"}]  # fmt: skip
     # (its own prompts: nothing of it is in the response cache, so every sample takes time)
-    experiment = services.experiment_create(owner=user, data=spec(name=name, max_concurrency=1, pipeline=pipeline))
-    sweep = services.sweep_start(experiment=experiment)
+    experiment = experiment_create(owner=user, data=spec(name=name, max_concurrency=1, pipeline=pipeline))
+    sweep = sweep_start(experiment=experiment)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
     return sweep
 
@@ -45,7 +54,7 @@ def finish(*sweeps: Sweep) -> None:
     for sweep in sweeps:
         sweep.refresh_from_db()
         if sweep.status in ("queued", "running", "paused"):
-            services.sweep_stop(sweep=sweep)
+            sweep_stop(sweep=sweep)
         wait_for_sweep(sweep)
         wait_for(lambda s=sweep: not RunSample.objects.filter(sweep=s, status="running").exists())
 
@@ -55,8 +64,8 @@ def finish(*sweeps: Sweep) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_sweep_actions_change_state_and_report_one_message_per_item(admin_client, user, mock_latency):
-    finished = services.experiment_create(owner=user, data=spec(name="Done"))
-    done = wait_for_sweep(services.sweep_start(experiment=finished))
+    finished = experiment_create(owner=user, data=spec(name="Done"))
+    done = wait_for_sweep(sweep_start(experiment=finished))
     assert done.status == "completed"
     running = slow_sweep(user, mock_latency)
 
@@ -92,8 +101,8 @@ def test_sweep_actions_change_state_and_report_one_message_per_item(admin_client
 @pytest.mark.django_db(transaction=True)
 def test_experiment_actions_start_pause_resume_stop_the_latest_sweep(admin_client, user, mock_latency):
     mock_latency(30)
-    experiment = services.experiment_create(owner=user, data=spec(name="Via admin", max_concurrency=1))
-    idle = services.experiment_create(owner=user, data=spec(name="Idle"))
+    experiment = experiment_create(owner=user, data=spec(name="Via admin", max_concurrency=1))
+    idle = experiment_create(owner=user, data=spec(name="Idle"))
 
     [(level, text)] = act(admin_client, EXPERIMENTS, "pause_sweep", [idle])
     assert (level, text) == ("warning", "Idle: has no sweep yet")
@@ -137,7 +146,7 @@ def change_form(experiment: Experiment, **fields) -> dict:
 
 @pytest.mark.django_db
 def test_the_experiment_admin_saves_a_valid_edit(admin_client, user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Before"))
+    experiment = experiment_create(owner=user, data=spec(name="Before"))
     assert admin_client.get(f"{EXPERIMENTS}{experiment.pk}/change/").status_code == 200
 
     response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", change_form(experiment, name="After"))
@@ -150,7 +159,7 @@ def test_the_experiment_admin_saves_a_valid_edit(admin_client, user):
 
 @pytest.mark.django_db
 def test_the_experiment_admin_refuses_an_edit_that_is_not_a_valid_spec(admin_client, user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Valid"))
+    experiment = experiment_create(owner=user, data=spec(name="Valid"))
     broken = change_form(experiment, pipeline=json.dumps([{"name": "summarize", "model": "nope/x"}]))
 
     response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", broken)
@@ -162,7 +171,7 @@ def test_the_experiment_admin_refuses_an_edit_that_is_not_a_valid_spec(admin_cli
 
 @pytest.mark.django_db
 def test_the_experiment_admin_keeps_a_paused_sweeps_experiment_unchanged(admin_client, user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Paused"))
+    experiment = experiment_create(owner=user, data=spec(name="Paused"))
     Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="paused")
     edited = [*experiment.dataset, {"ticket": "a brand new row", "expected": "other"}]
 
@@ -176,7 +185,7 @@ def test_the_experiment_admin_keeps_a_paused_sweeps_experiment_unchanged(admin_c
 
 @pytest.mark.django_db
 def test_starting_an_experiment_that_is_not_a_valid_spec_warns_instead_of_500(admin_client, user):
-    broken = services.experiment_create(owner=user, data=spec(name="Broken"))
+    broken = experiment_create(owner=user, data=spec(name="Broken"))
     Experiment.objects.filter(pk=broken.pk).update(pipeline=[{"name": "summarize", "model": "nope/x"}])
     admin_client.raise_request_exception = False
 
@@ -192,7 +201,7 @@ def test_starting_an_experiment_that_is_not_a_valid_spec_warns_instead_of_500(ad
 @pytest.fixture
 def records(user):
     """One of each result record, written directly."""
-    experiment = services.experiment_create(owner=user, data=spec(name="Records"))
+    experiment = experiment_create(owner=user, data=spec(name="Records"))
     sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="completed")
     run = Run.objects.create(experiment=experiment, sweep=sweep, config={"model": "mock/echo"}, config_hash="h1",
                              status="completed", score=0.5)  # fmt: skip
@@ -252,8 +261,8 @@ def test_experiments_and_providers_stay_editable(admin_client, model):
 @pytest.fixture
 def catalogue(user, other_user):
     """Rows that each filter and search below tells apart."""
-    alpha = services.experiment_create(owner=user, data=spec(name="Alpha triage", description="billing tickets"))
-    beta = services.experiment_create(owner=other_user, data=spec(name="Beta summaries"))
+    alpha = experiment_create(owner=user, data=spec(name="Alpha triage", description="billing tickets"))
+    beta = experiment_create(owner=other_user, data=spec(name="Beta summaries"))
     Experiment.objects.filter(pk=beta.pk).update(status="paused")
     done = Sweep.objects.create(experiment=alpha, spec={}, status="completed", stopped_reason="completed",
                                 job_id="job-abc")  # fmt: skip

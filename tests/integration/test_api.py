@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from sweeps.models import Experiment, Provider, Run, RunSample, Score, Sweep
-from sweeps.tokens import token_create, token_revoke
+from sweeps.services.tokens import token_create, token_revoke
 from tests.conftest import spec, wait_for
 from tests.integration.api_client import ApiClient
 
@@ -458,12 +458,11 @@ def test_an_early_stopping_sweep_reports_what_pruning_saved(api):
 
 
 def test_an_unexpected_error_is_a_logged_json_500_without_a_traceback(api, monkeypatch, caplog):
-    from sweeps import selectors
 
     def broken(**kwargs):
         raise RuntimeError("database exploded: secret detail")
 
-    monkeypatch.setattr(selectors, "experiment_search", broken)
+    monkeypatch.setattr("sweeps.api.experiments.experiment_search", broken)
     response = api.get("/experiments")
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal error; it was logged for the administrator."}

@@ -1,4 +1,4 @@
-"""Exports of a sweep's samples (sweeps/export.py): what they contain, on a real sweep run by
+"""Exports of a sweep's samples (sweeps/selectors/export.py): what they contain, on a real sweep run by
 the embedded worker, and that a big one streams in bounded memory and queries."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bench.seed_api import seed
-from sweeps import export, services
 from sweeps.models import RunSample, Score
+from sweeps.selectors import export
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import spec, wait_for_sweep
 
 # Cells a spreadsheet would run as formulas: every one must come out as text.
@@ -34,8 +36,8 @@ def small_sweep(user, mock_latency):
                  {"type": "max_length", "value": 20, "name": "short"}],
         sweep={"type": "grid", "params": {"model": ["mock/echo", "mock/upper"]}},
     )
-    experiment = services.experiment_create(owner=user, data=data)
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=data)
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     assert sweep.status == "completed" and sweep.total == 6
     return sweep
 
@@ -124,7 +126,7 @@ def test_a_judges_call_is_a_stage_column_and_repeated_scorer_names_are_numbered(
     judge = {"type": "llm_judge", "model": "mock/echo", "rubric": "Grade the label: {{ label }}"}
     data = spec(scorers=[judge, {"type": "icontains", "value": "{{ expected }}"}, {"type": "icontains", "value": "a"}],
                 sweep={"type": "grid", "params": {"model": ["mock/echo"]}})  # fmt: skip
-    sweep = wait_for_sweep(services.sweep_start(experiment=services.experiment_create(owner=user, data=data)))
+    sweep = wait_for_sweep(sweep_start(experiment=experiment_create(owner=user, data=data)))
 
     header, *lines = list(csv.reader(io.StringIO("".join(export.export_csv(sweep)))))
 

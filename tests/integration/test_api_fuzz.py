@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from sweeps import services
-from sweeps.tokens import token_create
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
+from sweeps.services.tokens import token_create
 from tests.conftest import spec, wait_for_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def auth(user, mock_latency) -> dict[str, str]:
     # Something to find: an experiment with a finished sweep, so ids 1.. exist for the fuzzer.
-    experiment = services.experiment_create(owner=user, data=spec())
-    wait_for_sweep(services.sweep_start(experiment=experiment), until=("completed",))
+    experiment = experiment_create(owner=user, data=spec())
+    wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
     return {"Authorization": f"Bearer {token_create(user=user, name='fuzz')[1]}"}
 
 

@@ -20,7 +20,12 @@ from django.utils import timezone
 from sweeps.api.auth import BearerToken
 from sweeps.models import ApiToken
 from sweeps.services import ServiceError
-from sweeps.tokens import token_authenticate, token_create, token_list, token_revoke
+from sweeps.services.tokens import (
+    token_authenticate,
+    token_create,
+    token_list,
+    token_revoke,
+)
 
 pytestmark = pytest.mark.django_db
 

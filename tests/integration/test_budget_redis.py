@@ -14,7 +14,7 @@ import uuid
 import pytest
 from redis import Redis
 
-from sweeps.budget_redis import RedisBudget
+from sweeps.runner.budget import RedisBudget
 from tests.engine.test_budget import _spend
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -172,9 +172,9 @@ async def test_workers_spending_at_once_never_exceed_the_limit_together(ledgers,
 async def test_every_worker_shares_the_ledger_when_there_is_redis_and_a_limit(settings):
     from django.utils import timezone
 
-    from sweeps.budget_redis import sweep_budget
     from sweeps.engine.budget import Budget
     from sweeps.models import Sweep
+    from sweeps.runner.budget import sweep_budget
 
     sweep = Sweep(pk=1, max_tokens=100, tokens_in=30, tokens_out=10, cost_usd=0.0, created_at=timezone.now())
     settings.REDIS_URL = ""  # embedded mode: one process, its own ledger

@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
-from sweeps import services
 from sweeps.engine.budget import estimate_tokens
 from sweeps.models import RunSample
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create, experiment_update
+from sweeps.services.sweeps import sweep_resume, sweep_start
 from tests.conftest import wait_for, wait_for_sweep
-from tests.integration.test_rq_workers import RQ_REDIS_URL, rq_redis, rqworkers, use_queue  # noqa: F401
+from tests.integration.test_rq_workers import (  # noqa: F401
+    RQ_REDIS_URL,
+    rq_redis,
+    rqworkers,
+    use_queue,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,9 +68,9 @@ def test_two_workers_share_one_token_budget_and_a_raised_one_after_resume(user, 
                                                                           mock_latency):  # fmt: skip
     use_queue(settings)
     mock_latency(300)
-    experiment = services.experiment_create(owner=user, data=budget_spec({"max_tokens": 3000}))
+    experiment = experiment_create(owner=user, data=budget_spec({"max_tokens": 3000}))
     with rqworkers(2, rq_redis):
-        sweep = settle(services.sweep_start(experiment=experiment))
+        sweep = settle(sweep_start(experiment=experiment))
 
         assert sweep.status == "paused" and sweep.stopped_reason == "token_budget"
         spent = sweep.tokens_in + sweep.tokens_out
@@ -71,12 +78,12 @@ def test_two_workers_share_one_token_budget_and_a_raised_one_after_resume(user, 
         # With a budget per worker this was about 2 x 3,000.
         assert calls_used_at_most_their_estimates(sweep)
         assert 2000 < spent <= 3000
-        with pytest.raises(services.ServiceError, match=rf"{spent:,} spent \+ what the calls in flight .* max_tokens 3,000 \(reservations count"):
-            services.sweep_resume(sweep=sweep)
+        with pytest.raises(ServiceError, match=rf"{spent:,} spent \+ what the calls in flight .* max_tokens 3,000 \(reservations count"):
+            sweep_resume(sweep=sweep)
 
-        services.experiment_update(experiment=experiment, data={**experiment.spec().to_dict(), "budget": {"max_tokens": 6000}})
+        experiment_update(experiment=experiment, data={**experiment.spec().to_dict(), "budget": {"max_tokens": 6000}})
         experiment.refresh_from_db()
-        sweep = settle(services.sweep_resume(sweep=sweep))
+        sweep = settle(sweep_resume(sweep=sweep))
 
     assert sweep.status == "paused" and sweep.stopped_reason == "token_budget"
     # Both workers started again from what the sweep had spent, not each from zero.
@@ -88,12 +95,12 @@ def test_three_workers_share_one_cost_budget(user, rq_redis, budget_keys, settin
     use_queue(settings)
     mock_latency(300)  # priced at $0.15 / $0.60 per million tokens in / out: about $0.00004 a call
     max_cost = 0.0012
-    experiment = services.experiment_create(owner=user, data=budget_spec({"max_cost_usd": max_cost}))
+    experiment = experiment_create(owner=user, data=budget_spec({"max_cost_usd": max_cost}))
     with rqworkers(3, rq_redis):
-        sweep = settle(services.sweep_start(experiment=experiment))
+        sweep = settle(sweep_start(experiment=experiment))
 
     assert sweep.status == "paused" and sweep.stopped_reason == "cost_budget"
     assert calls_used_at_most_their_estimates(sweep)
     assert 0.0008 < sweep.cost_usd <= max_cost + 1e-12  # a budget per worker spent about 3 x as much
-    with pytest.raises(services.ServiceError, match=rf"cost budget: \${sweep.cost_usd:.4f} spent \+ what the calls in flight .* max_cost_usd \$0\.0012 \(reservations count"):
-        services.sweep_resume(sweep=sweep)
+    with pytest.raises(ServiceError, match=rf"cost budget: \${sweep.cost_usd:.4f} spent \+ what the calls in flight .* max_cost_usd \$0\.0012 \(reservations count"):
+        sweep_resume(sweep=sweep)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from sweeps.tokens import token_create
+from sweeps.services.tokens import token_create
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)

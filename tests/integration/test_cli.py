@@ -17,8 +17,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from sweeps import services
 from sweeps.models import Experiment, Run, RunSample, Sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import spec, wait_for, wait_for_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,8 +217,8 @@ def test_an_unknown_user_exits_2(tmp_path):
 
 def slow_sweep(user, mock_latency) -> Sweep:
     mock_latency(30)
-    experiment = services.experiment_create(owner=user, data=spec(max_concurrency=1))
-    sweep = services.sweep_start(experiment=experiment)
+    experiment = experiment_create(owner=user, data=spec(max_concurrency=1))
+    sweep = sweep_start(experiment=experiment)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
     return sweep
 
@@ -353,7 +354,7 @@ def test_demo_passwords_are_random(django_user_model):
 
 @pytest.mark.django_db
 def test_demo_pauses_sweeps_a_previous_process_left_running(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     orphan = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running")
     out = io.StringIO()
 

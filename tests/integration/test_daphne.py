@@ -11,8 +11,8 @@ import pytest
 import websockets
 from django.test import Client
 
-from sweeps import services
 from sweeps.models import Sweep
+from sweeps.services.experiments import experiment_create
 from tests.conftest import spec
 from tests.servers import daphne
 
@@ -36,7 +36,7 @@ async def collect_until_completed(url: str, cookie: str, origin: str, start) -> 
 
 def test_sweep_started_from_the_page_streams_events_to_the_browser(user, other_user, mock_latency):
     mock_latency(5)
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     cookie = f"sessionid={session_cookie(user)}"
     with daphne() as host:
         origin = f"http://{host}"

@@ -10,10 +10,15 @@ import re
 
 import pytest
 
-from sweeps import services
 from sweeps.models import Experiment, Run
+from sweeps.services.experiments import experiment_create
 from tests.conftest import spec
-from tests.integration.test_experiment_page import charts_data, logged_in, make_sweep, page_queries
+from tests.integration.test_experiment_page import (
+    charts_data,
+    logged_in,
+    make_sweep,
+    page_queries,
+)
 from tests.pages import Table
 
 BY_SPD = "-score_per_dollar"
@@ -67,7 +72,7 @@ def sort_links(page: str) -> dict[str, tuple[str, bool]]:
 
 @pytest.fixture
 def experiment(user) -> Experiment:
-    return services.experiment_create(owner=user, data=spec(name="Ranking"))
+    return experiment_create(owner=user, data=spec(name="Ranking"))
 
 
 @pytest.mark.django_db

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from scipy import stats as scipy_stats
 
-from sweeps import selectors, services
 from sweeps.engine import stats
 from sweeps.engine.early_stopping import row_order
 from sweeps.models import Run, RunSample
+from sweeps.selectors.leaderboard import leaderboard, pareto_run_ids, top_two_verdict
+from sweeps.selectors.runs import run_search
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start, sweep_stop
 from tests.conftest import wait_for, wait_for_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,8 +42,8 @@ def es_spec(**sweep_overrides) -> dict:
 
 
 def run_sweep(user, data):
-    experiment = services.experiment_create(owner=user, data=data)
-    return wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60)
+    experiment = experiment_create(owner=user, data=data)
+    return wait_for_sweep(sweep_start(experiment=experiment), timeout=60)
 
 
 def test_clearly_worse_configurations_are_pruned_after_the_first_rung(user, mock_latency, provider_calls):
@@ -81,20 +84,20 @@ def test_without_early_stopping_every_sample_runs(user, mock_latency):
 
 def test_pruned_runs_rank_below_full_ones_and_stay_off_the_pareto_front(user, mock_latency):
     sweep = run_sweep(user, es_spec())
-    ranked = selectors.leaderboard(sweep)
+    ranked = leaderboard(sweep)
     statuses = [r.status for r in ranked]
     assert statuses.index("pruned") > max(i for i, s in enumerate(statuses) if s == "completed")
-    front = selectors.pareto_run_ids(sweep)
+    front = pareto_run_ids(sweep)
     assert front and not Run.objects.filter(id__in=front, status="pruned").exists()
 
 
 def test_stopping_cancels_the_samples_waiting_for_their_rung(user, mock_latency):
     mock_latency(30)
-    experiment = services.experiment_create(owner=user, data=es_spec())
-    sweep = services.sweep_start(experiment=experiment)
+    experiment = experiment_create(owner=user, data=es_spec())
+    sweep = sweep_start(experiment=experiment)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
     assert RunSample.objects.filter(sweep=sweep, status="waiting").exists()
-    services.sweep_stop(sweep=sweep)
+    sweep_stop(sweep=sweep)
     # Samples in flight finish and are recorded; then nothing is left to do.
     wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("pending", "waiting", "running")).exists())
     sweep.refresh_from_db()
@@ -108,8 +111,8 @@ def test_repeats_are_real_samples_and_a_rerun_is_free(user, mock_latency, provid
     data = es_spec(params={"params.temperature": [0.8]})
     del data["sweep"]["early_stopping"]
     data.update(repeats=3, dataset=dataset(12), pipeline=[{"name": "answer", "prompt": GOOD, "model": "mock/echo"}])
-    experiment = services.experiment_create(owner=user, data=data)
-    first = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=data)
+    first = wait_for_sweep(sweep_start(experiment=experiment))
 
     assert first.total == 36 and len(provider_calls) == 36  # the replicate index is in the cache key
     assert first.cached == 0
@@ -118,7 +121,7 @@ def test_repeats_are_real_samples_and_a_rerun_is_free(user, mock_latency, provid
         outputs.setdefault(sample.row_index, set()).add(sample.output)
     assert any(len(texts) > 1 for texts in outputs.values())  # temperature noise differs by replicate
 
-    second = wait_for_sweep(services.sweep_start(experiment=experiment))
+    second = wait_for_sweep(sweep_start(experiment=experiment))
     assert len(provider_calls) == 36 and second.cached == second.total == 36  # a re-run is free
 
     run = Run.objects.get(sweep=first)
@@ -146,7 +149,7 @@ def test_the_verdict_on_the_top_two_matches_scipy(user, mock_latency):
     data = es_spec()
     del data["sweep"]["early_stopping"]
     sweep = run_sweep(user, data)
-    verdict = selectors.top_two_verdict(sweep)
+    verdict = top_two_verdict(sweep)
 
     first, second = (Run.objects.get(pk=pk) for pk in verdict["run_ids"])
     assert (first.config["prompt"], first.config["params"]["temperature"]) == (GOOD, 0.0)
@@ -193,7 +196,7 @@ def test_the_experiment_page_shows_what_pruning_saved_the_intervals_and_the_verd
     for run in Run.objects.filter(sweep=sweep):
         assert by_id[run.pk][interval] == f"{run.score_ci_low:.2f}–{run.score_ci_high:.2f}"
     # One finished run (the others pruned): nothing to compare it with.
-    assert selectors.top_two_verdict(sweep) is None and 'id="verdict"' not in page
+    assert top_two_verdict(sweep) is None and 'id="verdict"' not in page
 
 
 def test_the_experiment_page_says_whether_the_top_two_are_distinguishable(user, mock_latency, client):
@@ -203,7 +206,7 @@ def test_the_experiment_page_says_whether_the_top_two_are_distinguishable(user, 
     client.force_login(user)
     page = " ".join(client.get(f"/experiments/{sweep.experiment_id}/").content.decode().split())
 
-    verdict = selectors.top_two_verdict(sweep)
+    verdict = top_two_verdict(sweep)
     first, second = verdict["run_ids"]
     assert verdict["distinguishable"]  # 1.0 on every row against about half the rows: clear
     # Named as the leaderboard numbers them (#1, #2), linking to the runs the verdict compared.
@@ -218,7 +221,7 @@ def test_with_three_rows_the_page_says_the_order_may_be_noise(user, mock_latency
     sweep = run_sweep(user, spec())
     client.force_login(user)
     page = " ".join(client.get(f"/experiments/{sweep.experiment_id}/").content.decode().split())
-    assert selectors.top_two_verdict(sweep)["distinguishable"] is False
+    assert top_two_verdict(sweep)["distinguishable"] is False
     assert '<p class="verdict undecided" id="verdict">' in page
     assert "<strong>not distinguishable</strong>, the order may be noise: more rows or repeats would tell" in page
 
@@ -228,7 +231,7 @@ def test_pruned_runs_come_last_by_score_per_dollar_though_they_paid_for_few_rows
 
     Provider.objects.filter(name="mock").update(price_in_per_mtok=1.0, price_out_per_mtok=2.0)
     sweep = run_sweep(user, es_spec())
-    ranked = list(selectors.run_search(sweep, order="-score_per_dollar"))
+    ranked = list(run_search(sweep, order="-score_per_dollar"))
     statuses = [r.status for r in ranked]
     assert "pruned" in statuses and statuses == sorted(statuses, key=lambda s: s == "pruned")
     pruned = [r for r in ranked if r.status == "pruned"]

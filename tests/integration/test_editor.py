@@ -13,12 +13,13 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from sweeps import services
 from sweeps.engine.budget import estimate_tokens
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import load_spec_text
 from sweeps.models import Experiment, Sweep
-from sweeps.views_editor import EXAMPLE_SPEC
+from sweeps.services.experiments import experiment_create, validate_spec
+from sweeps.services.sweeps import sweep_start
+from sweeps.web.editor import EXAMPLE_SPEC
 from tests.conftest import spec, wait_for_sweep
 
 PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
@@ -95,7 +96,7 @@ def running(experiment: Experiment, status: str = "running") -> Sweep:
 
 @pytest.mark.django_db
 def test_every_editor_url_requires_login(user, client):
-    e = services.experiment_create(owner=user, data=spec()).pk
+    e = experiment_create(owner=user, data=spec()).pk
     urls = [("get", NEW), ("post", NEW), ("get", f"/experiments/{e}/edit/"), ("post", f"/experiments/{e}/edit/"),
             ("post", f"/experiments/{e}/duplicate/"), ("get", f"/experiments/{e}/delete/"),
             ("post", f"/experiments/{e}/delete/"), ("post", ESTIMATE)]  # fmt: skip
@@ -108,7 +109,7 @@ def test_every_editor_url_requires_login(user, client):
 
 @pytest.mark.django_db
 def test_another_users_experiment_is_404_and_untouched(user, other_user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Alice only"))
+    experiment = experiment_create(owner=user, data=spec(name="Alice only"))
     bob = logged_in(other_user)
     changed = as_text(spec(name="Bob was here"))
 
@@ -160,7 +161,7 @@ def test_the_new_page_offers_the_example_spec_which_saves_as_it_is(user):
     experiment = Experiment.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/experiments/{experiment.pk}/"
     assert experiment.owner == user and experiment.status == "draft"
-    assert experiment.spec_dict() == services.validate_spec(load_spec_text(text)).to_dict()
+    assert experiment.spec_dict() == validate_spec(load_spec_text(text)).to_dict()
     assert not experiment.sweeps.exists()  # saving does not start anything
 
 
@@ -181,7 +182,7 @@ sweep:
 repeats: 0
 """
     with pytest.raises(SpecError) as expected:
-        services.validate_spec(load_spec_text(text))
+        validate_spec(load_spec_text(text))
     client = logged_in(user)
 
     for action in ("save", "estimate"):
@@ -306,7 +307,7 @@ def test_rows_from_a_file_survive_an_error_in_the_spec(user):
 
 @pytest.mark.django_db
 def test_edit_shows_the_spec_as_yaml_and_saves_through_the_service(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Before"))
+    experiment = experiment_create(owner=user, data=spec(name="Before"))
     client = logged_in(user, enforce_csrf_checks=True)
     page = client.get(edit_url(experiment)).content.decode()
 
@@ -326,7 +327,7 @@ def test_edit_shows_the_spec_as_yaml_and_saves_through_the_service(user):
 
 @pytest.mark.django_db
 def test_an_invalid_edit_lists_the_errors_and_changes_nothing(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     text = as_text(spec(max_concurrency=0))
 
     page = logged_in(user).post(edit_url(experiment), {"spec": text, "action": "save"}).content.decode()
@@ -339,7 +340,7 @@ def test_an_invalid_edit_lists_the_errors_and_changes_nothing(user):
 
 @pytest.mark.django_db
 def test_editing_while_a_sweep_runs_is_refused_and_the_text_kept(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Running one"))
+    experiment = experiment_create(owner=user, data=spec(name="Running one"))
     running(experiment)
     text = as_text(spec(name="Changed while running"))
 
@@ -358,7 +359,7 @@ def test_editing_while_a_sweep_runs_is_refused_and_the_text_kept(user):
 
 @pytest.mark.django_db
 def test_duplicate_makes_a_copy_and_opens_its_editor(user):
-    original = services.experiment_create(owner=user, data=spec(name="Triage"))
+    original = experiment_create(owner=user, data=spec(name="Triage"))
     running(original, "completed")
     client = logged_in(user)
 
@@ -375,7 +376,7 @@ def test_duplicate_makes_a_copy_and_opens_its_editor(user):
 
 @pytest.mark.django_db
 def test_delete_asks_first_then_deletes(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Doomed"))
+    experiment = experiment_create(owner=user, data=spec(name="Doomed"))
     client = logged_in(user, enforce_csrf_checks=True)
     url = f"/experiments/{experiment.pk}/delete/"
 
@@ -392,7 +393,7 @@ def test_delete_asks_first_then_deletes(user):
 
 @pytest.mark.django_db
 def test_delete_is_refused_while_a_sweep_runs(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep = running(experiment)
 
     response = logged_in(user).post(f"/experiments/{experiment.pk}/delete/")
@@ -475,8 +476,8 @@ def test_estimate_uses_the_uploaded_rows(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_after_a_sweep_the_estimate_counts_its_calls_as_cached(user, provider_calls):
-    experiment = services.experiment_create(owner=user, data=spec())
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     assert sweep.status == "completed" and len(provider_calls) == 24
     client = logged_in(user)
 

@@ -11,8 +11,9 @@ from django.db import connections
 from django.test import Client
 
 from promptlooper.asgi import application
-from sweeps import services
-from sweeps.execution import execute_sweep
+from sweeps.runner.execution import execute_sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_pause, sweep_start, sweep_stop
 from tests.conftest import spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +41,7 @@ async def connect(experiment_id: int, headers) -> tuple[WebsocketCommunicator, b
 
 
 async def test_anonymous_and_other_users_are_refused(user, other_user, mock_latency):
-    experiment = await database_sync_to_async(services.experiment_create)(owner=user, data=spec())
+    experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
 
     anonymous, connected, _ = await connect(experiment.pk, [(b"origin", b"http://testserver")])
     assert not connected
@@ -56,13 +57,13 @@ async def test_anonymous_and_other_users_are_refused(user, other_user, mock_late
 async def test_owner_receives_the_sweep_events_in_order(user, mock_latency, monkeypatch):
     # The sweep runs on this test's event loop (not the embedded thread) so that its events
     # and the consumer share one in-memory channel layer.
-    monkeypatch.setattr(services, "dispatch_sweep", lambda sweep: None)
-    experiment = await database_sync_to_async(services.experiment_create)(owner=user, data=spec())
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)
+    experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
     headers = await database_sync_to_async(session_headers)(user)
     communicator, connected, _ = await connect(experiment.pk, headers)
     assert connected
 
-    sweep = await database_sync_to_async(services.sweep_start)(experiment=experiment)
+    sweep = await database_sync_to_async(sweep_start)(experiment=experiment)
     assert await execute_sweep(sweep.pk) == "drained"
 
     received = []
@@ -87,13 +88,13 @@ async def test_owner_receives_the_sweep_events_in_order(user, mock_latency, monk
 
 
 async def test_pause_and_stop_are_published(user, mock_latency, monkeypatch):
-    monkeypatch.setattr(services, "dispatch_sweep", lambda sweep: None)
-    experiment = await database_sync_to_async(services.experiment_create)(owner=user, data=spec())
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)
+    experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
     headers = await database_sync_to_async(session_headers)(user)
     communicator, connected, _ = await connect(experiment.pk, headers)
-    sweep = await database_sync_to_async(services.sweep_start)(experiment=experiment)
-    await database_sync_to_async(services.sweep_pause)(sweep=sweep)
-    await database_sync_to_async(services.sweep_stop)(sweep=sweep)
+    sweep = await database_sync_to_async(sweep_start)(experiment=experiment)
+    await database_sync_to_async(sweep_pause)(sweep=sweep)
+    await database_sync_to_async(sweep_stop)(sweep=sweep)
 
     types = []
     while "sweep.stopped" not in types:

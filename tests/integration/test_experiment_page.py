@@ -15,9 +15,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from promptlooper.asgi import application
-from sweeps import charts, services
-from sweeps.execution import execute_sweep
 from sweeps.models import Experiment, Run, RunSample, Sweep
+from sweeps.runner.execution import execute_sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_pause, sweep_start, sweep_stop
+from sweeps.web import charts
 from tests.conftest import spec
 from tests.pages import Table
 
@@ -70,12 +72,12 @@ def charts_data(page: str) -> dict:
 
 @pytest.mark.django_db
 def test_list_shows_each_experiments_latest_sweep(user, other_user):
-    fresh = services.experiment_create(owner=user, data=spec(name="Fresh"))
-    done = services.experiment_create(owner=user, data=spec(name="Done <b>bold</b>"))
+    fresh = experiment_create(owner=user, data=spec(name="Fresh"))
+    done = experiment_create(owner=user, data=spec(name="Done <b>bold</b>"))
     make_sweep(done, [], status="paused", total=12, completed=2, failed=1, cancelled=0)  # an older one
     make_sweep(done, [], total=12, completed=10, failed=1, cancelled=1, best_score=0.8124,
                tokens_in=1200, tokens_out=345, cost_usd=0.01234)  # fmt: skip
-    services.experiment_create(owner=other_user, data=spec(name="Bob secret"))
+    experiment_create(owner=other_user, data=spec(name="Bob secret"))
 
     page = logged_in(user).get("/").content.decode()
 
@@ -101,7 +103,7 @@ def test_list_shows_each_experiments_latest_sweep(user, other_user):
 @pytest.mark.django_db
 def test_list_partial_is_the_table_alone_with_the_same_filters(user):
     for name in ("Triage A", "Triage B", "Other"):
-        services.experiment_create(owner=user, data=spec(name=name))
+        experiment_create(owner=user, data=spec(name=name))
     client = logged_in(user)
 
     partial = client.get("/experiments/live/?q=triage").content.decode()
@@ -121,11 +123,11 @@ def test_list_is_paginated_and_its_queries_do_not_grow_with_it(user, django_asse
             assert client.get(url).status_code == 200
         return len(captured)
 
-    experiment = services.experiment_create(owner=user, data=spec(name="e0"))
+    experiment = experiment_create(owner=user, data=spec(name="e0"))
     make_sweep(experiment, grid_runs())
     few = queries("/"), queries("/experiments/live/")
     for i in range(1, 60):
-        make_sweep(services.experiment_create(owner=user, data=spec(name=f"e{i}")), [], total=3, completed=i % 4)
+        make_sweep(experiment_create(owner=user, data=spec(name=f"e{i}")), [], total=3, completed=i % 4)
     many = queries("/"), queries("/experiments/live/")
     assert few == many
     with django_assert_max_num_queries(6):  # session, user, count, page, latest sweeps (+ savepoint slack)
@@ -169,7 +171,7 @@ async def test_list_socket_carries_the_users_own_sweep_events_only(
     user, other_user, mock_latency, monkeypatch, close_async_connections
 ):
     # The sweep runs on this test's loop, so its events and the consumers share one layer.
-    monkeypatch.setattr(services, "dispatch_sweep", lambda sweep, **kwargs: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: None)
     anonymous, connected = await list_socket([(b"origin", b"http://testserver")])
     assert not connected
     alice, connected = await list_socket(await database_sync_to_async(session_headers)(user))
@@ -177,8 +179,8 @@ async def test_list_socket_carries_the_users_own_sweep_events_only(
     bob, connected = await list_socket(await database_sync_to_async(session_headers)(other_user))
     assert connected
 
-    experiment = await database_sync_to_async(services.experiment_create)(owner=user, data=spec())
-    sweep = await database_sync_to_async(services.sweep_start)(experiment=experiment)
+    experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
+    sweep = await database_sync_to_async(sweep_start)(experiment=experiment)
     assert await execute_sweep(sweep.pk) == "drained"
 
     received = []
@@ -195,12 +197,12 @@ async def test_list_socket_carries_the_users_own_sweep_events_only(
 
 @pytest.mark.django_db(transaction=True)
 async def test_pause_and_stop_from_a_service_reach_the_list(user, mock_latency, monkeypatch, close_async_connections):
-    monkeypatch.setattr(services, "dispatch_sweep", lambda sweep, **kwargs: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: None)
     alice, _ = await list_socket(await database_sync_to_async(session_headers)(user))
-    experiment = await database_sync_to_async(services.experiment_create)(owner=user, data=spec())
-    sweep = await database_sync_to_async(services.sweep_start)(experiment=experiment)
-    await database_sync_to_async(services.sweep_pause)(sweep=sweep)
-    await database_sync_to_async(services.sweep_stop)(sweep=sweep)
+    experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
+    sweep = await database_sync_to_async(sweep_start)(experiment=experiment)
+    await database_sync_to_async(sweep_pause)(sweep=sweep)
+    await database_sync_to_async(sweep_stop)(sweep=sweep)
 
     events = [await alice.receive_json_from(timeout=5) for _ in range(3)]
     await alice.disconnect()
@@ -214,7 +216,7 @@ async def test_pause_and_stop_from_a_service_reach_the_list(user, mock_latency, 
 
 @pytest.mark.django_db
 def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Triage"))
+    experiment = experiment_create(owner=user, data=spec(name="Triage"))
     sweep = make_sweep(experiment, grid_runs(), total=18, completed=15, failed=2, cancelled=1, cached=4, cached_calls=9,
                        tokens_in=900, tokens_out=100, cost_usd=0.0421, best_score=0.9)  # fmt: skip
     client = logged_in(user)
@@ -254,7 +256,7 @@ def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
      ("completed", ["start"]), ("stopped", ["start"]), ("failed", ["start", "resume"])],
 )  # fmt: skip
 def test_controls_are_the_actions_the_sweep_allows_now(user, status, expected):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     if status:
         make_sweep(experiment, [], status=status, total=4)
     client = logged_in(user)
@@ -267,7 +269,7 @@ def test_controls_are_the_actions_the_sweep_allows_now(user, status, expected):
 
 @pytest.mark.django_db
 def test_the_pages_script_gets_the_live_part_back_from_a_control_or_the_refusal(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep = make_sweep(experiment, [], status="running", total=4)
     client = logged_in(user)
     script = {"HTTP_X_REQUESTED_WITH": "fetch"}
@@ -288,7 +290,7 @@ def test_the_pages_script_gets_the_live_part_back_from_a_control_or_the_refusal(
 
 @pytest.mark.django_db
 def test_charts_json_has_a_subplot_per_parameter_a_parallel_plot_and_the_pareto_front(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     runs = [
         {"config": {"model": "a", "params": {"temperature": 0.0}}, "score": 0.9, "cost_usd": 0.030},  # front
         {"config": {"model": "a", "params": {"temperature": 0.5}}, "score": 0.7, "cost_usd": 0.010},  # front
@@ -328,7 +330,7 @@ def test_charts_json_has_a_subplot_per_parameter_a_parallel_plot_and_the_pareto_
 
 @pytest.mark.django_db
 def test_a_page_without_a_scored_run_has_empty_charts_and_says_so(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     page = logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode()
     assert charts_data(page) == {"runs": 0}
     assert '<p id="charts-empty" class="card empty wide">' in page and "No sweep yet." in page
@@ -344,7 +346,7 @@ def test_long_category_labels_stay_distinct():
 
 @pytest.mark.django_db
 def test_the_event_feed_starts_from_the_last_known_state(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep = make_sweep(experiment, grid_runs()[:2], status="paused", stopped_reason="token_budget", total=6)
     from django.utils import timezone
 
@@ -363,7 +365,7 @@ def test_the_event_feed_starts_from_the_last_known_state(user):
 
 @pytest.mark.django_db
 def test_another_users_experiment_is_404_everywhere(user, other_user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Alice only"))
+    experiment = experiment_create(owner=user, data=spec(name="Alice only"))
     make_sweep(experiment, grid_runs())
     bob = logged_in(other_user)
     for url in (f"/experiments/{experiment.pk}/", f"/experiments/{experiment.pk}/live/"):
@@ -417,7 +419,7 @@ def page_queries(client: Client, url: str) -> int:
 
 @pytest.mark.django_db
 def test_page_and_partial_queries_do_not_grow_with_runs_or_samples(user, django_assert_max_num_queries):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep = make_sweep(experiment, grid_runs(), status="running", total=60, completed=3)
     client = logged_in(user)
     page, partial = f"/experiments/{experiment.pk}/", f"/experiments/{experiment.pk}/live/"
@@ -440,7 +442,7 @@ def test_page_and_partial_read_only_the_top_two_runs_samples_of_100_000(user):
     """At scale the page stays cheap because it reads counters, not samples: the only sample rows
     it reads are the top two runs' (for the verdict), whatever the sweep holds. (Its speed is
     measured by bench/api_latency.py, not asserted here: the machines are shared.)"""
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     runs = grid_runs(models=[f"mock/m{i}" for i in range(40)], temperatures=(0.0, 0.25, 0.5, 0.75, 1.0))  # 200 runs
     sweep = make_sweep(experiment, runs, status="running", total=100_000, completed=60_000)
     add_samples(sweep, 500)

@@ -17,8 +17,10 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sweeps import planning, services
 from sweeps.models import Experiment, Run, RunSample, Sweep
+from sweeps.services import planning
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start, sweep_stop
 from tests.conftest import spec, wait_for_sweep
 from tests.integration.api_client import PREFIX, ApiClient
 from tests.integration.test_cli import sweep_cli
@@ -94,8 +96,8 @@ def test_the_maxima_are_read_from_settings(api, settings):
 @pytest.fixture
 def finished(user, mock_latency) -> Sweep:
     """An experiment with a finished sweep, so runs and samples exist to be filtered."""
-    experiment = services.experiment_create(owner=user, data=spec())
-    return wait_for_sweep(services.sweep_start(experiment=experiment), until=("completed",))
+    experiment = experiment_create(owner=user, data=spec())
+    return wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
 
 
 def browser(user) -> Client:
@@ -185,6 +187,27 @@ def test_no_query_parameter_of_any_page_or_route_gives_a_500(user, finished):
     mixed()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_id_beyond_64_bits_in_a_path_is_not_found(user, finished):
+    """No row has such an id, and SQLite raises OverflowError when one reaches a query (schemathesis
+    found it in .../runs/{run}/samples/{sample}/text): every page and route answers 404."""
+    api, page = ApiClient(user), browser(user)
+    run, sample = finished.runs.order_by("id").first(), RunSample.objects.filter(sweep=finished).first()
+    huge = 2**64 + 12345
+    api_paths = [
+        f"/runs/{huge}/samples/{sample.pk}/text", f"/runs/{run.pk}/samples/{huge}/text", f"/runs/{huge}",
+        f"/experiments/{huge}/runs", f"/sweeps/{huge}",
+    ]  # fmt: skip
+    for path in api_paths:
+        response = api.client.get(f"{PREFIX}{path}", headers=api.headers())
+        assert (response.status_code, response.json()) == (404, {"detail": "Not Found"}), path
+    for path in (f"/runs/{huge}/", f"/experiments/{huge}/", f"/samples/{huge}/text/"):
+        assert page.get(path).status_code == 404, path
+    # The largest id that fits still reaches the view (a 404 of its own), and a real id is found.
+    assert api.client.get(f"{PREFIX}/runs/{2**63 - 1}", headers=api.headers()).status_code == 404
+    assert api.client.get(f"{PREFIX}/runs/{run.pk}", headers=api.headers()).status_code == 200
+
+
 # --- the editor and the CLI ---
 
 
@@ -239,7 +262,7 @@ def test_manage_py_sweep_exits_2_naming_the_field(user, mock_latency, tmp_path, 
 def test_stop_during_a_long_planning_returns_and_the_planner_aborts(user, mock_latency, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has one writer at a time: a planning transaction holds it whole")
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running")
     monkeypatch.setattr(planning, "INSERT_BATCH", 2)  # 12 samples: six inserts, the planner pauses after one
     inserted, release = threading.Event(), threading.Event()
@@ -268,7 +291,7 @@ def test_stop_during_a_long_planning_returns_and_the_planner_aborts(user, mock_l
     planner = in_thread("plan", lambda: planning.plan_next_round(sweep.pk, experiment.spec()))
     try:
         assert inserted.wait(30)
-        stopper = in_thread("stop", lambda: services.sweep_stop(sweep=Sweep.objects.get(pk=sweep.pk)))
+        stopper = in_thread("stop", lambda: sweep_stop(sweep=Sweep.objects.get(pk=sweep.pk)))
         stopper.join(30)  # with the planner blocked until release: only a stop that does not wait returns
         assert not stopper.is_alive() and outcome["stop"].status == "stopped"
     finally:

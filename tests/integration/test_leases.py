@@ -15,16 +15,23 @@ from django.utils import timezone
 from redis import Redis
 from rq import Worker
 
-from sweeps import services
 from sweeps.engine.executor import SampleOutcome, ScoredVerdict, WorkItem
 from sweeps.engine.scoring import ScoreResult
-from sweeps.execution import claim_samples, reclaim_expired
 from sweeps.models import Provider, Run, RunSample, Score, Sweep
-from sweeps.planning import plan_next_round
-from sweeps.recording import record_outcomes
+from sweeps.runner.execution import claim_samples, reclaim_expired
+from sweeps.services.experiments import experiment_create
+from sweeps.services.planning import plan_next_round
+from sweeps.services.recording import record_outcomes
+from sweeps.services.sweeps import sweep_fail, sweep_start, sweep_stop
 from tests.conftest import wait_for, wait_for_sweep
 from tests.fakes.llm_server import FakeLLMServer
-from tests.integration.test_rq_workers import KEY, RQ_REDIS_URL, rq_redis, rqworkers, use_queue  # noqa: F401
+from tests.integration.test_rq_workers import (  # noqa: F401
+    KEY,
+    RQ_REDIS_URL,
+    rq_redis,
+    rqworkers,
+    use_queue,
+)
 from tests.servers import ROOT, session_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,12 +44,12 @@ def openai_provider(server: FakeLLMServer) -> None:
 
 
 def start(user, rows: int, concurrency: int) -> Sweep:
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user,
         data={"name": "leases", "pipeline": [{"name": "answer", "prompt": "Answer: {{ t }}", "model": "openai/gpt-4o-mini"}],
               "dataset": [{"t": str(i)} for i in range(rows)], "max_concurrency": concurrency},
     )  # fmt: skip
-    return services.sweep_start(experiment=experiment)
+    return sweep_start(experiment=experiment)
 
 
 def prompts(server: FakeLLMServer) -> list[str]:
@@ -78,7 +85,7 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 
 def test_a_late_result_from_a_lost_lease_is_dropped_and_the_holders_is_recorded_once(user, mock_latency):
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "late", "pipeline": [{"name": "a", "prompt": "hi {{ t }}", "model": "mock/echo"}],
                           "dataset": [{"t": "1"}], "scorers": [{"type": "contains", "value": "hi"}]},
     )  # fmt: skip
@@ -110,11 +117,11 @@ def test_a_late_result_from_a_lost_lease_is_dropped_and_the_holders_is_recorded_
 
 
 def test_a_completed_sweep_never_turns_failed(user, mock_latency):
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "done", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
     sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="completed")
-    services.sweep_fail(sweep.pk, "IntegrityError: a late worker's error")
+    sweep_fail(sweep.pk, "IntegrityError: a late worker's error")
     sweep.refresh_from_db()
     assert sweep.status == "completed" and sweep.error == ""
 
@@ -167,7 +174,7 @@ def test_a_sweep_stopped_while_its_only_worker_was_dead_closes_every_run_and_sam
         wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 2, timeout=30)
         kill_worker(victim)
         assert RunSample.objects.filter(sweep=sweep, status="running").exists()  # the dead worker's
-        services.sweep_stop(sweep=sweep)
+        sweep_stop(sweep=sweep)
         successor = spawn_worker(rq_redis, PROMPTLOOPER_LEASE_SECONDS="5")
         try:
             wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists()

@@ -11,8 +11,12 @@ import re
 import pytest
 from django.test import Client
 
-from sweeps import formatting, publishing, services
+from sweeps.engine import formatting
+from sweeps.events import publishing
 from sweeps.models import Run, RunSample
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_pause, sweep_resume, sweep_start, sweep_stop
 from tests.conftest import spec, wait_for, wait_for_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,8 +29,8 @@ def logged_in(user) -> Client:
 
 
 def start(user, **overrides):
-    experiment = services.experiment_create(owner=user, data=spec(**overrides))
-    return services.sweep_start(experiment=experiment)
+    experiment = experiment_create(owner=user, data=spec(**overrides))
+    return sweep_start(experiment=experiment)
 
 
 def live(client, sweep) -> str:
@@ -46,7 +50,7 @@ def test_a_stopped_sweeps_progress_counts_cancelled_samples_apart_not_as_done(us
     mock_latency(30)
     sweep = start(user, max_concurrency=1)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
-    services.sweep_stop(sweep=sweep)
+    sweep_stop(sweep=sweep)
     wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists())
     sweep = wait_for_sweep(sweep)
 
@@ -110,8 +114,8 @@ def test_a_budget_pause_says_reservations_count(user, mock_latency):
     said = f"{spent} spent + what the calls in flight and the next call reserve would pass max_tokens 60"
     assert said in sweep.error and "reservations count" in sweep.error
     assert said in text_of(live(logged_in(user), sweep), "sweep-error")
-    with pytest.raises(services.ServiceError, match=r"spent \+ what the calls in flight .* raise the experiment's budget"):
-        services.sweep_resume(sweep=sweep)
+    with pytest.raises(ServiceError, match=r"spent \+ what the calls in flight .* raise the experiment's budget"):
+        sweep_resume(sweep=sweep)
 
 
 # --- a paused sweep has no running run; "resumed" is said once ---
@@ -133,7 +137,7 @@ def test_a_paused_sweep_has_no_running_run_and_resume_is_announced_once(user, mo
     mock_latency(30)
     sweep = start(user, max_concurrency=2)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 2)
-    services.sweep_pause(sweep=sweep)
+    sweep_pause(sweep=sweep)
     sweep = wait_for_sweep(sweep)
     wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status="running").exists())
     # The executor ends its job after releasing its samples: then no run may read `running`.
@@ -141,7 +145,7 @@ def test_a_paused_sweep_has_no_running_run_and_resume_is_announced_once(user, mo
     assert Run.objects.filter(sweep=sweep, status="pending").exists()
     assert sweep.status == "paused"
 
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed"
     assert set(Run.objects.filter(sweep=sweep).values_list("status", flat=True)) == {"completed"}
     kinds = [e["type"] for e in sent if e["type"].startswith("sweep.") and e["type"] != "sweep.progress"]

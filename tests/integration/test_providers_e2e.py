@@ -18,12 +18,21 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-from sweeps import publishing, services
 from sweeps.engine.errors import SpecError
 from sweeps.engine.scoring import JUDGE_INSTRUCTIONS
+from sweeps.events import publishing
 from sweeps.models import Provider, RunSample, Score, Sweep
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create, known_providers
+from sweeps.services.sweeps import sweep_resume, sweep_start
 from tests.conftest import wait_for_sweep
-from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, Scripted, anthropic_answer, openai_answer
+from tests.fakes.llm_server import (
+    FakeLLMServer,
+    RecordedRequest,
+    Scripted,
+    anthropic_answer,
+    openai_answer,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,8 +107,8 @@ def stage_spec(model: str, *, params: dict[str, Any] | None = None, **overrides:
 
 
 def run_sweep(user, data: dict[str, Any]) -> Sweep:
-    experiment = services.experiment_create(owner=user, data=data)
-    return wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=data)
+    return wait_for_sweep(sweep_start(experiment=experiment))
 
 
 def user_message(request: RecordedRequest) -> str:
@@ -305,7 +314,7 @@ def test_quota_exhausted_pauses_the_sweep_with_provider_error(user, server, prov
     assert not RunSample.objects.filter(sweep=sweep, status="running").exists()
 
     server.responder = None  # topped up: resuming goes on with what was left
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert (sweep.status, sweep.error) == ("completed", "")
     assert sweep.completed >= 2 and sweep.completed + sweep.failed == 3
     assert [r.status for r in server.requests].count(200) == sweep.completed
@@ -337,27 +346,27 @@ def test_quota_exhausted_without_fail_fast_completes_with_failed_samples(user, s
 
 
 def test_a_provider_without_its_key_is_refused_at_creation_and_not_offered(user, server, providers, monkeypatch):
-    assert {"openai", "anthropic", "mock"} <= set(services.known_providers())
+    assert {"openai", "anthropic", "mock"} <= set(known_providers())
     monkeypatch.delenv("ANTHROPIC_API_KEY")
 
-    assert "anthropic" not in services.known_providers()
-    assert {"openai", "mock"} <= set(services.known_providers())
+    assert "anthropic" not in known_providers()
+    assert {"openai", "mock"} <= set(known_providers())
     with pytest.raises(SpecError) as refused:
-        services.experiment_create(owner=user, data=stage_spec("anthropic/claude-3-5-haiku-20241022"))
+        experiment_create(owner=user, data=stage_spec("anthropic/claude-3-5-haiku-20241022"))
     assert [str(e) for e in refused.value.errors] == [
         "pipeline[0].model: provider 'anthropic' is unavailable: set the environment variable ANTHROPIC_API_KEY"
     ]
     assert not apps.get_model("sweeps", "Experiment").objects.exists()
-    services.experiment_create(owner=user, data=stage_spec("openai/gpt-4o-mini"))  # the others still are fine
+    experiment_create(owner=user, data=stage_spec("openai/gpt-4o-mini"))  # the others still are fine
     assert server.requests == []
 
 
 def test_a_sweep_cannot_start_once_its_provider_lost_its_key(user, server, providers, monkeypatch):
-    experiment = services.experiment_create(owner=user, data=stage_spec("anthropic/claude-3-5-haiku-20241022"))
+    experiment = experiment_create(owner=user, data=stage_spec("anthropic/claude-3-5-haiku-20241022"))
     monkeypatch.delenv("ANTHROPIC_API_KEY")
 
-    with pytest.raises(services.ServiceError, match="'anthropic' is unavailable: set the environment variable ANTHROPIC_API_KEY"):
-        services.sweep_start(experiment=experiment)
+    with pytest.raises(ServiceError, match="'anthropic' is unavailable: set the environment variable ANTHROPIC_API_KEY"):
+        sweep_start(experiment=experiment)
     assert not Sweep.objects.exists() and server.requests == []
 
 
@@ -378,8 +387,8 @@ def judge_spec() -> dict[str, Any]:
 
 def test_llm_judge_scores_through_the_provider_and_is_cached(user, server, providers):
     server.responder = lambda request: Scripted(text=VERDICT) if is_judge(request) else None
-    experiment = services.experiment_create(owner=user, data=judge_spec())
-    first = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=judge_spec())
+    first = wait_for_sweep(sweep_start(experiment=experiment))
 
     assert (first.status, first.completed, first.failed) == ("completed", 3, 0), first.error
     assert len(server.requests) == 6 and sum(map(is_judge, server.requests)) == 3
@@ -407,7 +416,7 @@ def test_llm_judge_scores_through_the_provider_and_is_cached(user, server, provi
         assert sample.score == pytest.approx(0.75)
 
     calls = len(server.requests)
-    second = wait_for_sweep(services.sweep_start(experiment=experiment))
+    second = wait_for_sweep(sweep_start(experiment=experiment))
 
     assert second.status == "completed" and second.cached == second.total == 3
     assert len(server.requests) == calls  # not one request: the stage and the judge both came from the cache
@@ -418,13 +427,13 @@ def test_llm_judge_scores_through_the_provider_and_is_cached(user, server, provi
 
 def test_a_judge_out_of_quota_pauses_and_the_resumed_sweep_scores_every_sample(user, server, providers):
     server.responder = lambda request: Scripted(429, body=QUOTA) if is_judge(request) else None
-    experiment = services.experiment_create(owner=user, data={**judge_spec(), "max_concurrency": 1})
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data={**judge_spec(), "max_concurrency": 1})
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     assert (sweep.status, sweep.stopped_reason) == ("paused", "provider_error")
     assert "quota exhausted" in sweep.error
 
     server.responder = lambda request: Scripted(text=VERDICT) if is_judge(request) else None  # topped up
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
 
     assert (sweep.status, sweep.completed, sweep.failed) == ("completed", 3, 0)
     assert [(s.value, s.reason) for s in Score.objects.filter(sample__sweep=sweep)] == [(0.75, "fine")] * 3

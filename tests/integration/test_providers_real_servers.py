@@ -14,13 +14,19 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from sweeps import services
 from sweeps.models import Provider, ResponseCache, RunSample, provider_options_problems
+from sweeps.services.sweeps import sweep_resume
 from tests.conftest import wait_for_sweep
 from tests.fakes.llm_server import FakeLLMServer, Scripted, openai_answer
 from tests.integration.api_client import ApiClient
 from tests.integration.test_providers_e2e import (  # noqa: F401 (providers and server are fixtures)
-    FAST_RETRY, TICKETS, providers, retries_of, run_sweep, server, stage_spec,
+    FAST_RETRY,
+    TICKETS,
+    providers,
+    retries_of,
+    run_sweep,
+    server,
+    stage_spec,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,7 +122,7 @@ def test_a_provider_rate_limited_beyond_the_retries_pauses_the_sweep_and_fails_n
     assert RunSample.objects.filter(sweep=sweep, status="pending").count() == 3
 
     server.responder = None  # the limit eased: resuming runs every sample
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert (sweep.status, sweep.completed, sweep.failed, sweep.error) == ("completed", 3, 0, "")
 
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from sweeps.ratelimit import RedisRateLimiter
+from sweeps.runner.ratelimit import RedisRateLimiter
 from tests.servers import ROOT
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -62,7 +62,7 @@ async def test_unlimited_providers_never_touch_redis():
 
 WORKER = """
 import asyncio, json, sys
-from sweeps.ratelimit import RedisRateLimiter
+from sweeps.runner.ratelimit import RedisRateLimiter
 from tests.integration.test_ratelimit import paced_calls
 
 async def main(url, prefix, n):

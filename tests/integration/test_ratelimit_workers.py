@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import redis
 
-from sweeps import services
 from sweeps.models import Provider
-from tests.fakes.llm_server import FakeLLMServer
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests import servers
+from tests.fakes.llm_server import FakeLLMServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +44,7 @@ import sys
 import django
 django.setup()
 import asyncio
-from sweeps.execution import execute_sweep
+from sweeps.runner.execution import execute_sweep
 print("ready", flush=True)
 sys.stdin.readline()
 print(asyncio.run(execute_sweep(int(sys.argv[1]))), flush=True)
@@ -91,7 +92,7 @@ def sweep_spec(tag: str) -> dict[str, Any]:
 
 def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, limiter_keys):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr(services, "dispatch_sweep", lambda sweep: None)  # the subprocesses run them
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)  # the subprocesses run them
     with FakeLLMServer() as server:
         Provider.objects.update_or_create(
             name="openai",
@@ -99,7 +100,7 @@ def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, l
                       "requests_per_minute": RATE_PER_MINUTE, "tokens_per_minute": None, "options": {}},
         )  # fmt: skip
         sweeps = {
-            tag: services.sweep_start(experiment=services.experiment_create(owner=user, data=sweep_spec(tag)))
+            tag: sweep_start(experiment=experiment_create(owner=user, data=sweep_spec(tag)))
             for tag in ("a", "b")
         }
         env = {

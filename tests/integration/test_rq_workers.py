@@ -12,8 +12,10 @@ import pytest
 from redis import Redis
 from rq import Worker
 
-from sweeps import services
 from sweeps.models import Provider, RunSample, Sweep
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import wait_for, wait_for_sweep
 from tests.fakes.llm_server import FakeLLMServer
 from tests.servers import ROOT, session_database_url
@@ -78,12 +80,12 @@ def test_two_workers_serve_one_sweep_and_each_sample_is_done_once(user, rq_redis
             name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY",
                                      "options": {"retry": {"max_attempts": 2, "base": 0.01, "cap": 0.01}}},
         )  # fmt: skip
-        experiment = services.experiment_create(
+        experiment = experiment_create(
             owner=user,
             data={"name": "rq", "pipeline": [{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "openai/gpt-4o-mini"}],
                   "dataset": rows, "max_concurrency": 4},
         )  # fmt: skip
-        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60)
+        sweep = wait_for_sweep(sweep_start(experiment=experiment), timeout=60)
 
         assert sweep.status == "completed" and sweep.completed == 40
         assert len(sweep.job_id.split(",")) == 2  # one job per worker listening
@@ -95,12 +97,12 @@ def test_two_workers_serve_one_sweep_and_each_sample_is_done_once(user, rq_redis
 
 def test_an_unreachable_queue_keeps_the_sweep_queued_until_a_worker_sees_redis(user, rq_redis, settings, mock_latency):
     use_queue(settings, "redis://127.0.0.1:1/0")  # nothing listens
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "down", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
     started = time.monotonic()
-    with pytest.raises(services.ServiceError, match="the job queue at REDIS_URL is unreachable; the sweep stays queued"):
-        services.sweep_start(experiment=experiment)
+    with pytest.raises(ServiceError, match="the job queue at REDIS_URL is unreachable; the sweep stays queued"):
+        sweep_start(experiment=experiment)
     assert time.monotonic() - started < 30
 
     sweep = experiment.sweeps.get()
@@ -129,7 +131,7 @@ def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_red
         Provider.objects.update_or_create(
             name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
         )
-        experiment = services.experiment_create(
+        experiment = experiment_create(
             owner=user,
             data={"name": "live", "pipeline": [{"name": "answer", "prompt": "Answer: {{ t }}", "model": "openai/gpt-4o-mini"}],
                   "dataset": [{"t": str(i)} for i in range(6)]},
@@ -138,7 +140,7 @@ def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_red
 
         async def watch() -> list[dict]:
             async with websockets.connect(f"ws://{host}/ws/experiments/{experiment.pk}/", additional_headers=headers) as ws:
-                await asyncio.to_thread(services.sweep_start, experiment=experiment)
+                await asyncio.to_thread(sweep_start, experiment=experiment)
                 events = []
                 while not events or events[-1]["type"] != "sweep.completed":
                     events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=30)))
@@ -164,12 +166,12 @@ def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_c
         Provider.objects.update_or_create(
             name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
         )
-        experiment = services.experiment_create(
+        experiment = experiment_create(
             owner=user,
             data={"name": "kill", "pipeline": [{"name": "answer", "prompt": "Answer: {{ t }}", "model": "openai/gpt-4o-mini"}],
                   "dataset": [{"t": str(i)} for i in range(n)], "max_concurrency": concurrency},
         )  # fmt: skip
-        sweep = services.sweep_start(experiment=experiment)
+        sweep = sweep_start(experiment=experiment)
         wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 6, timeout=30)
 
         victim = workers[0]
@@ -195,7 +197,7 @@ def test_a_starting_worker_takes_over_running_sweeps_whose_workers_all_died(user
 
     from django.utils import timezone
 
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "orphan", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
     spec = experiment.spec().to_dict()
@@ -225,7 +227,7 @@ def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_
     mock_latency(100)
     data = {"name": "admin", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
             "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 2}  # fmt: skip
-    experiment = services.experiment_create(owner=user, data=data)
+    experiment = experiment_create(owner=user, data=data)
     with rqworkers(1, rq_redis):
         assert act(admin_client, EXPERIMENTS, "start_sweep", [experiment])[0][0] == "success"
         sweep = Sweep.objects.get(experiment=experiment)
@@ -255,7 +257,7 @@ def test_a_queued_sweep_whose_jobs_vanished_from_redis_is_enqueued_again(user, r
 
     from django.utils import timezone
 
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "lost", "pipeline": [{"name": "a", "prompt": "hi {{ t }}", "model": "mock/echo"}],
                           "dataset": [{"t": "1"}, {"t": "2"}]},
     )  # fmt: skip
@@ -289,13 +291,13 @@ def test_a_redis_restart_mid_sweep_does_not_lose_the_sweep(user, tmp_path, setti
     redis_server = start_redis()
     use_queue(settings, url)
     mock_latency(50)
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "restart", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
                           "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 2},
     )  # fmt: skip
     try:
         with rqworkers(1, Redis.from_url(url), redis_url=url):
-            sweep = services.sweep_start(experiment=experiment)
+            sweep = sweep_start(experiment=experiment)
             wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 4, timeout=30)
             redis_server.send_signal(signal.SIGKILL)
             redis_server.wait()
@@ -320,12 +322,12 @@ def _pings(url: str) -> bool:
 def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis, settings, mock_latency):
     use_queue(settings)
     mock_latency(300)  # 40 samples x 0.3 s / 4 in flight: ~3 s of work for 1-second jobs
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user, data={"name": "long", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
                           "dataset": [{"t": str(i)} for i in range(40)], "max_concurrency": 4},
     )  # fmt: skip
     with rqworkers(1, rq_redis, PROMPTLOOPER_JOB_SLICE_SECONDS="1"):
-        sweep = services.sweep_start(experiment=experiment)
+        sweep = sweep_start(experiment=experiment)
         sweep.refresh_from_db()
         first_job = sweep.job_id
         sweep = wait_for_sweep(sweep, timeout=60, until=("completed", "failed"))
@@ -339,7 +341,7 @@ def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis
 def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settings, mock_latency):
     use_queue(settings)
     mock_latency(20)
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user,
         data={"name": "guided", "pipeline": [{"name": "a", "prompt": "Say {{ t }}", "model": "mock/echo"}],
               "dataset": [{"t": str(i), "expected": str(i)} for i in range(8)],
@@ -350,7 +352,7 @@ def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settin
               "max_concurrency": 2},
     )  # fmt: skip
     with rqworkers(2, rq_redis):
-        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60, until=("completed", "failed"))
+        sweep = wait_for_sweep(sweep_start(experiment=experiment), timeout=60, until=("completed", "failed"))
 
     assert sweep.status == "completed" and sweep.rounds >= 3
     runs = list(sweep.runs.all())
@@ -365,9 +367,9 @@ def test_two_workers_share_an_early_stopping_sweep_rung_after_rung(user, rq_redi
 
     use_queue(settings)
     mock_latency(5)
-    experiment = services.experiment_create(owner=user, data={**es_spec(), "max_concurrency": 2})
+    experiment = experiment_create(owner=user, data={**es_spec(), "max_concurrency": 2})
     with rqworkers(2, rq_redis):
-        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60, until=("completed", "failed"))
+        sweep = wait_for_sweep(sweep_start(experiment=experiment), timeout=60, until=("completed", "failed"))
 
     assert sweep.status == "completed", sweep.error
     runs = {(r.config["prompt"], r.config["params"]["temperature"]): r for r in Run.objects.filter(sweep=sweep)}

@@ -14,9 +14,10 @@ from django.shortcuts import resolve_url
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from sweeps import services
-from sweeps.compare import word_diff
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
+from sweeps.web.compare import word_diff
 from tests.conftest import spec, wait_for_sweep
 
 PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
@@ -105,8 +106,8 @@ def get(client: Client, url: str, status: int = 200) -> tuple[str, Node]:
 
 
 def finished_sweep(user, **overrides) -> Sweep:
-    experiment = services.experiment_create(owner=user, data=spec(**overrides))
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=spec(**overrides))
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     assert sweep.status == "completed"
     return sweep
 
@@ -183,8 +184,8 @@ def test_run_page_shows_the_interval_and_with_repeats_the_spread_and_consistency
 def test_a_pruned_run_says_so(user):
     from tests.integration.test_early_stopping import es_spec
 
-    experiment = services.experiment_create(owner=user, data=es_spec())
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=es_spec())
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     pruned = Run.objects.filter(sweep=sweep, status="pruned").first()
     _, doc = get(logged_in(user), f"/runs/{pruned.pk}/")
     assert doc.by_id("run-status").text == "pruned"
@@ -196,7 +197,7 @@ def test_a_pruned_run_says_so(user):
 @pytest.mark.django_db(transaction=True)
 def test_run_page_shows_a_cache_hit(user):
     sweep = finished_sweep(user, sweep=ECHO_VS_UPPER)
-    again = wait_for_sweep(services.sweep_start(experiment=sweep.experiment))  # every call from the cache
+    again = wait_for_sweep(sweep_start(experiment=sweep.experiment))  # every call from the cache
     run = run_of(again, "mock/echo")
 
     _, doc = get(logged_in(user), f"/runs/{run.pk}/")
@@ -279,7 +280,7 @@ def make_samples(run: Run, n: int) -> None:
 
 
 def bare_run(user, *, config: dict | None = None, experiment: Experiment | None = None) -> Run:
-    experiment = experiment or services.experiment_create(owner=user, data=spec())
+    experiment = experiment or experiment_create(owner=user, data=spec())
     sweep = experiment.sweeps.first() or Sweep.objects.create(
         experiment=experiment, spec=experiment.spec().to_dict(), status="completed"
     )

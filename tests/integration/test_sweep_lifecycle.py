@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps import services
 from sweeps.engine.cache import cache_key
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import (
+    TransitionError,
+    sweep_pause,
+    sweep_resume,
+    sweep_start,
+    sweep_stop,
+    sweeps_recover_interrupted,
+)
 from tests.conftest import spec, wait_for, wait_for_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start(user, **overrides) -> Sweep:
-    experiment = services.experiment_create(owner=user, data=spec(**overrides))
-    return services.sweep_start(experiment=experiment)
+    experiment = experiment_create(owner=user, data=spec(**overrides))
+    return sweep_start(experiment=experiment)
 
 
 def test_grid_sweep_completes_and_ranks(user, mock_latency, provider_calls):
@@ -63,11 +72,11 @@ def test_a_failing_sample_does_not_fail_the_sweep(user, mock_latency):
 
 
 def test_rerun_is_served_from_cache_without_provider_calls(user, mock_latency, provider_calls):
-    experiment = services.experiment_create(owner=user, data=spec())
-    first = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=spec())
+    first = wait_for_sweep(sweep_start(experiment=experiment))
     calls_first = len(provider_calls)
 
-    second = wait_for_sweep(services.sweep_start(experiment=experiment))
+    second = wait_for_sweep(sweep_start(experiment=experiment))
 
     assert len(provider_calls) == calls_first  # not a single new call
     assert second.status == "completed" and second.cached == second.total == 12
@@ -93,13 +102,13 @@ def test_token_budget_pauses_and_never_overshoots_past_calls_in_flight(user, moc
     assert RunSample.objects.filter(sweep=sweep, status="pending").exists()
     assert not RunSample.objects.filter(sweep=sweep, status="running").exists()
 
-    with pytest.raises(services.ServiceError, match="raise the experiment's budget"):
-        services.sweep_resume(sweep=sweep)
+    with pytest.raises(ServiceError, match="raise the experiment's budget"):
+        sweep_resume(sweep=sweep)
 
     experiment = sweep.experiment
     experiment.max_tokens = 1_000_000
     experiment.save()
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed" and sweep.completed == sweep.total == 12
 
 
@@ -114,7 +123,7 @@ def test_pause_then_resume_finishes_every_sample_exactly_once(user, mock_latency
     sweep = start(user, max_concurrency=2)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() >= 2)
 
-    services.sweep_pause(sweep=sweep)
+    sweep_pause(sweep=sweep)
     sweep = wait_for_sweep(sweep)
     assert sweep.status == "paused"
     # In-flight samples finish; nothing is left running, nothing new starts.
@@ -125,7 +134,7 @@ def test_pause_then_resume_finishes_every_sample_exactly_once(user, mock_latency
     wait_for(lambda: True, timeout=0.3)
     assert len(provider_calls) == calls_at_pause
 
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed" and sweep.completed == 12
     assert set(RunSample.objects.filter(sweep=sweep).values_list("attempts", flat=True)) == {1}
     # Each distinct request reached the provider exactly once.
@@ -141,7 +150,7 @@ def test_stop_cancels_pending_samples(user, mock_latency):
     sweep = start(user, max_concurrency=1)
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
 
-    services.sweep_stop(sweep=sweep)
+    sweep_stop(sweep=sweep)
     sweep = wait_for_sweep(sweep)
     wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists())
     sweep.refresh_from_db()
@@ -151,24 +160,24 @@ def test_stop_cancels_pending_samples(user, mock_latency):
     assert cancelled > 0 and sweep.cancelled == cancelled
     assert sweep.completed + sweep.failed + sweep.cancelled == sweep.total
     assert Run.objects.filter(sweep=sweep, status="cancelled").exists()
-    with pytest.raises(services.TransitionError, match="it is stopped; it is finished"):
-        services.sweep_resume(sweep=sweep)
+    with pytest.raises(TransitionError, match="it is stopped; it is finished"):
+        sweep_resume(sweep=sweep)
 
 
 def test_illegal_transitions_say_what_is_allowed(user, mock_latency):
     sweep = wait_for_sweep(start(user))
-    with pytest.raises(services.TransitionError) as e:
-        services.sweep_pause(sweep=sweep)
+    with pytest.raises(TransitionError) as e:
+        sweep_pause(sweep=sweep)
     assert "it is completed; it is finished" in str(e.value)
 
     experiment = sweep.experiment
     mock_latency(50)
-    running = services.sweep_start(experiment=experiment)
-    with pytest.raises(services.TransitionError, match="it can be paused or stopped"):
-        services.sweep_resume(sweep=running)
-    with pytest.raises(services.ServiceError, match="already has a"):
-        services.sweep_start(experiment=experiment)
-    services.sweep_stop(sweep=running)
+    running = sweep_start(experiment=experiment)
+    with pytest.raises(TransitionError, match="it can be paused or stopped"):
+        sweep_resume(sweep=running)
+    with pytest.raises(ServiceError, match="already has a"):
+        sweep_start(experiment=experiment)
+    sweep_stop(sweep=running)
     wait_for_sweep(running)
 
 
@@ -209,20 +218,20 @@ def test_interrupted_sweep_is_recovered_as_resumable(user, mock_latency):
 
     from django.utils import timezone
 
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     # What a killed process leaves behind: a running sweep holding samples, with no heartbeat.
     sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running",
                                  heartbeat_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
-    from sweeps.planning import plan_next_round
+    from sweeps.services.planning import plan_next_round
 
     plan_next_round(sweep.pk, experiment.spec())
     RunSample.objects.filter(sweep=sweep, row_index=0).update(status="running", lease_owner="dead-worker")
 
-    recovered = services.sweeps_recover_interrupted()
+    recovered = sweeps_recover_interrupted()
 
     assert [s.pk for s in recovered] == [sweep.pk]
     sweep.refresh_from_db()
     assert (sweep.status, sweep.stopped_reason) == ("paused", "interrupted")
     assert not RunSample.objects.filter(sweep=sweep, status="running").exists()
-    sweep = wait_for_sweep(services.sweep_resume(sweep=sweep), until=("completed", "failed"))
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed" and sweep.completed == 12

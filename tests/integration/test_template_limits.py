@@ -9,9 +9,10 @@ import json
 import pytest
 from django.test import Client
 
-from sweeps import services
 from sweeps.engine import templating
 from sweeps.models import Experiment, RunSample
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import spec, wait_for_sweep
 from tests.integration.api_client import ApiClient
 
@@ -41,8 +42,8 @@ def test_a_template_bomb_in_a_stage_fails_that_sample_and_the_sweep_goes_on(user
         scorers=[{"type": "min_length", "value": 1}],
         sweep={"type": "grid", "params": {"model": ["mock/echo"]}},
     )
-    experiment = services.experiment_create(owner=user, data=data)
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60)
+    experiment = experiment_create(owner=user, data=data)
+    sweep = wait_for_sweep(sweep_start(experiment=experiment), timeout=60)
 
     assert sweep.status == "completed" and (sweep.completed, sweep.failed) == (2, 1)
     bombed = RunSample.objects.get(sweep=sweep, row_index=0)
@@ -93,8 +94,8 @@ def huge_output(user, mock_latency, settings):
             scorers=[{"type": "min_length", "value": 1}],
             sweep={"type": "grid", "params": {"model": ["mock/echo"]}},
         )
-        experiment = services.experiment_create(owner=user, data=data)
-        sweep = wait_for_sweep(services.sweep_start(experiment=experiment), timeout=60)
+        experiment = experiment_create(owner=user, data=data)
+        sweep = wait_for_sweep(sweep_start(experiment=experiment), timeout=60)
     finally:
         templating.configure(templating.TemplateLimits())
     assert sweep.status == "completed", sweep.error
@@ -143,8 +144,8 @@ def the_api_shows_it_short_naming_what_it_cut(user, other_user, huge_output):
 
 
 def test_short_texts_are_not_cut(user, mock_latency):
-    experiment = services.experiment_create(owner=user, data=spec())
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     sample = RunSample.objects.filter(sweep=sweep).first()
     items = ApiClient(user).get(f"/runs/{sample.run_id}").json()["samples"]["items"]
     assert all(item["cut"] == [] for item in items)

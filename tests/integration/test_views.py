@@ -10,8 +10,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from sweeps import services
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweep_start
 from tests.conftest import spec, wait_for, wait_for_sweep
 from tests.pages import Table
 
@@ -76,7 +77,7 @@ def make_run(experiment: Experiment, status: str = "paused") -> tuple[Sweep, Run
 
 @pytest.mark.django_db
 def test_every_page_requires_login(user, client):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     _, run = make_run(experiment)
     e = experiment.pk
     pages = [("get", "/"), ("get", f"/experiments/{e}/"), ("get", f"/experiments/{e}/live/"),
@@ -94,7 +95,7 @@ def test_every_page_requires_login(user, client):
 
 @pytest.mark.django_db
 def test_logging_in_through_the_form_with_csrf_leads_back_to_the_page(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Private lab"))
+    experiment = experiment_create(owner=user, data=spec(name="Private lab"))
     client = Client(enforce_csrf_checks=True)
     target = f"/experiments/{experiment.pk}/"
     login_page = client.get(f"/login/?next={target}")
@@ -115,8 +116,8 @@ def test_logging_in_through_the_form_with_csrf_leads_back_to_the_page(user):
 
 @pytest.mark.django_db
 def test_experiment_list_shows_only_the_users_own_experiments(user, other_user):
-    services.experiment_create(owner=user, data=spec(name="Alice triage"))
-    services.experiment_create(owner=other_user, data=spec(name="Bob secrets"))
+    experiment_create(owner=user, data=spec(name="Alice triage"))
+    experiment_create(owner=other_user, data=spec(name="Bob secrets"))
 
     alice_page = logged_in(user).get("/").content.decode()
     bob_page = logged_in(other_user).get("/").content.decode()
@@ -127,7 +128,7 @@ def test_experiment_list_shows_only_the_users_own_experiments(user, other_user):
 
 @pytest.mark.django_db
 def test_another_users_experiment_run_partial_and_controls_are_404(user, other_user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Alice only"))
+    experiment = experiment_create(owner=user, data=spec(name="Alice only"))
     sweep, run = make_run(experiment, status="paused")
     owner, intruder = logged_in(user), logged_in(other_user)
     pages = [f"/experiments/{experiment.pk}/", f"/experiments/{experiment.pk}/live/", f"/runs/{run.pk}/"]
@@ -162,7 +163,7 @@ def test_missing_objects_are_404(user):
 @pytest.mark.django_db
 @pytest.mark.parametrize("action", ["start", "pause", "resume", "stop"])
 def test_get_on_a_control_url_is_refused(user, action):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep, _ = make_run(experiment, status="paused")
 
     response = logged_in(user).get(control(experiment.pk, action))
@@ -175,14 +176,14 @@ def test_get_on_a_control_url_is_refused(user, action):
 
 @pytest.mark.django_db
 def test_an_unknown_control_action_is_404(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     assert logged_in(user).post(control(experiment.pk, "explode")).status_code == 404
     assert not experiment.sweeps.exists()
 
 
 @pytest.mark.django_db
 def test_control_posts_need_the_csrf_token_of_the_page(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     client = logged_in(user, enforce_csrf_checks=True)
     url = control(experiment.pk, "start")
 
@@ -199,7 +200,7 @@ def test_control_posts_need_the_csrf_token_of_the_page(user):
 
 @pytest.mark.django_db
 def test_pause_and_stop_posts_are_csrf_protected_too(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep, _ = make_run(experiment, status="running")
     client = logged_in(user, enforce_csrf_checks=True)
 
@@ -217,7 +218,7 @@ def test_pause_and_stop_posts_are_csrf_protected_too(user):
 
 @pytest.mark.django_db
 def test_controls_without_a_sweep_flash_the_service_message(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     client = logged_in(user)
 
     for action in ("pause", "resume", "stop"):
@@ -231,7 +232,7 @@ def test_controls_without_a_sweep_flash_the_service_message(user):
 
 @pytest.mark.django_db
 def test_starting_while_a_sweep_is_paused_flashes_the_refusal(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     sweep, _ = make_run(experiment, status="paused")
 
     response = logged_in(user).post(control(experiment.pk, "start"), follow=True)
@@ -246,7 +247,7 @@ def test_starting_while_a_sweep_is_paused_flashes_the_refusal(user):
 @pytest.mark.django_db(transaction=True)
 def test_start_pause_resume_stop_buttons_change_the_sweep(user, mock_latency):
     mock_latency(30)
-    experiment = services.experiment_create(owner=user, data=spec(max_concurrency=1))
+    experiment = experiment_create(owner=user, data=spec(max_concurrency=1))
     client = logged_in(user)
     page_url = f"/experiments/{experiment.pk}/"
     assert buttons(client.get(page_url).content.decode(), experiment.pk) == {"start"}
@@ -286,8 +287,8 @@ def test_start_pause_resume_stop_buttons_change_the_sweep(user, mock_latency):
 
 @pytest.mark.django_db(transaction=True)
 def test_illegal_transitions_flash_the_service_message_not_a_500(user, mock_latency):
-    experiment = services.experiment_create(owner=user, data=spec())
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     assert sweep.status == "completed"
     client = logged_in(user)
 
@@ -305,7 +306,7 @@ def test_illegal_transitions_flash_the_service_message_not_a_500(user, mock_late
 
 @pytest.mark.django_db
 def test_starting_an_experiment_whose_stored_spec_is_invalid_flashes_instead_of_500(user):
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     # What an admin edit can leave behind (the admin does not validate the spec: see test_admin.py).
     Experiment.objects.filter(pk=experiment.pk).update(pipeline=[{"name": "summarize", "model": "nope/x"}])
     client = logged_in(user)
@@ -329,7 +330,7 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
         sweep={"type": "grid", "params": {"model": ["mock/echo", "mock/upper", "mock/short"],
                                           "params.temperature": [0.0, 1.0]}},
     )  # fmt: skip
-    experiment = services.experiment_create(owner=user, data=data)
+    experiment = experiment_create(owner=user, data=data)
     client = logged_in(user)
     client.post(control(experiment.pk, "start"))
     sweep = wait_for_sweep(experiment.sweeps.get())
@@ -375,7 +376,7 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
 
 @pytest.mark.django_db
 def test_a_page_without_a_sweep_offers_start_and_no_leaderboard(user):
-    experiment = services.experiment_create(owner=user, data=spec(name="Fresh one", description="Nothing yet"))
+    experiment = experiment_create(owner=user, data=spec(name="Fresh one", description="Nothing yet"))
     page = logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode()
 
     assert "Fresh one" in page and "Nothing yet" in page and "No sweep yet." in page
@@ -385,7 +386,7 @@ def test_a_page_without_a_sweep_offers_start_and_no_leaderboard(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_run_page_shows_each_samples_stages_outputs_and_score_reasons(user, mock_latency):
-    experiment = services.experiment_create(
+    experiment = experiment_create(
         owner=user,
         data=spec(
             pipeline=[{"name": "summarize", "system": "You are <terse>.", "prompt": "Summarize: {{ ticket }}",
@@ -395,7 +396,7 @@ def test_run_page_shows_each_samples_stages_outputs_and_score_reasons(user, mock
             sweep={"type": "grid", "params": {"model": ["mock/echo", "mock/error"]}},
         ),
     )  # fmt: skip
-    sweep = wait_for_sweep(services.sweep_start(experiment=experiment))
+    sweep = wait_for_sweep(sweep_start(experiment=experiment))
     good = Run.objects.get(sweep=sweep, config__model="mock/echo")
     bad = Run.objects.get(sweep=sweep, config__model="mock/error")
     client = logged_in(user)
@@ -429,7 +430,7 @@ def test_run_page_shows_each_samples_stages_outputs_and_score_reasons(user, mock
 def test_starting_on_a_provider_that_was_disabled_since_flashes_the_refusal(user):
     from sweeps.models import Provider
 
-    experiment = services.experiment_create(owner=user, data=spec())
+    experiment = experiment_create(owner=user, data=spec())
     Provider.objects.filter(name="mock").update(enabled=False)
 
     response = logged_in(user).post(control(experiment.pk, "start"), follow=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from sweeps import services
-from sweeps.tokens import token_create
+from sweeps.services import ServiceError
+from sweeps.services.tokens import token_create
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {options['user']!r}", returncode=2) from None
         try:
             token, raw = token_create(user=user, name=options["name"])
-        except services.ServiceError as e:
+        except ServiceError as e:
             raise CommandError(str(e), returncode=2) from None
         # The token alone on stdout, so `TOKEN=$(manage.py create_api_token alice --name ci)`
         # captures it; the note goes to stderr.

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from sweeps import services
 from sweeps.engine.spec import load_spec_text
 from sweeps.models import Experiment
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import sweeps_recover_interrupted
 
 DEMO_SPEC = Path(settings.BASE_DIR) / "examples" / "ticket-triage.yaml"
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         if settings.EMBEDDED_WORKER:  # in this mode nothing outlives the web process
-            for sweep in services.sweeps_recover_interrupted(stale_after=timedelta(0)):
+            for sweep in sweeps_recover_interrupted(stale_after=timedelta(0)):
                 self.stdout.write(f"Sweep {sweep.pk} was interrupted; it is paused and can be resumed.")
         User = get_user_model()
         user = User.objects.filter(username="demo").first()
@@ -35,5 +36,5 @@ class Command(BaseCommand):
             self.stdout.write("Log in as demo (the password was printed on the first run; "
                               "reset it with `.venv/bin/python manage.py changepassword demo`).")
         if not Experiment.objects.filter(owner=user).exists():
-            experiment = services.experiment_create(owner=user, data=load_spec_text(DEMO_SPEC.read_text()))
+            experiment = experiment_create(owner=user, data=load_spec_text(DEMO_SPEC.read_text()))
             self.stdout.write(f"Demo experiment '{experiment.name}' is ready: open it and press Start sweep.")

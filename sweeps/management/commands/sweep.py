@@ -20,14 +20,30 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from sweeps import formatting, selectors, services
+from sweeps.engine import formatting
 from sweeps.engine.errors import SpecError
 from sweeps.engine.space import get_path
 from sweeps.engine.spec import load_spec_text
 from sweeps.models import Sweep
+from sweeps.selectors.leaderboard import (
+    leaderboard,
+    top_two_verdict,
+    varying_params,
+    verdict_names,
+)
+from sweeps.selectors.sweeps import failure_reasons, sweep_progress
+from sweeps.services import ServiceError
+from sweeps.services.experiments import experiment_create
+from sweeps.services.sweeps import ALLOWED, sweep_pause, sweep_start, sweep_transition
 
 POLL_S = 0.2
 
@@ -36,7 +52,7 @@ POLL_S = 0.2
 
 
 def executors(sweep: Sweep) -> list[threading.Thread]:
-    """This process's threads executing the sweep (sweeps.dispatch names them)."""
+    """This process's threads executing the sweep (sweeps.runner.dispatch names them)."""
     return [t for t in threading.enumerate() if t.name == f"sweep-{sweep.pk}" and t.is_alive()]
 
 
@@ -76,13 +92,13 @@ class Command(BaseCommand):
         parser.add_argument("--max-failed", type=float, default=0.0, metavar="SHARE",
                             help="exit 1 when more than this share (0-1) of the finished samples failed (default 0)")  # fmt: skip
         parser.add_argument("--user", help="owner of the experiment (default: demo, or the first superuser)")
-        for action in services.ALLOWED:
+        for action in ALLOWED:
             parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
 
     def handle(self, *args, **options) -> None:
         width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
         self.console = Console(file=self.stdout, highlight=False, width=width)
-        for action in services.ALLOWED:
+        for action in ALLOWED:
             if options[action] is not None:
                 return self.control(action, options[action])
         if not options["file"]:
@@ -92,8 +108,8 @@ class Command(BaseCommand):
             raise CommandError(f"--max-failed must be a share between 0 and 1, got {max_failed}", returncode=2)
         experiment = self.create(Path(options["file"]), options["user"])
         try:
-            sweep = services.sweep_start(experiment=experiment)
-        except services.ServiceError as e:
+            sweep = sweep_start(experiment=experiment)
+        except ServiceError as e:
             raise CommandError(str(e)) from None
         self.console.print(f"Experiment {experiment.pk} '{experiment.name}': sweep {sweep.pk} started.")
         if not (options["wait"] or settings.EMBEDDED_WORKER):
@@ -117,7 +133,7 @@ class Command(BaseCommand):
         if not sweep.failed:
             return
         self.console.print(f"Failures ({formatting.count(sweep.failed)} samples):")
-        for reason, n in selectors.failure_reasons(sweep):
+        for reason, n in failure_reasons(sweep):
             self.console.print(f"  {formatting.count(n)} × {reason}", markup=False)
         share = sweep.failed / finished
         if share > max_failed:
@@ -133,7 +149,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path} is not UTF-8 text", returncode=2) from None
         try:
             with transaction.atomic():  # an invalid spec saves nothing, not even the owner
-                return services.experiment_create(owner=self.owner(username), data=load_spec_text(text))
+                return experiment_create(owner=self.owner(username), data=load_spec_text(text))
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
@@ -155,10 +171,10 @@ class Command(BaseCommand):
 
     def control(self, action: str, sweep_id: int) -> None:
         try:
-            sweep = getattr(services, f"sweep_{action}")(sweep=Sweep.objects.get(pk=sweep_id))
+            sweep = sweep_transition(sweep=Sweep.objects.get(pk=sweep_id), action=action)
         except Sweep.DoesNotExist:
             raise CommandError(f"no sweep {sweep_id}", returncode=2) from None
-        except services.ServiceError as e:
+        except ServiceError as e:
             raise CommandError(str(e)) from None
         self.console.print(f"Sweep {sweep.pk}: {sweep.status}.")
         if action == "resume" and settings.EMBEDDED_WORKER:
@@ -186,8 +202,8 @@ class Command(BaseCommand):
                         self.console.print(f"Pausing sweep {sweep.pk}: the calls in flight finish and are recorded "
                                            "(Ctrl-C again to abandon them).")  # fmt: skip
                         try:
-                            services.sweep_pause(sweep=sweep)
-                        except services.ServiceError:
+                            sweep_pause(sweep=sweep)
+                        except ServiceError:
                             pass  # it ended meanwhile
                     time.sleep(POLL_S)
         except Forced:
@@ -197,8 +213,8 @@ class Command(BaseCommand):
             ) from None
 
     def print_leaderboard(self, sweep: Sweep, limit: int = 10) -> None:
-        runs = selectors.leaderboard(sweep, limit=limit)
-        params = selectors.varying_params(runs) if runs else []
+        runs = leaderboard(sweep, limit=limit)
+        params = varying_params(runs) if runs else []
         table = Table(title=f"Leaderboard · sweep {sweep.pk} · {sweep.status}")
         for header in ["#", "score [95 %]", *params, "status", "tokens", "cost $"]:
             table.add_column(header, overflow="fold")
@@ -212,7 +228,7 @@ class Command(BaseCommand):
         self.console.print(table)
         count = formatting.count
         self.console.print(
-            f"{selectors.sweep_progress(sweep)['progress_text']}: {count(sweep.completed)} completed, "
+            f"{sweep_progress(sweep)['progress_text']}: {count(sweep.completed)} completed, "
             f"{count(sweep.failed)} failed · {count(sweep.cached_calls)} calls from cache · "
             f"{count(sweep.tokens_in + sweep.tokens_out)} tokens spent, {count(sweep.saved_tokens)} saved by cache · "
             f"${sweep.cost_usd:.4f}"
@@ -220,8 +236,8 @@ class Command(BaseCommand):
         if sweep.pruned:
             self.console.print(f"Early stopping pruned {sweep.pruned:,} samples: about {sweep.pruned_tokens:,} tokens "
                                f"and ${sweep.pruned_cost_usd:.4f} not spent.")  # fmt: skip
-        if verdict := selectors.top_two_verdict(sweep):
-            first, second = selectors.verdict_names(sweep, verdict["run_ids"])
+        if verdict := top_two_verdict(sweep):
+            first, second = verdict_names(sweep, verdict["run_ids"])
             answer = "distinguishable" if verdict["distinguishable"] else "not distinguishable: it may be noise"
             self.console.print(f"{first} and {second} (the top two): {answer} "
                                f"(p = {verdict['p_value']:.3g}, Wilcoxon over {verdict['rows']} rows; "

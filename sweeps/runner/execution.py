@@ -24,9 +24,6 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from sweeps import events, publishing, services
-from sweeps.budget_redis import sweep_budget
-from sweeps.dbthread import DbThread
 from sweeps.engine.batching import Batcher
 from sweeps.engine.budget import BudgetLedger
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
@@ -34,11 +31,21 @@ from sweeps.engine.limits import LocalRateLimiter, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
 from sweeps.engine.scoring import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
+from sweeps.events import publishing
+from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Sweep
-from sweeps.planning import Plan, plan_next_round
 from sweeps.providers.registry import ProviderSet
-from sweeps.ratelimit import RedisRateLimiter
-from sweeps.recording import record_outcomes
+from sweeps.runner.budget import sweep_budget
+from sweeps.runner.dbthread import DbThread
+from sweeps.runner.ratelimit import RedisRateLimiter
+from sweeps.services.planning import Plan, plan_next_round
+from sweeps.services.recording import record_outcomes
+from sweeps.services.sweeps import (
+    sweep_begin_execution,
+    sweep_end_execution,
+    sweep_fail,
+    sweep_hand_over,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +196,8 @@ class DbWorkload:
             for run_id, config in configs.items():
                 self._stages[run_id] = tuple(resolve_pipeline(self.spec.pipeline, config))
         if started := await self.db.write(start_runs, list(run_ids)):
-            sweep = await self.db.read(events.sweeps_with_owner().get, id=self.sweep_id)
-            await publishing.apublish([events.run_event("started", run, sweep) for run in started])
+            sweep = await self.db.read(sweeps_with_owner().get, id=self.sweep_id)
+            await publishing.apublish([run_event("started", run, sweep) for run in started])
         return [
             WorkItem(sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id])
             for sid, run_id, row, rep, inputs in rows
@@ -223,7 +230,7 @@ class DbWorkload:
     async def _write(self, outcomes: list[SampleOutcome]) -> list[None]:
         sweep, closed = await self.db.write(record_outcomes, self.sweep_id, outcomes, self.owner)
         kinds = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
-        await publishing.apublish([events.run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
+        await publishing.apublish([run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
         await self.publish_progress(sweep=sweep)
         return [None] * len(outcomes)
 
@@ -231,8 +238,8 @@ class DbWorkload:
         now = time.monotonic()
         if force or now - self._progress_at >= PROGRESS_EVERY_S:
             self._progress_at = now
-            sweep = sweep or await self.db.read(events.sweeps_with_owner().get, id=self.sweep_id)
-            await publishing.apublish([events.sweep_event("progress", sweep)])
+            sweep = sweep or await self.db.read(sweeps_with_owner().get, id=self.sweep_id)
+            await publishing.apublish([sweep_event("progress", sweep)])
 
 
 # --- leases: renewed by a task of their own (issue 12, item 2) ---
@@ -275,7 +282,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
     budget: BudgetLedger | None = None
     heartbeat: asyncio.Task[None] | None = None
     try:
-        sweep, published = await db.write(services.sweep_begin_execution, sweep_id)
+        sweep, published = await db.write(sweep_begin_execution, sweep_id)
         if sweep is None:
             return None
         await publishing.apublish(published)
@@ -311,17 +318,17 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
                 if await db.read(work_left, sweep_id, owner) != "pending":
                     await asyncio.sleep(OTHERS_POLL_S)
         if reason == "handover":
-            await db.write(services.sweep_hand_over, sweep_id)
+            await db.write(sweep_hand_over, sweep_id)
             log.info("sweep %s handed over to a fresh job after %s s", sweep_id, settings.PROMPTLOOPER_JOB_SLICE_SECONDS)
             return reason
         quota = executor.quota_error.message if executor.quota_error else ""
-        published = await db.write(services.sweep_end_execution, sweep_id, reason, quota)
+        published = await db.write(sweep_end_execution, sweep_id, reason, quota)
         await publishing.apublish(published)
         log.info("sweep %s ended: %s", sweep_id, reason)
         return reason
     except Exception as e:
         log.exception("sweep %s failed", sweep_id)
-        await publishing.apublish(await db.write(services.sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
+        await publishing.apublish(await db.write(sweep_fail, sweep_id, f"{type(e).__name__}: {e}"))
         return "failed"
     finally:
         if heartbeat is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from sweeps.publishing import experiment_group, user_group
-from sweeps.selectors import experiment_visible_to
+from sweeps.events.publishing import experiment_group, user_group
+from sweeps.selectors.experiments import experiment_visible_to
 
 UNAUTHORISED = 4403
 

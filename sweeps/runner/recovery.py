@@ -24,10 +24,10 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from sweeps import services
-from sweeps.dispatch import QueueUnavailable, dispatch_sweep
-from sweeps.execution import reclaim_expired
 from sweeps.models import RunSample, Sweep
+from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
+from sweeps.runner.execution import reclaim_expired
+from sweeps.services.sweeps import lease_expired, sweep_close_abandoned
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def take_over_orphans(redis: Redis) -> None:
                 pass  # logged by dispatch; the next check, a lease later, tries again
     abandoned = Sweep.objects.filter(pk__in=abandoned_samples().values("sweep_id"))
     for sweep in abandoned.filter(status=Sweep.Status.STOPPED):
-        services.sweep_close_abandoned(sweep=sweep)
+        sweep_close_abandoned(sweep=sweep)
         log.warning("sweep %s was stopped while its worker was dead: its samples are closed", sweep.pk)
     for sweep in abandoned.filter(status=Sweep.Status.PAUSED):
         reclaim_expired(sweep.pk)  # pending again: a resume continues them at once
@@ -75,7 +75,7 @@ def stale() -> Q:
 
 
 def abandoned_samples():
-    return RunSample.objects.filter(services.lease_expired(), status=RunSample.Status.RUNNING)
+    return RunSample.objects.filter(lease_expired(), status=RunSample.Status.RUNNING)
 
 
 def orphaned_sweeps(redis: Redis) -> list[int]:

@@ -7,7 +7,7 @@ import time
 from django.db import connections
 from rq import Worker
 
-from sweeps.recovery import CHECK_S, recover
+from sweeps.runner.recovery import CHECK_S, recover
 
 
 class SweepWorker(Worker):
@@ -26,7 +26,7 @@ class SweepWorker(Worker):
         return super().execute_job(job, queue)
 
     # An idle worker wakes every CHECK_S (not RQ's 405 s) to take over what dead workers left:
-    # see sweeps.recovery. RQ's own maintenance keeps its 10-minute interval.
+    # see sweeps.runner.recovery. RQ's own maintenance keeps its 10-minute interval.
 
     @property
     def dequeue_timeout(self) -> int:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.consumers import ExperimentConsumer, ExperimentListConsumer
+from sweeps.web.consumers import ExperimentConsumer, ExperimentListConsumer
 
 websocket_urlpatterns = [
     path("ws/experiments/", ExperimentListConsumer.as_asgi()),

@@ -14,12 +14,12 @@ from django.db.models import Avg, Count, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from sweeps.bulk import insert_rows, update_rows
 from sweeps.engine import stats
 from sweeps.engine.executor import SampleOutcome
-from sweeps.events import sweeps_with_owner
+from sweeps.events.messages import sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
-from sweeps.text_limits import stored, stored_stage
+from sweeps.runner.bulk import insert_rows, update_rows
+from sweeps.services.text_limits import stored, stored_stage
 
 SAMPLE_FIELDS = [
     "status", "stages", "output", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error",

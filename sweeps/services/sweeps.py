@@ -1,5 +1,4 @@
-"""Every state change of experiments and sweeps. Views, the API, admin actions and the CLI
-call these, so each behaviour lives in one place.
+"""A sweep's life. Views, the API, admin actions, the CLI and the runner call these.
 
 Sweep states: queued -> running -> completed | paused | stopped | failed; paused -> queued
 (resume); queued/running/paused -> stopped. Pause and stop are cooperative: the executor reads
@@ -11,32 +10,28 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from sweeps import events, formatting
-from sweeps.dispatch import QueueUnavailable, dispatch_sweep
+from sweeps.engine import formatting
 from sweeps.engine.errors import SpecError
-from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
-from sweeps.models import Experiment, Provider, Run, RunSample, Sweep
-from sweeps.publishing import publish_on_commit
-from sweeps.recording import close_finished_runs
+from sweeps.events.messages import sweep_event, sweeps_with_owner
+from sweeps.events.publishing import publish_on_commit
+from sweeps.models import Experiment, Run, RunSample, Sweep
+from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
+from sweeps.services import ServiceError
+from sweeps.services.experiments import validate_spec
+from sweeps.services.recording import close_finished_runs
 
 S = Sweep.Status
+
+
 ALLOWED = {  # action -> states it may start from
     "pause": (S.QUEUED, S.RUNNING),
     "resume": (S.PAUSED, S.FAILED),  # a failed sweep (worker crash, queue down) goes on where it was
     "stop": (S.QUEUED, S.RUNNING, S.PAUSED),
 }
-# Fields that may change while a sweep is paused: raising the budget is how one resumes a
-# sweep that ran out of it. Anything else would change what the paused runs mean.
-EDITABLE_WHILE_PAUSED = {"name", "description", "budget", "max_concurrency", "fail_fast"}
-
-
-class ServiceError(Exception):
-    """A refusal with a message a person can act on."""
 
 
 class TransitionError(ServiceError):
@@ -49,81 +44,6 @@ class TransitionError(ServiceError):
 
 def past(action: str) -> str:
     return {"pause": "paused", "resume": "resumed", "stop": "stopped"}[action]
-
-
-def known_providers() -> list[str]:
-    """Providers a spec may name: those a sweep could call right now."""
-    return [name for name, unavailable in provider_availability().items() if not unavailable]
-
-
-def provider_availability() -> dict[str, str]:
-    """Every provider: "" when sweeps can call it now, else what to do about it."""
-    return {p.name: p.availability()[1] for p in Provider.objects.all()}
-
-
-def spec_limits() -> SpecLimits:
-    """How much work one sweep may be, from settings (README, Configuration)."""
-    return SpecLimits(
-        max_grid=settings.PROMPTLOOPER_MAX_GRID,
-        max_trials=settings.PROMPTLOOPER_MAX_TRIALS,
-        max_repeats=settings.PROMPTLOOPER_MAX_REPEATS,
-        max_samples=settings.PROMPTLOOPER_MAX_SAMPLES,
-    )
-
-
-def validate_spec(data: Any) -> ExperimentSpec:
-    return parse_spec(data, limits=spec_limits(), known_providers=provider_availability())
-
-
-def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
-    d = spec.to_dict()
-    experiment.name, experiment.description = d["name"], d["description"]
-    experiment.pipeline, experiment.dataset, experiment.scorers = d["pipeline"], d["dataset"], d["scorers"]
-    experiment.parameter_space, experiment.repeats = d["sweep"], d["repeats"]
-    experiment.max_concurrency = d["max_concurrency"]
-    experiment.max_tokens, experiment.max_cost_usd = d["budget"]["max_tokens"], d["budget"]["max_cost_usd"]
-    experiment.fail_fast = d["fail_fast"]
-
-
-def experiment_create(*, owner: Any, data: Any) -> Experiment:
-    """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error."""
-    experiment = Experiment(owner=owner)
-    apply_spec(experiment, validate_spec(data))
-    experiment.save()
-    return experiment
-
-
-def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -> None:
-    """Refuse edits that would change what a sweep in progress means (ServiceError says which)."""
-    active = experiment.sweeps.filter(status__in=Sweep.ACTIVE).first()
-    if active:
-        raise ServiceError(f"Experiment {experiment.pk} has a {active.status} sweep: pause or stop it before editing.")
-    if experiment.sweeps.filter(status=S.PAUSED).exists():
-        stored = Experiment.objects.get(pk=experiment.pk).spec_dict()
-        after = spec.to_dict()
-        changed = {k for k in after if after[k] != stored.get(k)} - EDITABLE_WHILE_PAUSED
-        if changed:
-            raise ServiceError(
-                f"Experiment {experiment.pk} has a paused sweep, so only {', '.join(sorted(EDITABLE_WHILE_PAUSED))} "
-                f"may change; stop the sweep to edit {', '.join(sorted(changed))}."
-            )
-
-
-@transaction.atomic
-def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
-    Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
-    spec = validate_spec(data)
-    experiment_check_editable(experiment=experiment, spec=spec)
-    apply_spec(experiment, spec)
-    experiment.save()
-    return experiment
-
-
-@transaction.atomic
-def experiment_delete(*, experiment: Experiment) -> None:
-    if experiment.sweeps.filter(status__in=Sweep.ACTIVE).exists():
-        raise ServiceError(f"Experiment {experiment.pk} is running: stop its sweep before deleting it.")
-    experiment.delete()
 
 
 def set_status(sweep: Sweep, status: str, reason: str = "", **fields: Any) -> None:
@@ -140,7 +60,7 @@ def raised(old: float | None, new: float | None) -> bool:
 
 def locked(sweep: Sweep | int) -> Sweep:
     # Only the sweep's row is locked (of=self): the owner's id comes along for the events.
-    return events.sweeps_with_owner().select_for_update(of=("self",)).get(pk=getattr(sweep, "pk", sweep))
+    return sweeps_with_owner().select_for_update(of=("self",)).get(pk=getattr(sweep, "pk", sweep))
 
 
 @transaction.atomic
@@ -160,14 +80,14 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
         max_cost_usd=experiment.max_cost_usd,
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
-    publish_on_commit([events.sweep_event("queued", sweep)])
+    publish_on_commit([sweep_event("queued", sweep)])
     transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep
 
 
 def dispatch_or_fail(sweep: Sweep) -> None:
     """Hand the sweep to a worker; when the queue is unreachable the sweep stays queued, with
-    that reason as its error (the first worker to see Redis again enqueues it: sweeps.recovery),
+    that reason as its error (the first worker to see Redis again enqueues it: sweeps.runner.recovery),
     and the caller is told."""
     try:
         dispatch_sweep(sweep)
@@ -182,7 +102,7 @@ def sweep_pause(*, sweep: Sweep) -> Sweep:
     if sweep.status not in ALLOWED["pause"]:
         raise TransitionError(sweep, "pause")
     set_status(sweep, S.PAUSED, Sweep.Reason.PAUSED)
-    publish_on_commit([events.sweep_event("paused", sweep)])
+    publish_on_commit([sweep_event("paused", sweep)])
     return sweep
 
 
@@ -199,7 +119,7 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
         raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
     set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
-    publish_on_commit([events.sweep_event("resumed", sweep)])
+    publish_on_commit([sweep_event("resumed", sweep)])
     transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep
 
@@ -234,7 +154,7 @@ def sweep_stop(*, sweep: Sweep) -> Sweep:
         raise TransitionError(sweep, "stop")
     set_status(sweep, S.STOPPED, Sweep.Reason.STOPPED, finished_at=timezone.now())
     cancel_pending(sweep)
-    publish_on_commit([events.sweep_event("stopped", sweep)])
+    publish_on_commit([sweep_event("stopped", sweep)])
     return sweep
 
 
@@ -263,13 +183,10 @@ def cancel_pending(sweep: Sweep) -> None:
 @transaction.atomic
 def sweep_close_abandoned(*, sweep: Sweep) -> None:
     """A stopped sweep whose worker died with samples in flight: once their leases expired,
-    they are cancelled and their runs closed (sweeps.recovery calls this)."""
+    they are cancelled and their runs closed (sweeps.runner.recovery calls this)."""
     sweep = locked(sweep)
     if sweep.status == S.STOPPED:
         cancel_pending(sweep)
-
-
-# --- called by the executor (sweeps.execution), on its database thread ---
 
 
 @transaction.atomic
@@ -281,7 +198,7 @@ def sweep_begin_execution(sweep_id: int) -> tuple[Sweep | None, list[dict]]:
     set_status(sweep, S.RUNNING, "", started_at=sweep.started_at or timezone.now(), heartbeat_at=timezone.now())
     # "resumed" was said once, by sweep_resume; a job taking the sweep on (after a resume, a
     # hand-over, or as a second worker) only tells the page that it runs.
-    return sweep, [events.sweep_event("started" if first else "progress", sweep)]
+    return sweep, [sweep_event("started" if first else "progress", sweep)]
 
 
 def sweep_hand_over(sweep_id: int) -> None:
@@ -297,12 +214,12 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
     if reason in ("token_budget", "cost_budget", "provider_error", "rate_limited") and sweep.status == S.RUNNING:
         set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason) + ".")
         runs_back_to_pending(sweep_id)
-        return [events.sweep_event("paused", sweep)]
+        return [sweep_event("paused", sweep)]
     if sweep.status == S.PAUSED:
         runs_back_to_pending(sweep_id)  # paused meanwhile: this job's samples were released
     if sweep.status == S.STOPPED:
         cancel_pending(sweep)  # samples released by the executor as it stopped
-        return [events.sweep_event("progress", sweep)]
+        return [sweep_event("progress", sweep)]
     if reason == "drained" and sweep.status == S.RUNNING:
         unfinished = RunSample.objects.filter(
             sweep_id=sweep_id, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)
@@ -310,7 +227,7 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
         if unfinished.exists():
             return []  # another worker still holds samples; whoever finishes last completes it
         set_status(sweep, S.COMPLETED, Sweep.Reason.COMPLETED, finished_at=timezone.now())
-        return [events.sweep_event("completed", sweep)]
+        return [sweep_event("completed", sweep)]
     return []
 
 
@@ -324,7 +241,7 @@ def sweep_fail(sweep_id: int, error: str) -> list[dict]:
         status=RunSample.Status.PENDING, lease_owner="", lease_until=None
     )
     runs_back_to_pending(sweep.pk)
-    return [events.sweep_event("failed", sweep)]
+    return [sweep_event("failed", sweep)]
 
 
 @transaction.atomic
@@ -349,12 +266,6 @@ def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)
     return recovered
 
 
-def experiment_duplicate(*, experiment: Experiment) -> Experiment:
-    """A new draft with the same spec, named "<name> (copy)"; sweeps and results stay with the original.
-    Validated like any new experiment: a copy that names a provider disabled since is refused."""
-    data = experiment.spec_dict()
-    data["name"] = experiment.name[: Experiment._meta.get_field("name").max_length - 7] + " (copy)"
-    try:
-        return experiment_create(owner=experiment.owner, data=data)
-    except SpecError as e:
-        raise ServiceError(f"Experiment {experiment.pk} cannot be copied: {'; '.join(map(str, e.errors))}") from e
+def sweep_transition(*, sweep: Sweep, action: str) -> Sweep:
+    """Pause, resume or stop, by name: views, the API and the CLI take the action from the user."""
+    return {"pause": sweep_pause, "resume": sweep_resume, "stop": sweep_stop}[action](sweep=sweep)

@@ -31,7 +31,9 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
-from sweeps.engine.executor import JUDGE_PREFIX  # an llm_judge's call is among the stages, so named
+from sweeps.engine.executor import (
+    JUDGE_PREFIX,  # an llm_judge's call is among the stages, so named
+)
 from sweeps.engine.space import flatten
 from sweeps.models import Run, RunSample, Score, Sweep
 

@@ -1,7 +1,7 @@
 """The run page (one configuration, sample by sample) and the compare page (runs side by side).
 
 Thin like views.py: reads through selectors (scoped to the user: another's run is a 404), the
-compare rows are built in sweeps/compare.py. Both pages are paginated on the server with a
+compare rows are built in sweeps/web/compare.py. Both pages are paginated on the server with a
 constant number of queries, whatever the number of samples.
 """
 
@@ -16,11 +16,24 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from sweeps import compare, selectors, text_limits
 from sweeps.engine.pipeline import resolve_pipeline
 from sweeps.engine.space import flatten, get_path
 from sweeps.engine.spec import StageSpec
 from sweeps.models import Experiment, Run, RunSample
+from sweeps.selectors.experiments import experiment_page_get
+from sweeps.selectors.leaderboard import run_ranking, varying_params
+from sweeps.selectors.runs import (
+    compare_row_keys,
+    compare_samples,
+    run_page_get,
+    run_sample_search,
+    runs_get,
+    sample_get,
+    scorer_means,
+)
+from sweeps.selectors.sweeps import sweep_latest_figures, sweep_pipeline
+from sweeps.services import text_limits
+from sweeps.web import compare
 
 SAMPLES_PER_PAGE = 50
 ROWS_PER_PAGE = 25
@@ -35,9 +48,9 @@ RUN_ID = re.compile(r"[0-9]{1,18}")  # 18 digits always fit a bigint: a longer "
 
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.run_page_get(user=request.user, run_id=run_id)
+    run = run_page_get(user=request.user, run_id=run_id)
     filters, problems = sample_filters(request.GET)
-    page = Paginator(selectors.run_sample_search(run, **filters), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(run_sample_search(run, **filters), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     for sample in page:
         text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
         sample.input_items = compare.items(sample.inputs)
@@ -57,7 +70,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def sample_text(request: HttpRequest, sample_id: int) -> HttpResponse:
     """One stored text of a sample in full (`?part=output`, `stages.0.prompt`, ...), for its owner."""
-    sample = selectors.sample_get(user=request.user, sample_id=sample_id)
+    sample = sample_get(user=request.user, sample_id=sample_id)
     text = text_limits.full_text(sample, request.GET.get("part", ""))
     if text is None:
         raise Http404("No such text: ask for part=output, inputs.<column> or stages.<i>.system|prompt|output")
@@ -93,7 +106,7 @@ def resolved_stages(run: Run) -> list:
     stages = [
         StageSpec(name=s["name"], prompt=s["prompt"], system=s.get("system"), model=s.get("model"),
                   params=s.get("params") or {})
-        for s in selectors.sweep_pipeline(run.sweep_id)
+        for s in sweep_pipeline(run.sweep_id)
     ]  # fmt: skip
     try:
         return resolve_pipeline(stages, run.config)
@@ -110,20 +123,20 @@ class SelectionError(ValueError):
 
 @login_required
 def experiment_compare(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_page_get(user=request.user, experiment_id=experiment_id)
     asked = request.GET.getlist("runs")
     if not asked:  # ?with=<id>: the run page's "compare with other runs", that run ticked
         return render_picker(request, experiment, ticked=request.GET.getlist("with"), error="")
     try:
         run_ids = parse_run_ids(asked)
-        runs = selectors.runs_get(user=request.user, run_ids=run_ids)  # another user's run: 404
+        runs = runs_get(user=request.user, run_ids=run_ids)  # another user's run: 404
         check_same_experiment(experiment, runs)
     except SelectionError as e:
         return render_picker(request, experiment, ticked=asked, error=str(e), status=400)
 
-    page = Paginator(selectors.compare_row_keys(runs), ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(compare_row_keys(runs), ROWS_PER_PAGE).get_page(request.GET.get("page"))
     keys = list(page.object_list)  # (row_index, replicate) pairs
-    samples = selectors.compare_samples(runs, keys)
+    samples = compare_samples(runs, keys)
     for sample in samples:
         text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
     context = {
@@ -164,8 +177,8 @@ def check_same_experiment(experiment: Experiment, runs: list[Run]) -> None:
 def run_headers(runs: list[Run]) -> list[dict]:
     """Per run, what sets it apart from the others (the parameters that vary among them), its
     score and each scorer's mean; the best score is marked when it stands out."""
-    params = selectors.varying_params(runs)
-    means = selectors.scorer_means(runs)
+    params = varying_params(runs)
+    means = scorer_means(runs)
     scores = {run.score for run in runs if run.score is not None}
     best = max(scores) if len(scores) > 1 else None
     return [
@@ -184,9 +197,9 @@ def render_picker(
 ) -> HttpResponse:
     """The page without a valid selection: why, and the latest sweep's runs to choose from (those
     already asked for ticked, so fixing the choice is one click)."""
-    sweep = selectors.sweep_latest_figures(experiment)
-    runs = list(selectors.run_ranking(sweep)[:PICKER_RUNS]) if sweep else []
-    params = selectors.varying_params(runs) if runs else []
+    sweep = sweep_latest_figures(experiment)
+    runs = list(run_ranking(sweep)[:PICKER_RUNS]) if sweep else []
+    params = varying_params(runs) if runs else []
     context = {
         "experiment": experiment,
         "error": error,

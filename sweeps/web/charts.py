@@ -19,7 +19,7 @@ from typing import Any
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from sweeps import formatting
+from sweeps.engine import formatting
 from sweeps.engine.ranking import COST, LATENCY, SCORE, Objective, pareto_front
 from sweeps.engine.space import get_path
 from sweeps.models import Run

@@ -16,10 +16,26 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sweeps import charts, formatting, selectors, services, tokens
-from sweeps.engine import ranking
+from sweeps.engine import formatting, ranking
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
+from sweeps.selectors.experiments import experiment_page_get, experiment_search
+from sweeps.selectors.leaderboard import (
+    LEADERBOARD_DEFAULT,
+    LEADERBOARD_ORDERS,
+    leaderboard_order,
+    pareto_run_ids,
+    run_leaderboard,
+    run_ranking,
+    runs_recently_finished,
+    top_two_verdict,
+    varying_params,
+    verdict_names,
+)
+from sweeps.selectors.sweeps import sweep_latest_figures, sweep_progress, sweeps_by_id
+from sweeps.services import ServiceError, tokens
+from sweeps.services.sweeps import ALLOWED, sweep_start, sweep_transition
+from sweeps.web import charts
 
 PAGE_SIZE = 50  # experiments per list page, runs per leaderboard page
 CHART_RUNS = 500  # the best runs the charts show: enough to see the shape, small enough to redraw live
@@ -55,9 +71,9 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
     status = status if status in Experiment.Status.values else ""
-    experiments = selectors.experiment_search(user=request.user, status=status or None, search=query or None)
+    experiments = experiment_search(user=request.user, status=status or None, search=query or None)
     page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
-    latest = selectors.sweeps_by_id([e.latest_sweep_id for e in page])  # one query for the whole page
+    latest = sweeps_by_id([e.latest_sweep_id for e in page])  # one query for the whole page
     rows = [ListRow(e, latest.get(e.latest_sweep_id)) for e in page]
     return {"rows": rows, "page": page, "query": query, "status": status, "statuses": Experiment.Status.values}
 
@@ -104,7 +120,7 @@ def feed(sweep: Sweep) -> list[dict[str, Any]]:
         reason = f" ({sweep.stopped_reason})" if sweep.stopped_reason not in ("", sweep.status) else ""
         at = sweep.finished_at or sweep.updated_at
         items.append(feed_item(at, f"sweep.{sweep.status}", f"Sweep {sweep.pk} {sweep.status}{reason}"))
-    for run in selectors.runs_recently_finished(sweep, limit=FEED_SIZE):
+    for run in runs_recently_finished(sweep, limit=FEED_SIZE):
         score = f" · score {run['score']:.3f}" if run["score"] is not None else ""
         kind = f"run.{run['status']}" if run["status"] in ("failed", "pruned") else "run.completed"
         items.append(feed_item(run["finished_at"], kind, f"Run {run['id']} {run['status']}{score}"))
@@ -159,10 +175,10 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
 
 def verdict_context(sweep: Sweep, ranked: list[int]) -> dict[str, Any] | None:
     """Whether the top two runs differ, worded for the page (None until two have finished)."""
-    verdict = selectors.top_two_verdict(sweep)
+    verdict = top_two_verdict(sweep)
     if verdict is None:
         return None
-    first_name, second_name = selectors.verdict_names(sweep, verdict["run_ids"], ranked=ranked)
+    first_name, second_name = verdict_names(sweep, verdict["run_ids"], ranked=ranked)
     return {**verdict, "first": verdict["run_ids"][0], "second": verdict["run_ids"][1],
             "first_name": first_name, "second_name": second_name,
             "p": f"= {verdict['p_value']:.2g}" if verdict["p_value"] >= 0.001 else "< 0.001",
@@ -176,16 +192,16 @@ def charts_context(figures: dict[str, Any]) -> dict[str, Any]:
 def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
     """What the live part of the experiment page shows. Reads runs, never samples, in a fixed
     number of queries, so the page costs the same at 100 samples or 100,000."""
-    sweep = selectors.sweep_latest_figures(experiment)
+    sweep = sweep_latest_figures(experiment)
     if sweep is None:
         return {"experiment": experiment, "sweep": None, "actions": actions(None, []), **charts_context({"runs": 0})}
-    progress = selectors.sweep_progress(sweep)
-    chart_runs = list(selectors.run_ranking(sweep)[:CHART_RUNS])
-    params = selectors.varying_params(chart_runs) if chart_runs else []
-    order = selectors.leaderboard_order(request.GET.get("order"))
-    page = Paginator(selectors.run_leaderboard(sweep, order=order), PAGE_SIZE).get_page(request.GET.get("page"))
+    progress = sweep_progress(sweep)
+    chart_runs = list(run_ranking(sweep)[:CHART_RUNS])
+    params = varying_params(chart_runs) if chart_runs else []
+    order = leaderboard_order(request.GET.get("order"))
+    page = Paginator(run_leaderboard(sweep, order=order), PAGE_SIZE).get_page(request.GET.get("page"))
     # Page 1 by score: the charts' runs already have it.
-    reuse = page.number == 1 and order == selectors.LEADERBOARD_DEFAULT
+    reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
     shown = chart_runs[:PAGE_SIZE] if reuse else list(page)
     return {
         "experiment": experiment,
@@ -196,12 +212,12 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "tokens": sweep.tokens_in + sweep.tokens_out,
         "eta": duration(progress["eta_seconds"]),
         "params": params,
-        "rows": leaderboard_rows(shown, params, page.start_index(), set(selectors.pareto_run_ids(sweep))),
+        "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep))),
         "page": page,
         "order": order,
-        "orders": selectors.LEADERBOARD_ORDERS.items(),
+        "orders": LEADERBOARD_ORDERS.items(),
         # Pagination links keep the sort; the sort links start again at page 1.
-        "order_query": "" if order == selectors.LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
+        "order_query": "" if order == LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
         "chart_limit": CHART_RUNS,
         "verdict": verdict_context(sweep, [run.pk for run in chart_runs]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
@@ -211,7 +227,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
 
 @login_required
 def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_page_get(user=request.user, experiment_id=experiment_id)
     context = live_context(request, experiment)
     context["feed"] = feed(context["sweep"]) if context["sweep"] else []
     context["plotly_js_url"] = reverse("plotly_js", args=[charts.plotly_js_version()])
@@ -221,7 +237,7 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
 @login_required
 def experiment_live(request: HttpRequest, experiment_id: int) -> HttpResponse:
     """The part of the experiment page that events change, re-rendered on the server."""
-    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_page_get(user=request.user, experiment_id=experiment_id)
     return render(request, "sweeps/live.html", live_context(request, experiment))
 
 
@@ -236,18 +252,18 @@ def sweep_control(request: HttpRequest, experiment_id: int, action: str) -> Http
     """Start, pause, resume or stop, through the same services as the API and the admin. A plain
     form post is redirected back to the page; the page's script gets the live part at once (or
     the refusal, 409), so the controls work without reloading the page."""
-    experiment = selectors.experiment_page_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_page_get(user=request.user, experiment_id=experiment_id)
     try:
         if action == "start":
-            services.sweep_start(experiment=experiment)
-        elif action in services.ALLOWED:
-            sweep = selectors.sweep_latest_figures(experiment)
+            sweep_start(experiment=experiment)
+        elif action in ALLOWED:
+            sweep = sweep_latest_figures(experiment)
             if sweep is None:
-                raise services.ServiceError("This experiment has no sweep yet: start one.")
-            getattr(services, f"sweep_{action}")(sweep=sweep)
+                raise ServiceError("This experiment has no sweep yet: start one.")
+            sweep_transition(sweep=sweep, action=action)
         else:
             raise Http404
-    except services.ServiceError as e:
+    except ServiceError as e:
         if from_script(request):
             return HttpResponse(str(e), status=409, content_type="text/plain; charset=utf-8")
         messages.error(request, str(e))
@@ -278,7 +294,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         name = request.POST.get("name", "")
         try:
             created, raw = tokens.token_create(user=request.user, name=name)
-        except services.ServiceError as e:
+        except ServiceError as e:
             messages.error(request, str(e))
     context = {"tokens": tokens.token_list(user=request.user), "created": created, "raw": raw, "name": name}
     return render(request, "sweeps/tokens.html", context)
@@ -290,7 +306,7 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = tokens.token_get(user=request.user, token_id=token_id)
     try:
         tokens.token_revoke(token=token)
-    except services.ServiceError as e:
+    except ServiceError as e:
         messages.error(request, str(e))
     else:
         messages.success(request, f"Token {token} revoked: requests with it are refused from now on.")

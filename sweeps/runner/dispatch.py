@@ -10,6 +10,8 @@ from django.conf import settings
 from redis.exceptions import RedisError
 from rq import Worker
 
+from sweeps.runner.jobs import run_sweep
+
 log = logging.getLogger(__name__)
 
 
@@ -19,8 +21,6 @@ class QueueUnavailable(Exception):
 
 def dispatch_sweep(sweep, jobs: int | None = None) -> None:
     """jobs: how many RQ jobs to enqueue; by default one per worker listening."""
-    from sweeps.jobs import run_sweep
-
     if settings.EMBEDDED_WORKER:
         threading.Thread(target=run_sweep, args=(sweep.pk,), name=f"sweep-{sweep.pk}", daemon=True).start()
         return

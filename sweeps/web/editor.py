@@ -17,10 +17,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sweeps import estimates, selectors, services
 from sweeps.engine.errors import FieldError, SpecError
-from sweeps.forms import DATASET_TYPES, SpecSubmission, error_lines
 from sweeps.models import Experiment
+from sweeps.selectors import estimates
+from sweeps.selectors.experiments import experiment_get
+from sweeps.services import ServiceError
+from sweeps.services import experiments as experiment_services
+from sweeps.services.experiments import (
+    experiment_create,
+    experiment_update,
+    validate_spec,
+)
+from sweeps.web.spec_submission import DATASET_TYPES, SpecSubmission, error_lines
 
 EXAMPLE_SPEC = settings.BASE_DIR / "examples" / "ticket-triage.yaml"
 
@@ -34,7 +42,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
     if request.POST.get("action") != "save":
         return editor(request, submission, **checked_estimate(submission))
     try:
-        experiment = services.experiment_create(owner=request.user, data=submission.spec_data())
+        experiment = experiment_create(owner=request.user, data=submission.spec_data())
     except SpecError as e:
         return editor(request, submission, errors=e.errors)
     messages.success(request, f"Experiment “{experiment.name}” created: start a sweep when you are ready.")
@@ -44,7 +52,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def experiment_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     if request.method == "GET":
         text = yaml.safe_dump(experiment.spec_dict(), sort_keys=False, allow_unicode=True)
         return editor(request, SpecSubmission(text), experiment=experiment)
@@ -52,10 +60,10 @@ def experiment_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
     if request.POST.get("action") != "save":
         return editor(request, submission, experiment=experiment, **checked_estimate(submission))
     try:
-        services.experiment_update(experiment=experiment, data=submission.spec_data())
+        experiment_update(experiment=experiment, data=submission.spec_data())
     except SpecError as e:
         return editor(request, submission, experiment=experiment, errors=e.errors)
-    except services.ServiceError as e:  # e.g. a sweep is running: the spec is fine, the moment is not
+    except ServiceError as e:  # e.g. a sweep is running: the spec is fine, the moment is not
         return editor(request, submission, experiment=experiment, errors=[FieldError("", str(e))])
     messages.success(request, f"Experiment “{experiment.name}” saved.")
     return redirect("experiment_detail", experiment_id=experiment.pk)
@@ -72,10 +80,10 @@ def experiment_estimate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def experiment_duplicate(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     try:
-        copy = services.experiment_duplicate(experiment=experiment)
-    except services.ServiceError as e:
+        copy = experiment_services.experiment_duplicate(experiment=experiment)
+    except ServiceError as e:
         messages.error(request, str(e))
         return redirect("experiment_detail", experiment_id=experiment.pk)
     messages.success(request, f"Duplicated as “{copy.name}”: change what you like, then save.")
@@ -85,12 +93,12 @@ def experiment_duplicate(request: HttpRequest, experiment_id: int) -> HttpRespon
 @login_required
 @require_http_methods(["GET", "POST"])
 def experiment_delete(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
+    experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     if request.method == "GET":
         return render(request, "sweeps/editor_delete.html", {"experiment": experiment})
     try:
-        services.experiment_delete(experiment=experiment)
-    except services.ServiceError as e:
+        experiment_services.experiment_delete(experiment=experiment)
+    except ServiceError as e:
         messages.error(request, str(e))
         return redirect("experiment_detail", experiment_id=experiment.pk)
     messages.success(request, f"Experiment “{experiment.name}” deleted.")
@@ -103,7 +111,7 @@ def experiment_delete(request: HttpRequest, experiment_id: int) -> HttpResponse:
 def checked_estimate(submission: SpecSubmission) -> dict[str, Any]:
     """The estimate of a valid spec, or its errors; saves nothing and calls no provider."""
     try:
-        spec = services.validate_spec(submission.spec_data())
+        spec = validate_spec(submission.spec_data())
     except SpecError as e:
         return {"errors": e.errors}
     return {"estimate": estimates.estimate_spec(spec)}

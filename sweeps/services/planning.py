@@ -18,16 +18,16 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from sweeps import events, publishing
-from sweeps.bulk import insert_rows
 from sweeps.engine import early_stopping
 from sweeps.engine.space import config_hash
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.engine.stats import row_means
 from sweeps.engine.strategies import propose
-from sweeps.events import sweeps_with_owner
+from sweeps.events import publishing
+from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner
 from sweeps.models import Run, RunSample, Sweep
-from sweeps.recording import close_finished_runs
+from sweeps.runner.bulk import insert_rows
+from sweeps.services.recording import close_finished_runs
 
 ROUNDS_FOR_GUIDED = 5  # guided and tpe search spread n_trials over about this many rounds
 INSERT_BATCH = 2000
@@ -222,5 +222,5 @@ def prune_runs(sweep: Sweep, run_ids: set[int]) -> None:
     )
     closed = close_finished_runs(run_ids)
     sweep = sweeps_with_owner().get(pk=sweep.pk)
-    publishing.publish_on_commit([*(events.run_event("pruned", run, sweep) for run in closed),
-                                  events.sweep_event("progress", sweep)])  # fmt: skip
+    publishing.publish_on_commit([*(run_event("pruned", run, sweep) for run in closed),
+                                  sweep_event("progress", sweep)])  # fmt: skip

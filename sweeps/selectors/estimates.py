@@ -14,8 +14,8 @@ from sweeps.engine.calls import CachedResponse
 from sweeps.engine.estimate import Estimate, estimate_sweep, proposed_configs
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.models import ResponseCache
-from sweeps.planning import round_rng
 from sweeps.providers.registry import ProviderSet
+from sweeps.services.planning import round_rng
 
 LOOKUP_CHUNK = 500  # keys per query: well under every backend's limit on query parameters
 

@@ -1,0 +1,180 @@
+"""Reads of runs and their samples, always scoped to the user asking: search and filters, a
+run's page of samples, the rows the compare page sets side by side."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Avg, Case, Count, F, FloatField, Q, QuerySet, Value, When
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from sweeps.engine.values import value_problems
+from sweeps.models import Run, RunSample, Score, Sweep
+from sweeps.selectors.experiments import SPEC_JSON
+
+
+def run_get(*, user: Any, run_id: int) -> Run:
+    return get_object_or_404(Run.objects.select_related("experiment", "sweep"), pk=run_id, experiment__owner=user)
+
+
+def run_samples(run: Run) -> QuerySet[RunSample]:
+    return run.samples.prefetch_related("scores")
+
+
+RUN_ORDERS = {
+    "-score": F("score").desc(nulls_last=True),
+    "score": F("score").asc(nulls_last=True),
+    "cost": F("cost_usd").asc(),
+    "-cost": F("cost_usd").desc(),
+    "latency": F("latency_ms").asc(nulls_last=True),
+    "-latency": F("latency_ms").desc(nulls_last=True),
+    "created": F("id").asc(),
+    "-created": F("id").desc(),
+    # Free runs (all from the cache, or a free model) first, then score per dollar, best first;
+    # pruned runs last: they paid for part of the rows only, so their ratio flatters them.
+    "-score_per_dollar": (
+        Case(When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
+        F("free").desc(), F("score_per_dollar").desc(nulls_last=True), F("score").desc(nulls_last=True),
+    ),
+}
+
+
+SCORE_PER_DOLLAR = {
+    "free": Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)),
+    "score_per_dollar": Case(When(cost_usd__gt=0, then=F("score") / F("cost_usd")), default=None, output_field=FloatField()),
+}
+
+
+PARAM_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def param_filter(expression: str) -> Q:
+    """"params.temperature=0.2" -> runs whose config has that value (JSON-typed: 0.2 is a number,
+    "0.2" in quotes a string). Raises ValueError naming what is wrong."""
+    path, sep, raw = expression.partition("=")
+    segments = path.split(".")
+    if not sep or not all(PARAM_SEGMENT.match(s) for s in segments):
+        raise ValueError(f"param {expression!r} must look like path=value, e.g. model=mock/echo or params.temperature=0.2")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw  # a bare word: a string
+    if problems := value_problems(value):  # 1e999 is infinite, 1e30 beyond 64 bits: nothing matches them
+        raise ValueError(f"param {path!r}: the value {problems[0].message}")
+    return Q(**{"config__" + "__".join(segments) + "__exact": value})
+
+
+def run_search(
+    sweep: Sweep | None, *, status: str | None = None, order: str = "-score", params: list[str] = ()
+) -> QuerySet[Run]:
+    if sweep is None:
+        return Run.objects.none()
+    runs = sweep.runs.all()
+    if status:
+        runs = runs.filter(status=status)
+    for expression in params:
+        runs = runs.filter(param_filter(expression))
+    ordering = RUN_ORDERS[order]
+    return runs.annotate(**SCORE_PER_DOLLAR).order_by(*(ordering if isinstance(ordering, tuple) else (ordering,)), "id")
+
+
+SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "output", "score", "tokens_in",
+                 "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "attempts", "truncated")  # fmt: skip
+
+
+def sample_get(*, user: Any, sample_id: int, run_id: int | None = None) -> RunSample:
+    """One of the user's samples (of that run, when given); another's is a 404."""
+    samples = RunSample.objects.filter(run__experiment__owner=user)
+    if run_id is not None:
+        samples = samples.filter(run_id=run_id)
+    return get_object_or_404(samples, pk=sample_id)
+
+
+def run_sample_page(run: Run, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """A page of the run's samples as plain rows with their scores: two queries, and no model
+    instances to build (the API answers them as JSON as they are)."""
+    samples = list(run.samples.order_by("row_index", "replicate").values(*SAMPLE_FIELDS)[offset : offset + limit])
+    scores: dict[int, list[dict[str, Any]]] = {sample["id"]: [] for sample in samples}
+    for score in Score.objects.filter(sample_id__in=scores).order_by("scorer_index").values(
+        "sample_id", "name", "value", "passed", "reason", "weight"
+    ):
+        scores[score.pop("sample_id")].append(score)
+    return [{**sample, "scores": scores[sample["id"]]} for sample in samples]
+
+
+# An experiment's spec and a sweep's snapshot of it (dataset included) can be megabytes of
+# JSON; a run's page needs neither, and loading them would cost more than the page itself.
+RUN_PAGE_DEFERRED = (*(f"experiment__{field}" for field in SPEC_JSON), "sweep__spec")
+
+
+def run_page_get(*, user: Any, run_id: int) -> Run:
+    runs = Run.objects.select_related("experiment", "sweep").defer(*RUN_PAGE_DEFERRED)
+    return get_object_or_404(runs, pk=run_id, experiment__owner=user)
+
+
+def run_sample_search(run: Run, *, status: str | None = None, max_score: float | None = None) -> QuerySet[RunSample]:
+    """A run's samples in dataset order, scores prefetched. `max_score` keeps the samples scoring
+    at most that, failed ones included: they count as 0 in the run's score."""
+    samples = run_samples(run)
+    if status:
+        samples = samples.filter(status=status)
+    if max_score is not None:
+        samples = samples.filter(Q(score__lte=max_score) | Q(status=RunSample.Status.FAILED))
+    return samples
+
+
+def runs_get(*, user: Any, run_ids: list[int]) -> list[Run]:
+    """The user's runs with these ids, in the order asked; 404 when any is missing or another's."""
+    found = Run.objects.filter(experiment__owner=user).in_bulk(run_ids)
+    if len(found) != len(set(run_ids)):
+        raise Http404("No such run")
+    return [found[i] for i in run_ids]
+
+
+def compare_row_keys(runs: list[Run]) -> QuerySet:
+    """The (row_index, replicate) pairs that any of the runs has a sample for, in dataset order."""
+    keys = RunSample.objects.filter(run__in=runs).values_list("row_index", "replicate")
+    return keys.distinct().order_by("row_index", "replicate")
+
+
+def compare_samples(runs: list[Run], keys: list[tuple[int, int]]) -> list[RunSample]:
+    """The runs' samples for these (row_index, replicate) pairs, scores prefetched."""
+    if not keys:
+        return []
+    # The pairs of a page are consecutive in dataset order: a range on row_index finds them,
+    # and only the replicates of the first and last row may fall outside the page.
+    samples = RunSample.objects.filter(run__in=runs, row_index__gte=keys[0][0], row_index__lte=keys[-1][0])
+    wanted = set(keys)
+    return [s for s in samples.prefetch_related("scores") if (s.row_index, s.replicate) in wanted]
+
+
+RUN_FINISHED = (Run.Status.COMPLETED, Run.Status.FAILED, Run.Status.CANCELLED)
+
+
+def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
+    """Per run: each scorer's name, mean value and number of scored samples, in scorer order.
+
+    Averaging every verdict of six runs of thousands of samples is the slowest part of the compare
+    page, and a finished run's verdicts never change: its means are cached, keyed by when it
+    finished, so paging through a comparison computes them once."""
+    keys = {run.pk: f"sweeps:scorer-means:{run.pk}:{run.finished_at.isoformat()}"
+            for run in runs if run.status in RUN_FINISHED and run.finished_at}  # fmt: skip
+    cached = cache.get_many(list(keys.values()))
+    means = {run.pk: cached[keys[run.pk]] for run in runs if keys.get(run.pk) in cached}
+    missing = [run.pk for run in runs if run.pk not in means]
+    if missing:
+        means.update({run_id: [] for run_id in missing})
+        rows = (
+            Score.objects.filter(sample__run__in=missing)
+            .values("sample__run_id", "scorer_index", "name")
+            .annotate(mean=Avg("value"), n=Count("id"))
+            .order_by("sample__run_id", "scorer_index")
+        )
+        for row in rows:
+            means[row["sample__run_id"]].append({"name": row["name"], "mean": row["mean"], "n": row["n"]})
+        cache.set_many({keys[i]: means[i] for i in missing if i in keys}, timeout=24 * 3600)
+    return means

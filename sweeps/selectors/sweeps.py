@@ -1,0 +1,69 @@
+"""Reads of sweeps: a user's, an experiment's latest, progress and failure reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from sweeps.engine import formatting
+from sweeps.models import Experiment, RunSample, Sweep
+
+
+def sweep_get(*, user: Any, sweep_id: int) -> Sweep:
+    return get_object_or_404(Sweep.objects.select_related("experiment"), pk=sweep_id, experiment__owner=user)
+
+
+def sweep_latest(experiment: Experiment) -> Sweep | None:
+    return experiment.sweeps.order_by("-created_at").first()
+
+
+def failure_reasons(sweep: Sweep, *, limit: int = 10) -> list[tuple[str, int]]:
+    """The sweep's distinct sample errors with how many samples each failed, most frequent first."""
+    rows = (
+        RunSample.objects.filter(sweep=sweep, status=RunSample.Status.FAILED)
+        .values("error").annotate(n=Count("id")).order_by("-n", "error")[:limit]
+    )  # fmt: skip
+    return [(row["error"] or "(no error message)", row["n"]) for row in rows]
+
+
+def sweeps_by_id(ids: list[int | None]) -> dict[int, Sweep]:
+    return Sweep.objects.defer("spec").in_bulk([i for i in ids if i is not None])  # spec: see SPEC_JSON
+
+
+def sweep_of(experiment: Experiment, sweep_id: int | None) -> Sweep | None:
+    """The experiment's sweep `sweep_id` (404 when it is another's), or its latest."""
+    if sweep_id is None:
+        return sweep_latest(experiment)
+    return get_object_or_404(Sweep, pk=sweep_id, experiment=experiment)
+
+
+def sweep_progress(sweep: Sweep) -> dict[str, Any]:
+    """How far a sweep is, how long it may still take, and what may be done to it now."""
+    from sweeps.services.sweeps import (
+        ALLOWED,  # the rules of transitions live with the transitions
+    )
+
+    done = sweep.done
+    eta = None
+    if sweep.status == Sweep.Status.RUNNING and sweep.started_at and done:
+        elapsed = (timezone.now() - sweep.started_at).total_seconds()
+        eta = max(0.0, elapsed / done * (sweep.total - done))
+    return {
+        "progress": sweep.progress,
+        "progress_text": formatting.progress(total=sweep.total, finished=done, cancelled=sweep.cancelled),
+        "eta_seconds": eta,
+        "allowed_actions": [action for action, states in ALLOWED.items() if sweep.status in states],
+    }
+
+
+def sweep_pipeline(sweep_id: int) -> list[dict[str, Any]]:
+    """The stages of a sweep's spec snapshot, read without the rest of the snapshot."""
+    return Sweep.objects.filter(pk=sweep_id).values_list("spec__pipeline", flat=True).first() or []
+
+
+def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
+    """The latest sweep without its spec snapshot (which holds the whole dataset)."""
+    return experiment.sweeps.defer("spec").order_by("-created_at").first()

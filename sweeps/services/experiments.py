@@ -1,0 +1,104 @@
+"""Experiments: a spec validated (every bad field named) and saved, edited within what a paused
+sweep allows, copied and deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from sweeps.engine.errors import SpecError
+from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
+from sweeps.models import Experiment, Provider, Sweep
+from sweeps.services import ServiceError
+
+# Fields that may change while a sweep is paused: raising the budget is how one resumes a
+# sweep that ran out of it. Anything else would change what the paused runs mean.
+EDITABLE_WHILE_PAUSED = {"name", "description", "budget", "max_concurrency", "fail_fast"}
+
+
+def known_providers() -> list[str]:
+    """Providers a spec may name: those a sweep could call right now."""
+    return [name for name, unavailable in provider_availability().items() if not unavailable]
+
+
+def provider_availability() -> dict[str, str]:
+    """Every provider: "" when sweeps can call it now, else what to do about it."""
+    return {p.name: p.availability()[1] for p in Provider.objects.all()}
+
+
+def spec_limits() -> SpecLimits:
+    """How much work one sweep may be, from settings (README, Configuration)."""
+    return SpecLimits(
+        max_grid=settings.PROMPTLOOPER_MAX_GRID,
+        max_trials=settings.PROMPTLOOPER_MAX_TRIALS,
+        max_repeats=settings.PROMPTLOOPER_MAX_REPEATS,
+        max_samples=settings.PROMPTLOOPER_MAX_SAMPLES,
+    )
+
+
+def validate_spec(data: Any) -> ExperimentSpec:
+    return parse_spec(data, limits=spec_limits(), known_providers=provider_availability())
+
+
+def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
+    d = spec.to_dict()
+    experiment.name, experiment.description = d["name"], d["description"]
+    experiment.pipeline, experiment.dataset, experiment.scorers = d["pipeline"], d["dataset"], d["scorers"]
+    experiment.parameter_space, experiment.repeats = d["sweep"], d["repeats"]
+    experiment.max_concurrency = d["max_concurrency"]
+    experiment.max_tokens, experiment.max_cost_usd = d["budget"]["max_tokens"], d["budget"]["max_cost_usd"]
+    experiment.fail_fast = d["fail_fast"]
+
+
+def experiment_create(*, owner: Any, data: Any) -> Experiment:
+    """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error."""
+    experiment = Experiment(owner=owner)
+    apply_spec(experiment, validate_spec(data))
+    experiment.save()
+    return experiment
+
+
+def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -> None:
+    """Refuse edits that would change what a sweep in progress means (ServiceError says which)."""
+    active = experiment.sweeps.filter(status__in=Sweep.ACTIVE).first()
+    if active:
+        raise ServiceError(f"Experiment {experiment.pk} has a {active.status} sweep: pause or stop it before editing.")
+    if experiment.sweeps.filter(status=Sweep.Status.PAUSED).exists():
+        stored = Experiment.objects.get(pk=experiment.pk).spec_dict()
+        after = spec.to_dict()
+        changed = {k for k in after if after[k] != stored.get(k)} - EDITABLE_WHILE_PAUSED
+        if changed:
+            raise ServiceError(
+                f"Experiment {experiment.pk} has a paused sweep, so only {', '.join(sorted(EDITABLE_WHILE_PAUSED))} "
+                f"may change; stop the sweep to edit {', '.join(sorted(changed))}."
+            )
+
+
+@transaction.atomic
+def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
+    Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
+    spec = validate_spec(data)
+    experiment_check_editable(experiment=experiment, spec=spec)
+    apply_spec(experiment, spec)
+    experiment.save()
+    return experiment
+
+
+@transaction.atomic
+def experiment_delete(*, experiment: Experiment) -> None:
+    if experiment.sweeps.filter(status__in=Sweep.ACTIVE).exists():
+        raise ServiceError(f"Experiment {experiment.pk} is running: stop its sweep before deleting it.")
+    experiment.delete()
+
+
+def experiment_duplicate(*, experiment: Experiment) -> Experiment:
+    """A new draft with the same spec, named "<name> (copy)"; sweeps and results stay with the original.
+    Validated like any new experiment: a copy that names a provider disabled since is refused."""
+    data = experiment.spec_dict()
+    data["name"] = experiment.name[: Experiment._meta.get_field("name").max_length - 7] + " (copy)"
+    try:
+        return experiment_create(owner=experiment.owner, data=data)
+    except SpecError as e:
+        raise ServiceError(f"Experiment {experiment.pk} cannot be copied: {'; '.join(map(str, e.errors))}") from e

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from sweeps.web import editor, runs, views
+
+urlpatterns = [
+    path("experiments/new/", editor.experiment_new, name="experiment_new"),
+    path("experiments/estimate/", editor.experiment_estimate, name="experiment_estimate"),
+    path("experiments/<int:experiment_id>/edit/", editor.experiment_edit, name="experiment_edit"),
+    path("experiments/<int:experiment_id>/duplicate/", editor.experiment_duplicate, name="experiment_duplicate"),
+    path("experiments/<int:experiment_id>/delete/", editor.experiment_delete, name="experiment_delete"),
+    path("", views.experiment_list, name="experiment_list"),
+    path("experiments/live/", views.experiment_list_live, name="experiment_list_live"),
+    path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly_js"),
+    path("experiments/<int:experiment_id>/", views.experiment_detail, name="experiment_detail"),
+    path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment_live"),
+    path("experiments/<int:experiment_id>/sweep/<str:action>/", views.sweep_control, name="sweep_control"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
+    path("samples/<int:sample_id>/text/", runs.sample_text, name="sample_text"),
+    path("experiments/<int:experiment_id>/compare/", runs.experiment_compare, name="experiment_compare"),
+    path("account/tokens/", views.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+]
