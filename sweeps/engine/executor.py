@@ -33,10 +33,10 @@ from sweeps.engine.calls import (  # the data types are part of the executor's i
 )
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
+from sweeps.engine.provider import ProviderError
 from sweeps.engine.retry import RetryPolicy
 from sweeps.engine.scoring import Scorer, ScoreResult, weighted_mean
 from sweeps.engine.templating import TemplateError, render
-from sweeps.providers.base import ProviderError
 
 __all__ = [
     "JUDGE_PREFIX", "BudgetExhausted", "CachedResponse", "Executor", "JudgeCall",

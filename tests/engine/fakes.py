@@ -17,8 +17,8 @@ from typing import Any
 
 from sweeps.engine.executor import CachedResponse, JudgeCall, SampleOutcome, WorkItem
 from sweeps.engine.pipeline import ResolvedStage
+from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
 from sweeps.engine.scoring import Scorer, ScoreResult
-from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
 
 
 def stage(name: str, prompt: str, *, model: str = "fake/m", system: str | None = None, **params: Any) -> ResolvedStage:

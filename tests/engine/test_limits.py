@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from sweeps.engine.limits import AdaptiveConcurrency, AdaptiveLimit, LocalRateLimiter, is_throttle
-from sweeps.providers.base import ProviderError
+from sweeps.engine.provider import ProviderError
 
 
 class Clock:
