@@ -101,6 +101,12 @@ def test_random_and_guided_count_n_trials_capped_by_the_space():
     assert (e.configs, e.count_exact, e.same_configs) == (3, False, False)  # at most the 3 grid points
 
 
+def test_a_grid_counts_a_value_listed_twice_once_as_the_planner_runs_it():
+    sweep = {"type": "grid", "params": {"model": ["fake/a", "fake/a", "fake/b"]}}
+    e = estimate(spec_data(sweep=sweep))
+    assert (e.configs, e.count_exact, e.same_configs) == (2, True, True)
+
+
 def test_no_dataset_still_runs_each_config_once():
     e = estimate(spec_data(dataset=[], pipeline=[{"name": "a", "prompt": "Hello", "model": "fake/a"}]))
     assert (e.rows, e.samples, e.calls) == (1, 4, 4)
