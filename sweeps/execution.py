@@ -32,7 +32,7 @@ from sweeps.engine.budget import BudgetLedger
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
 from sweeps.engine.limits import LocalRateLimiter, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.scorers import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.models import ResponseCache, Run, RunSample, Sweep
 from sweeps.planning import Plan, plan_next_round

@@ -33,7 +33,7 @@ from sweeps.engine.cache import cache_key
 from sweeps.engine.calls import CachedResponse
 from sweeps.engine.executor import JUDGE_PREFIX
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
-from sweeps.engine.scoring import Scorer, build_scorer
+from sweeps.engine.scorers import Scorer, build_scorer
 from sweeps.engine.spec import ExperimentSpec, SweepSpec
 from sweeps.engine.strategies import random_search
 from sweeps.engine.templating import TemplateError, render, render_budget
@@ -177,7 +177,7 @@ def estimate_sweep(
     spec: ExperimentSpec, proposal: Proposal, sources: Sources, *, sample_cap: int = SAMPLE_CAP
 ) -> Estimate:
     scorers = [build_scorer(item, f"scorers[{i}]") for i, item in enumerate(spec.scorers)]
-    judges = [s for s in scorers if getattr(s, "judge_model", None) is not None]
+    judges = [s for s in scorers if s.calls_model]
     configs, rows, repeats = proposal.configs, spec.dataset, spec.repeats
     units = examined_units(len(configs), len(rows), repeats, sample_cap)
     stages_of: dict[int, list[ResolvedStage]] = {}

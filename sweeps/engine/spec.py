@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from sweeps.engine.errors import FieldError, SpecError
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.scorers import build_scorer
 from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
 from sweeps.engine.strategies import NAMES_TEXT, STRATEGIES, Strategy
 from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
@@ -493,17 +493,17 @@ def _parse_scorers(
         path = f"scorers[{index}]"
         if not isinstance(item, dict):
             v.error(path, f"must be an object, got {_kind(item)}")
-        elif v.attempt(build_scorer, item, path) is not None:
+        elif (scorer := v.attempt(build_scorer, item, path)) is not None:
             scorers.append(copy.deepcopy(item))
             # Scorers run after the whole pipeline: every stage's output is a variable (and for
             # a judge's rubric, `output`). A misspelt one would otherwise score every row 0.
             names = [stage.name for stage in pipeline]
-            if isinstance(item.get("value"), str):
-                _check_template(v, item["value"], _at(path, "value"), columns, names, len(names))
-            if item.get("type") == "llm_judge":
-                judged = [*names, "output"]  # `output`: the final answer, what the judge grades
-                _check_template(v, item["rubric"], _at(path, "rubric"), columns, judged, len(judged))
-                _check_model(v, item["model"], _at(path, "model"), known_providers)
+            for key, extra in scorer.template_keys.items():
+                if isinstance(item.get(key), str):  # a number (`value: 42`) names no variable
+                    visible = [*names, *extra]
+                    _check_template(v, item[key], _at(path, key), columns, visible, len(visible))
+            for key in scorer.model_keys:
+                _check_model(v, item[key], _at(path, key), known_providers)
     return tuple(scorers)
 
 

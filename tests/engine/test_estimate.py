@@ -20,7 +20,7 @@ from sweeps.engine.estimate import (
 )
 from sweeps.engine.executor import Executor, WorkItem
 from sweeps.engine.pipeline import resolve_pipeline
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.scorers import build_scorer
 from sweeps.engine.spec import parse_spec
 from tests.engine.fakes import FakeProviders, FakeSleep, FakeStore, FakeWorkload, ScriptedProvider
 

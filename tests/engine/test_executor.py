@@ -19,7 +19,7 @@ from sweeps.engine.executor import CachedResponse, Executor
 from sweeps.engine.limits import LocalRateLimiter
 from sweeps.engine.provider import Completion, CompletionRequest, ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.engine.scoring import ScoreResult, build_scorer
+from sweeps.engine.scorers import ScoreResult, build_scorer
 from tests.engine.fakes import (
     EventLog,
     FakeJudge,

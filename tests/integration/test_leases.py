@@ -17,7 +17,7 @@ from rq import Worker
 
 from sweeps import services
 from sweeps.engine.executor import SampleOutcome, ScoredVerdict, WorkItem
-from sweeps.engine.scoring import ScoreResult
+from sweeps.engine.scorers import ScoreResult
 from sweeps.execution import claim_samples, reclaim_expired
 from sweeps.models import Provider, Run, RunSample, Score, Sweep
 from sweeps.planning import plan_next_round

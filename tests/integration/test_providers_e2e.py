@@ -20,7 +20,7 @@ from django.apps import apps
 
 from sweeps import publishing, services
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scoring import JUDGE_INSTRUCTIONS
+from sweeps.engine.scorers import JUDGE_INSTRUCTIONS
 from sweeps.models import Provider, RunSample, Score, Sweep
 from tests.conftest import wait_for_sweep
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, Scripted, anthropic_answer, openai_answer
