@@ -60,7 +60,7 @@ Measures
   as infinitely many tokens in the median ("seeds reached" says how many got there). For
   random search the report also gives what uniform draws without replacement would do on average with that many qualifying configurations (the share of the
   grid before the first one is (N + 1) / (k + 1) / N, about 1/(k + 1)). Guided and tpe plan
-  in rounds of 24 (planning.ROUNDS_FOR_GUIDED = 5 rounds), each round from every score so far.
+  in rounds of 24 (engine/strategies/base.py: ADAPTIVE_ROUNDS = 5), each round from every score so far.
 - early stopping: the same grid with `early_stopping: {rungs: [0.1, 0.3, 1.0], alpha: 0.05}`
   on the same seed (hence the same per-sample scores). Tokens spent = every sample it ran
   (pruned runs included); saved = 1 - that / the plain grid's. "Winner kept": its best

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sweeps.engine.budget import BudgetLedger, estimate_tokens
 from sweeps.engine.cache import cache_key
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter, is_throttle
+from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
 
 # When a call sets no max_tokens, its budget reservation assumes this many output tokens.
 DEFAULT_RESERVED_OUTPUT_TOKENS = 1024

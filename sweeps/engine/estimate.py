@@ -6,8 +6,8 @@ in through `Sources`. Nothing here calls a provider.
 
 What is exact and what is not (the editor page says the same):
 - configurations: exact for grid and random (the planner's first and only round, with its rng);
-  guided plans later rounds from scores not known yet, so n_trials (or the space's size) is an
-  upper bound.
+  an adaptive strategy (guided, tpe) plans later rounds from scores not known yet, so n_trials
+  (or the space's size) is an upper bound.
 - samples = configurations x rows x repeats and calls = samples x (stages + llm_judge scorers):
   exact when every call is made (a sample that fails makes fewer).
 - cached calls: each sample's calls are built the way the executor builds them and looked up. A
@@ -33,9 +33,9 @@ from sweeps.engine.cache import cache_key
 from sweeps.engine.calls import CachedResponse
 from sweeps.engine.executor import JUDGE_PREFIX
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
-from sweeps.engine.scoring import Scorer, build_scorer
+from sweeps.engine.scorers import Scorer, build_scorer
 from sweeps.engine.spec import ExperimentSpec, SweepSpec
-from sweeps.engine.strategies import grid, random_search
+from sweeps.engine.strategies import random_search
 from sweeps.engine.templating import TemplateError, render, render_budget
 
 SAMPLE_CAP = 2_000  # samples whose calls are followed one by one; above it, a subset is
@@ -62,12 +62,15 @@ class Proposal:
 
 def proposed_configs(sweep: SweepSpec, rng: random.Random) -> Proposal:
     """The configurations the planner would propose, given the rng of its first round."""
-    if sweep.type == "grid":
-        return Proposal(grid(sweep.space), True, True)
+    strategy = sweep.strategy
+    if not strategy.is_adaptive:  # its first round, exactly as the planner makes it, is all it proposes
+        n = strategy.round_size(sweep, rounds_done=0, planned=0)
+        configs = strategy.propose(sweep.space, n=n, history=(), rng=rng, top_k=sweep.top_k,
+                                   explore_ratio=sweep.explore_ratio, seen=set())  # fmt: skip
+        # The whole space, or drawn by a seeded rng: these very configs.
+        return Proposal(configs, True, strategy.is_exhaustive or sweep.seed is not None)
+    # Later rounds depend on scores; random configs of the same number stand in for them.
     n = sweep.n_trials or 1
-    if sweep.type == "random":
-        return Proposal(random_search(sweep.space, n, rng), True, sweep.seed is not None)
-    # guided and tpe: later rounds depend on scores; random configs of the same number stand in for them.
     size = sweep.space.grid_size()
     return Proposal(random_search(sweep.space, min(n, size) if size else n, rng), False, False)
 
@@ -174,7 +177,7 @@ def estimate_sweep(
     spec: ExperimentSpec, proposal: Proposal, sources: Sources, *, sample_cap: int = SAMPLE_CAP
 ) -> Estimate:
     scorers = [build_scorer(item, f"scorers[{i}]") for i, item in enumerate(spec.scorers)]
-    judges = [s for s in scorers if getattr(s, "judge_model", None) is not None]
+    judges = [s for s in scorers if s.calls_model]
     configs, rows, repeats = proposal.configs, spec.dataset, spec.repeats
     units = examined_units(len(configs), len(rows), repeats, sample_cap)
     stages_of: dict[int, list[ResolvedStage]] = {}

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,10 +33,10 @@ from sweeps.engine.calls import (  # the data types are part of the executor's i
 )
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
+from sweeps.engine.provider import ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.engine.scoring import Scorer, ScoreResult, weighted_mean
+from sweeps.engine.scorers import ModelCall, Scorer, ScoreResult, weighted_mean
 from sweeps.engine.templating import TemplateError, render
-from sweeps.providers.base import ProviderError
 
 __all__ = [
     "JUDGE_PREFIX", "BudgetExhausted", "CachedResponse", "Executor", "JudgeCall",
@@ -72,8 +72,8 @@ class Halted(Exception):
 # name. Stage names are identifiers (the spec refuses others), so they never contain ":".
 JUDGE_PREFIX = "judge:"
 
-# What an LLM-judge scorer's `ascore` gets to call a model: ("provider/model", messages, params) -> text.
-JudgeCall = Callable[[str, Sequence[Message], Mapping[str, Any]], Awaitable[str]]
+# What a scorer that calls a model (an LLM judge) gets to call it: ("provider/model", messages, params) -> text.
+JudgeCall = ModelCall
 
 
 @dataclass(frozen=True)
@@ -297,10 +297,10 @@ class Executor:
         output = stages[-1].response.text if stages else ""
         verdicts = []
         for scorer in self.scorers:
-            if getattr(scorer, "judge_model", None) is None:
-                result = scorer.score(output, variables)
-            else:
+            if scorer.calls_model:
                 result = await self._judge(scorer, output, variables, item.replicate, stages)
+            else:
+                result = scorer.score(output, variables)
             verdicts.append(ScoredVerdict(scorer.name, scorer.weight, result))
         return SampleOutcome(item, tuple(stages), tuple(verdicts))
 
@@ -312,8 +312,9 @@ class Executor:
         replicate: int,
         stages: list[StageOutcome],
     ) -> ScoreResult:
-        """An LLM-judge scorer's verdict. Its calls are calls like any other (cache, budget,
-        retries, rate limits) and are added to the sample's stages, so their cost counts."""
+        """The verdict of a scorer that calls a model (an LLM judge). Its calls are calls like any
+        other (cache, budget, retries, rate limits) and are added to the sample's stages, so their
+        cost counts."""
         name = JUDGE_PREFIX + scorer.name
         calls = self._calls
 

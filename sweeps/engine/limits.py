@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from sweeps.providers.base import ProviderError
+from sweeps.engine.provider import ProviderError
 
 # A limit of N per minute lets calls worth N/12 (5 seconds' worth) go at once, then N/60 a second.
 BURST_SECONDS = 5.0

@@ -19,25 +19,13 @@ from typing import Any, TypeVar
 import yaml
 
 from sweeps.engine.errors import FieldError, SpecError
-from sweeps.engine.scoring import build_scorer
-from sweeps.engine.space import (
-    Choice,
-    Space,
-    Steps,
-    Uniform,
-    ValueSpec,
-    parse_value_spec,
-)
-from sweeps.engine.templating import (
-    TemplateError,
-    compile_template,
-    limit_error,
-    render_budget,
-    template_variables,
-)
+from sweeps.engine.scorers import build_scorer
+from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
+from sweeps.engine.strategies import NAMES_TEXT, STRATEGIES, Strategy
+from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
 from sweeps.engine.values import INT64_MAX, value_problems
 
-SWEEP_TYPES = ("grid", "random", "guided", "tpe")
+DEFAULT_SWEEP_TYPE = "grid"
 DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY = 256  # more parallel calls than this only buys rate-limit errors
 # Fixed bounds of the other numbers (those that set how much work a sweep is, n_trials, repeats
@@ -104,6 +92,11 @@ class SweepSpec:
     explore_ratio: float
     seed: int | None
     early_stopping: EarlyStoppingSpec | None = None
+
+    @property
+    def strategy(self) -> Strategy:
+        """What proposes this sweep's configs, and how many per round."""
+        return STRATEGIES[self.type]
 
 
 @dataclass(frozen=True)
@@ -324,16 +317,17 @@ def _parse_sweep(
     section = v.section(raw, "sweep", _SWEEP_KEYS)
     sweep_type = v.text(section, "type", "sweep")
     if sweep_type is None:
-        sweep_type = "grid"
-    if sweep_type not in SWEEP_TYPES:
-        v.error("sweep.type", f"unknown sweep type {sweep_type!r}: use grid, random, guided or tpe")
+        sweep_type = DEFAULT_SWEEP_TYPE
+    strategy = STRATEGIES.get(sweep_type)
+    if strategy is None:
+        v.error("sweep.type", f"unknown sweep type {sweep_type!r}: use {NAMES_TEXT}")
 
     space = Space(_parse_space(v, section.get("params"), pipeline, columns, known_providers))
-    if sweep_type == "grid":
+    if strategy is not None and strategy.is_exhaustive:
         _check_grid(v, space, max_grid)
 
     n_trials = v.integer(section, "n_trials", "sweep", default=None, maximum=max_trials)
-    if section.get("n_trials") is None and sweep_type in ("random", "guided", "tpe"):
+    if section.get("n_trials") is None and strategy is not None and not strategy.is_exhaustive:
         v.error("sweep.n_trials", f"is required for a {sweep_type} sweep")
     return SweepSpec(
         type=sweep_type,
@@ -350,12 +344,13 @@ def _check_samples(v: _Validator, sweep: SweepSpec, rows: int, repeats: int, max
     """The sweep's samples at most (configurations x rows x repeats) stay within the limit."""
     if max_samples is None:
         return
-    configs = sweep.space.grid_size() if sweep.type == "grid" else sweep.n_trials
+    exhaustive = sweep.strategy.is_exhaustive  # called only on a valid spec: the type is known
+    configs = sweep.space.grid_size() if exhaustive else sweep.n_trials
     if configs is None:
         return
     samples = configs * rows * repeats
     if samples > max_samples:
-        field = "sweep.params" if sweep.type == "grid" else "sweep.n_trials"
+        field = "sweep.params" if exhaustive else "sweep.n_trials"
         v.error(
             field,
             f"the sweep would make {samples:,} samples ({configs:,} configurations x {rows:,} rows x "
@@ -498,17 +493,17 @@ def _parse_scorers(
         path = f"scorers[{index}]"
         if not isinstance(item, dict):
             v.error(path, f"must be an object, got {_kind(item)}")
-        elif v.attempt(build_scorer, item, path) is not None:
+        elif (scorer := v.attempt(build_scorer, item, path)) is not None:
             scorers.append(copy.deepcopy(item))
             # Scorers run after the whole pipeline: every stage's output is a variable (and for
             # a judge's rubric, `output`). A misspelt one would otherwise score every row 0.
             names = [stage.name for stage in pipeline]
-            if isinstance(item.get("value"), str):
-                _check_template(v, item["value"], _at(path, "value"), columns, names, len(names))
-            if item.get("type") == "llm_judge":
-                judged = [*names, "output"]  # `output`: the final answer, what the judge grades
-                _check_template(v, item["rubric"], _at(path, "rubric"), columns, judged, len(judged))
-                _check_model(v, item["model"], _at(path, "model"), known_providers)
+            for key, extra in scorer.template_keys.items():
+                if isinstance(item.get(key), str):  # a number (`value: 42`) names no variable
+                    visible = [*names, *extra]
+                    _check_template(v, item[key], _at(path, key), columns, visible, len(visible))
+            for key in scorer.model_keys:
+                _check_model(v, item[key], _at(path, key), known_providers)
     return tuple(scorers)
 
 

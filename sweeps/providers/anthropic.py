@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from sweeps.providers.base import Completion, CompletionRequest
+from sweeps.engine.provider import Completion, CompletionRequest
 from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"

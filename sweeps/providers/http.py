@@ -32,7 +32,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
-from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
 
 # Statuses that another attempt may turn into an answer (plus every 5xx, Anthropic's 529 included).
 RETRYABLE_STATUSES = frozenset({408, 409, 429})

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
 
 FLAKY_FAILURE_RATE = 0.3
 NOISE_PER_TEMPERATURE = 0.4

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeps.providers.base import Completion, CompletionRequest
+from sweeps.engine.provider import Completion, CompletionRequest
 from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

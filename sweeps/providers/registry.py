@@ -11,8 +11,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
+from sweeps.engine.provider import Provider, ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.providers.base import Provider, ProviderError
 from sweeps.providers.mock import MockProvider
 
 MOCK_OPTIONS = ("latency_ms", "jitter", "seed")

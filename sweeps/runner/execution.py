@@ -29,7 +29,7 @@ from sweeps.engine.budget import BudgetLedger
 from sweeps.engine.executor import CachedResponse, Executor, SampleOutcome, WorkItem
 from sweeps.engine.limits import LocalRateLimiter, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.scorers import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.events import publishing
 from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner

@@ -32,8 +32,9 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
 from sweeps.engine.executor import (
-    JUDGE_PREFIX,  # an llm_judge's call is among the stages, so named
+    JUDGE_PREFIX,  # an llm_judge's call is among the stages, so named  # an llm_judge's call is among the stages, so named
 )
+from sweeps.engine.scorers import SCORER_TYPES
 from sweeps.engine.space import flatten
 from sweeps.models import Run, RunSample, Score, Sweep
 
@@ -111,7 +112,7 @@ def layout(sweep: Sweep) -> Layout:
         param_keys.update(dict.fromkeys(params))
     scorer_names = [s.get("name") or s["type"] for s in spec["scorers"]]
     judges = [JUDGE_PREFIX + name for s, name in zip(spec["scorers"], scorer_names, strict=True)
-              if s["type"] == "llm_judge"]  # fmt: skip
+              if SCORER_TYPES[s["type"]].calls_model]  # fmt: skip
     inputs = {key: None for row in spec["dataset"] for key in row}
     return Layout(
         runs=runs,

@@ -10,7 +10,6 @@ the next rung's rows open for the rest (engine/early_stopping.py decides; this f
 
 from __future__ import annotations
 
-import math
 import random
 from enum import StrEnum
 
@@ -22,14 +21,12 @@ from sweeps.engine import early_stopping
 from sweeps.engine.space import config_hash
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.engine.stats import row_means
-from sweeps.engine.strategies import propose
 from sweeps.events import publishing
 from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner
 from sweeps.models import Run, RunSample, Sweep
 from sweeps.runner.bulk import insert_rows
 from sweeps.services.recording import close_finished_runs
 
-ROUNDS_FOR_GUIDED = 5  # guided and tpe search spread n_trials over about this many rounds
 INSERT_BATCH = 2000
 SAMPLE_FIELDS = ["run", "sweep", "row_index", "replicate", "inputs", "status"]
 # The other NOT NULL columns of a new sample: insert_rows applies no model defaults, so these
@@ -93,16 +90,12 @@ def plan_locked(sweep_id: int, spec: ExperimentSpec) -> Plan:
         return Plan.IN_PROGRESS  # the next round needs every score of this one
     if spec.sweep.early_stopping and open_next_rung(sweep, spec):
         return Plan.PLANNED
-    kind, n_trials = spec.sweep.type, spec.sweep.n_trials or 0
+    strategy = spec.sweep.strategy
     existing = list(Run.objects.filter(sweep=sweep).values_list("config", "config_hash", "score"))
-    if kind in ("grid", "random") and sweep.rounds > 0:
+    n = strategy.round_size(spec.sweep, rounds_done=sweep.rounds, planned=len(existing))
+    if n <= 0:
         return Plan.COMPLETE
-    remaining = n_trials - len(existing)
-    if kind in ("guided", "tpe") and remaining <= 0:
-        return Plan.COMPLETE
-    n = remaining if kind == "random" else min(remaining, max(spec.sweep.top_k, math.ceil(n_trials / ROUNDS_FOR_GUIDED)))
-    configs = propose(
-        kind,
+    configs = strategy.propose(
         spec.sweep.space,
         n=n,
         history=[(config, score) for config, _, score in existing if score is not None],

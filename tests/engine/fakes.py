@@ -17,8 +17,8 @@ from typing import Any
 
 from sweeps.engine.executor import CachedResponse, JudgeCall, SampleOutcome, WorkItem
 from sweeps.engine.pipeline import ResolvedStage
-from sweeps.engine.scoring import Scorer, ScoreResult
-from sweeps.providers.base import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.scorers import Scorer, ScoreResult
 
 
 def stage(name: str, prompt: str, *, model: str = "fake/m", system: str | None = None, **params: Any) -> ResolvedStage:
@@ -325,6 +325,7 @@ class FakeJudge(Scorer):
     """An LLM-judge scorer built on the executor's hook, as llm_judge is: asks `judge_model`
     whether the output is right and expects "PASS" or "FAIL" (anything else is no verdict)."""
 
+    calls_model = True
     judge_model: str = "fake/judge"
     max_tokens: int = 5
 

@@ -20,7 +20,7 @@ from sweeps.engine.estimate import (
 )
 from sweeps.engine.executor import Executor, WorkItem
 from sweeps.engine.pipeline import resolve_pipeline
-from sweeps.engine.scoring import build_scorer
+from sweeps.engine.scorers import build_scorer
 from sweeps.engine.spec import parse_spec
 from tests.engine.fakes import (
     FakeProviders,
@@ -105,6 +105,12 @@ def test_random_and_guided_count_n_trials_capped_by_the_space():
     guided = {"type": "guided", "n_trials": 5, "params": {"params.temperature": {"min": 0, "max": 1, "step": 0.5}}}
     e = estimate(spec_data(sweep=guided))
     assert (e.configs, e.count_exact, e.same_configs) == (3, False, False)  # at most the 3 grid points
+
+
+def test_a_grid_counts_a_value_listed_twice_once_as_the_planner_runs_it():
+    sweep = {"type": "grid", "params": {"model": ["fake/a", "fake/a", "fake/b"]}}
+    e = estimate(spec_data(sweep=sweep))
+    assert (e.configs, e.count_exact, e.same_configs) == (2, True, True)
 
 
 def test_no_dataset_still_runs_each_config_once():

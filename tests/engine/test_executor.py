@@ -17,9 +17,9 @@ from sweeps.engine.budget import Budget, estimate_tokens
 from sweeps.engine.cache import cache_key
 from sweeps.engine.executor import CachedResponse, Executor
 from sweeps.engine.limits import LocalRateLimiter
+from sweeps.engine.provider import Completion, CompletionRequest, ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.engine.scoring import ScoreResult, build_scorer
-from sweeps.providers.base import Completion, CompletionRequest, ProviderError
+from sweeps.engine.scorers import ScoreResult, build_scorer
 from tests.engine.fakes import (
     EventLog,
     FakeJudge,

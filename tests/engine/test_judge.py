@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scoring import JUDGE_INSTRUCTIONS, ScoreResult, build_scorer
+from sweeps.engine.scorers import JUDGE_INSTRUCTIONS, ScoreResult, build_scorer
 
 
 def judge(**options):

@@ -13,7 +13,7 @@ from sweeps.engine.limits import (
     LocalRateLimiter,
     is_throttle,
 )
-from sweeps.providers.base import ProviderError
+from sweeps.engine.provider import ProviderError
 
 
 class Clock:

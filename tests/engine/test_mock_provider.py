@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sweeps.providers.base import CompletionRequest, ProviderError
+from sweeps.engine.provider import CompletionRequest, ProviderError
 from sweeps.providers.mock import MockProvider
 
 TICKET = (

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.engine import scoring, templating
+from sweeps.engine import templating
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scoring import SCORER_TYPES, ScoreResult, build_scorer, weighted_mean
+from sweeps.engine.scorers import SCORER_TYPES, ScoreResult, build_scorer, weighted_mean
+from sweeps.engine.scorers import base as scorer_base
 
 ROW = {"ticket": "I was charged twice", "expected": "billing"}
 
@@ -166,7 +167,7 @@ def test_scoring_never_compiles_templates(monkeypatch):
         raise AssertionError(f"compiled {source!r} while scoring")
 
     monkeypatch.setattr(templating, "compile_template", refuse)
-    monkeypatch.setattr(scoring, "compile_template", refuse)
+    monkeypatch.setattr(scorer_base, "compile_template", refuse)
     assert scorer.score("billing", ROW).passed
 
 

@@ -731,6 +731,11 @@ def test_a_judge_rubric_may_use_columns_stages_and_output_and_names_a_known_prov
     ]  # fmt: skip
 
 
+def test_a_numeric_rubric_is_text_without_variables_not_a_crash():
+    judge = {"type": "llm_judge", "model": "openai/gpt-4o-mini", "rubric": 42}  # YAML `rubric: 42`
+    assert parse_spec({**valid(), "scorers": [judge]}).scorers[0] == judge
+
+
 def test_a_tpe_sweep_is_accepted_with_ranges_and_n_trials():
     params = {"model": ["mock/echo", "mock/upper"], "params.temperature": {"min": 0.0, "max": 1.0},
               "params.max_tokens": {"min": 16, "max": 1024, "step": 2, "log": True}}  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 
 from sweeps.engine.space import Choice, Space, Steps, Uniform, config_hash
 from sweeps.engine.strategies import propose, random_search
-from sweeps.engine.tpe import tpe
+from sweeps.engine.strategies.tpe import tpe
 
 MIXED = Space(
     {

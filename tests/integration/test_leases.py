@@ -16,7 +16,7 @@ from redis import Redis
 from rq import Worker
 
 from sweeps.engine.executor import SampleOutcome, ScoredVerdict, WorkItem
-from sweeps.engine.scoring import ScoreResult
+from sweeps.engine.scorers import ScoreResult
 from sweeps.models import Provider, Run, RunSample, Score, Sweep
 from sweeps.runner.execution import claim_samples, reclaim_expired
 from sweeps.services.experiments import experiment_create

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from sweeps.engine.provider import ProviderError
 from sweeps.models import Provider
-from sweeps.providers.base import ProviderError
 from sweeps.providers.registry import build_adapter
 from tests.integration.api_client import ApiClient
 

@@ -19,7 +19,7 @@ import pytest
 from django.apps import apps
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scoring import JUDGE_INSTRUCTIONS
+from sweeps.engine.scorers import JUDGE_INSTRUCTIONS
 from sweeps.events import publishing
 from sweeps.models import Provider, RunSample, Score, Sweep
 from sweeps.services import ServiceError

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from sweeps.engine.provider import CompletionRequest, ProviderError
 from sweeps.providers.anthropic import AnthropicProvider
-from sweeps.providers.base import CompletionRequest, ProviderError
 from tests.fakes.llm_server import FakeLLMServer, Scripted
 
 KEY = "sk-ant-test-key-42"

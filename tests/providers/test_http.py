@@ -13,8 +13,8 @@ import httpx
 import pytest
 from httpx_aiohttp import HttpxAiohttpClient
 
+from sweeps.engine.provider import CompletionRequest, ProviderError
 from sweeps.providers.anthropic import AnthropicProvider
-from sweeps.providers.base import CompletionRequest, ProviderError
 from sweeps.providers.http import HttpProvider, HttpSettings, make_client, retry_after
 from sweeps.providers.openai import OpenAIProvider
 from tests.fakes.llm_server import FakeLLMServer, Scripted

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sweeps.providers.base import CompletionRequest, ProviderError
+from sweeps.engine.provider import CompletionRequest, ProviderError
 from sweeps.providers.http import HttpSettings
 from sweeps.providers.openai import OpenAIProvider
 from tests.fakes.llm_server import FakeLLMServer, Scripted

@@ -23,7 +23,7 @@ import math
 import random
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweeps.engine.space import (
     Choice,
@@ -35,8 +35,11 @@ from sweeps.engine.space import (
     get_path,
     make_config,
 )
+from sweeps.engine.strategies.base import Config, History, adaptive_round_size
+from sweeps.engine.strategies.random import random_search
 
-Config = dict[str, Any]
+if TYPE_CHECKING:
+    from sweeps.engine.spec import SweepSpec
 
 # Asks whose config was already seen, in total per call, before the rest of the round is drawn
 # at random (which knows exactly when a discrete space is exhausted).
@@ -45,7 +48,7 @@ _MAX_DUPLICATE_ASKS = 50
 
 def tpe(
     space: Space,
-    history: Sequence[tuple[Config, float]],
+    history: History,
     n: int,
     *,
     rng: random.Random,
@@ -59,8 +62,6 @@ def tpe(
     whose hash is in ``seen`` are skipped (and hashes of proposals are added to it); after
     ``_MAX_DUPLICATE_ASKS`` duplicates the rest of the round is random search.
     """
-    from sweeps.engine.strategies import random_search  # strategies imports this module
-
     if n <= 0:
         return []
     optuna = _quiet_optuna()
@@ -94,6 +95,29 @@ def tpe(
             seen.add(digest)
             taken.append(config)
     return taken + random_search(space, n - len(taken), rng, seen)
+
+
+class TpeSearch:
+    name = "tpe"
+    is_adaptive = True
+    is_exhaustive = False
+
+    def round_size(self, sweep: SweepSpec, *, rounds_done: int, planned: int) -> int:
+        return adaptive_round_size(sweep, planned)
+
+    def propose(
+        self,
+        space: Space,
+        *,
+        n: int,
+        history: History,
+        rng: random.Random,
+        top_k: int,
+        explore_ratio: float,
+        seen: set[str],
+        pending: Sequence[Config] = (),
+    ) -> list[Config]:
+        return tpe(space, history, n, rng=rng, seen=seen, pending=pending)
 
 
 def _quiet_optuna() -> Any:

@@ -1,8 +1,10 @@
-"""What every LLM adapter offers the engine: one chat completion per call, and one error type.
+"""What the engine needs of an LLM adapter: one chat completion per call, and one error type.
 
-Adapters (mock, and the httpx-based OpenAI and Anthropic ones) subclass Provider. The engine
-knows nothing else about them: it builds a CompletionRequest, awaits `complete`, and decides
-whether to retry from the ProviderError it may get back.
+The engine defines this and the adapters in sweeps/providers/ (mock, and the httpx-based OpenAI
+and Anthropic ones) subclass Provider, so the dependency points one way: providers import the
+engine, never the reverse. The engine knows nothing else about them: it builds a
+CompletionRequest, awaits `complete`, and decides whether to retry from the ProviderError it
+may get back.
 """
 
 from __future__ import annotations

@@ -1,0 +1,62 @@
+"""What the executor, the estimate and spec validation ask every scorer, instead of comparing
+scorer types: whether its verdict takes a model call, and which spec keys are templates or
+models."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeps.engine.scorers import SCORER_TYPES, build_scorer
+
+SPECS = {
+    "exact_match": {"value": "billing"},
+    "equals_expected": {},
+    "contains": {"value": "bill"},
+    "not_contains": {"value": "refund"},
+    "icontains": {"value": "BILL"},
+    "regex": {"value": "^bill"},
+    "starts_with": {"value": "bill"},
+    "json_valid": {},
+    "json_schema": {"schema": {"type": "string"}},
+    "min_length": {"value": 3},
+    "max_length": {"value": 30},
+    "similarity": {"value": "billing"},
+    "llm_judge": {"model": "openai/gpt-4o-mini", "rubric": "Is it right?"},
+}
+
+
+def test_every_scorer_type_has_a_spec_here():
+    assert set(SPECS) == set(SCORER_TYPES)
+
+
+def test_only_the_judge_calls_a_model_and_names_it_in_model():
+    assert [kind for kind, cls in SCORER_TYPES.items() if cls.calls_model] == ["llm_judge"]
+    assert {kind: cls.model_keys for kind, cls in SCORER_TYPES.items() if cls.model_keys} == {"llm_judge": ("model",)}
+
+
+def test_template_keys_are_options_of_their_type_and_only_the_rubric_sees_the_output():
+    templated = {kind: dict(cls.template_keys) for kind, cls in SCORER_TYPES.items() if cls.template_keys}
+    assert templated == {
+        "exact_match": {"value": ()}, "contains": {"value": ()}, "not_contains": {"value": ()},
+        "icontains": {"value": ()}, "regex": {"value": ()}, "starts_with": {"value": ()},
+        "similarity": {"value": ()}, "llm_judge": {"rubric": ("output",)},
+    }  # fmt: skip
+    for kind, keys in templated.items():
+        assert set(keys) <= set(SCORER_TYPES[kind].options)
+
+
+@pytest.mark.parametrize("kind", [kind for kind, cls in SCORER_TYPES.items() if not cls.calls_model])
+async def test_a_scorer_without_a_model_gives_the_same_verdict_through_ascore_and_calls_nothing(kind):
+    scorer = build_scorer({"type": kind, **SPECS[kind]}, "scorers[0]")
+
+    async def call(model, messages, params):
+        raise AssertionError(f"{kind} called {model}")
+
+    verdict = await scorer.ascore("billing", {"expected": "billing"}, call)
+    assert verdict == scorer.score("billing", {"expected": "billing"})
+
+
+def test_the_judge_gives_no_verdict_without_its_model_call():
+    scorer = build_scorer({"type": "llm_judge", **SPECS["llm_judge"]}, "scorers[0]")
+    with pytest.raises(TypeError, match="needs a model call"):
+        scorer.score("billing", {})
