@@ -27,7 +27,7 @@ class TimeStamped(models.Model):
         abstract = True
 
 
-def non_negative(model: str, *fields: str) -> list[models.CheckConstraint]:
+def non_negative(model: str, *fields: str) -> list[models.BaseConstraint]:
     return [
         models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{model}_{f}_non_negative") for f in fields
     ]
@@ -65,6 +65,7 @@ class Experiment(TimeStamped):
     max_cost_usd = models.FloatField(null=True, blank=True)
     fail_fast = models.BooleanField(default=True, help_text="Stop the sweep when a provider's quota is exhausted")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    latest_sweep_id: int | None  # not a column: annotated by selectors.experiments.experiment_search
 
     class Meta:
         ordering = ["-updated_at"]
@@ -191,6 +192,7 @@ class Run(TimeStamped):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    score_per_dollar: float | None  # not a column: annotated by the runs list, set by the API's run detail
 
     class Meta:
         ordering = ["id"]
@@ -242,6 +244,7 @@ class RunSample(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    input_items: list[tuple[str, Any]]  # not a column: the run page sets it, sorted for the template
 
     class Meta:
         ordering = ["run_id", "row_index", "replicate"]

@@ -122,8 +122,8 @@ class RedisBudget:
         base = f"{prefix}:budget:{scope}"
         self._spent_key, self._holders_key, self._held_prefix = f"{base}:spent", f"{base}:holders", f"{base}:held:"
         self._mine = self._held_prefix + holder
-        self._limits = [-1 if max_tokens is None else max_tokens, -1 if max_cost_usd is None else repr(float(max_cost_usd))]
-        self._seed = [int(spent_tokens), repr(float(spent_cost))]
+        self._limits: list[int | str] = [-1 if max_tokens is None else max_tokens, -1 if max_cost_usd is None else repr(float(max_cost_usd))]
+        self._seed: list[int | str] = [int(spent_tokens), repr(float(spent_cost))]
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         # A Redis restart or a blip is ridden out for a few seconds rather than failing calls.
         self._client = redis.Redis.from_url(
@@ -176,7 +176,7 @@ class RedisBudget:
         self._open -= 1
 
     async def _reserve_batch(self, requests: list[tuple[int, int, float]]) -> list[str]:
-        args = [*self._limits, self._ttl_ms, self._held_prefix, *self._seed, SPENT_TTL_S]
+        args: list[int | float | str] = [*self._limits, self._ttl_ms, self._held_prefix, *self._seed, SPENT_TTL_S]
         for rid, tokens, cost in requests:
             args += [rid, tokens, repr(cost)]
         results = await self._reserve_script(keys=[self._spent_key, self._holders_key, self._mine], args=args)
@@ -204,12 +204,13 @@ def sweep_budget(sweep: Sweep, owner: str) -> BudgetLedger:
     (RQ workers) and the sweep has a limit to guard, else the in-process Budget (embedded mode)."""
     from django.conf import settings
 
-    limits = {"max_tokens": sweep.max_tokens, "max_cost_usd": sweep.max_cost_usd}
-    spent = {"spent_tokens": sweep.tokens_in + sweep.tokens_out, "spent_cost": sweep.cost_usd}
-    if not settings.REDIS_URL or (sweep.max_tokens is None and sweep.max_cost_usd is None):
-        return Budget(**limits, **spent)
+    max_tokens, max_cost_usd = sweep.max_tokens, sweep.max_cost_usd
+    spent_tokens, spent_cost = sweep.tokens_in + sweep.tokens_out, sweep.cost_usd
+    if not settings.REDIS_URL or (max_tokens is None and max_cost_usd is None):
+        return Budget(max_tokens=max_tokens, max_cost_usd=max_cost_usd, spent_tokens=spent_tokens, spent_cost=spent_cost)
     # The creation time tells apart sweeps that reuse an id (a database created anew).
     scope = f"{sweep.pk}:{int(sweep.created_at.timestamp() * 1_000_000)}"
     return RedisBudget(
-        settings.REDIS_URL, scope=scope, holder=owner, ttl_seconds=settings.PROMPTLOOPER_LEASE_SECONDS, **limits, **spent
-    )
+        settings.REDIS_URL, scope=scope, holder=owner, ttl_seconds=settings.PROMPTLOOPER_LEASE_SECONDS,
+        max_tokens=max_tokens, max_cost_usd=max_cost_usd, spent_tokens=spent_tokens, spent_cost=spent_cost,
+    )  # fmt: skip

@@ -28,10 +28,23 @@ def _prepared(columns: Sequence[Field], rows: Iterable[Iterable], conn) -> list[
     return [[c.get_db_prep_save(v, conn) for c, v in zip(columns, row, strict=True)] for row in rows]
 
 
+def _column(model: type[Model], name: str) -> Field:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):  # a reverse relation has no column of this table
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return field
+
+
+def _name(field: Field) -> str:
+    """The column's name: set on every concrete field (_column refuses the others)."""
+    assert field.column is not None
+    return field.column
+
+
 def _shared(model: type[Model], common: Mapping[str, Any] | None, conn) -> tuple[list[Field], list]:
     """The columns of the common values, and the values prepared."""
     common = common or {}
-    columns = [model._meta.get_field(f) for f in common]
+    columns = [_column(model, f) for f in common]
     return columns, _prepared(columns, [common.values()], conn)[0]
 
 
@@ -42,13 +55,13 @@ def insert_rows(
     (primary keys come from the database and are not read back). No model defaults apply:
     every NOT NULL column without a database default must be given."""
     conn = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per value
-    columns = [model._meta.get_field(f) for f in fields]
+    columns = [_column(model, f) for f in fields]
     shared_columns, shared = _shared(model, common, conn)
     values = [[*row, *shared] for row in _prepared(columns, rows, conn)]
     if not values:
         return
     table = conn.ops.quote_name(model._meta.db_table)
-    names = ", ".join(conn.ops.quote_name(c.column) for c in [*columns, *shared_columns])
+    names = ", ".join(conn.ops.quote_name(_name(c)) for c in [*columns, *shared_columns])
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
             # COPY bypasses Django's cursor wrapper: it is not in connection.queries.
@@ -68,7 +81,8 @@ def update_rows(
     conn = connections[DEFAULT_DB_ALIAS]
     quote = conn.ops.quote_name
     pk = model._meta.pk
-    columns = [model._meta.get_field(f) for f in fields]
+    assert pk is not None  # every model has one
+    columns = [_column(model, f) for f in fields]
     shared_columns, shared = _shared(model, common, conn)
     values = _prepared([pk, *columns], rows, conn)
     if not values:
@@ -78,9 +92,9 @@ def update_rows(
         if conn.vendor == "postgresql":
             cursor.execute(_pg_update_from_values(conn, table, [pk, *columns], values, zip(shared_columns, shared)))
         else:
-            sets = ", ".join(f"{quote(c.column)} = %s" for c in [*columns, *shared_columns])
+            sets = ", ".join(f"{quote(_name(c))} = %s" for c in [*columns, *shared_columns])
             params = [[*row[1:], *shared, row[0]] for row in values]
-            cursor.executemany(f"UPDATE {table} SET {sets} WHERE {quote(pk.column)} = %s", params)
+            cursor.executemany(f"UPDATE {table} SET {sets} WHERE {quote(_name(pk))} = %s", params)
 
 
 def _pg_update_from_values(conn, table: str, columns: Sequence[Field], values: list[list], shared) -> str:
@@ -98,7 +112,7 @@ def _pg_update_from_values(conn, table: str, columns: Sequence[Field], values: l
     # VALUES columns take their types from the literals (text when a column is all NULL), so
     # each is cast to its column's type; without a length (varchar(n) would truncate silently,
     # where the assignment refuses a value that is too long, as an ordinary UPDATE does).
-    cast = {c.column: c.rel_db_type(conn) if c is pk else c.db_type(conn).partition("(")[0] for c in columns}
+    cast = {c.column: c.rel_db_type(conn) if c is pk else (c.db_type(conn) or "").partition("(")[0] for c in columns}
     sets = [f"{quote(c.column)} = v.{quote(c.column)}::{cast[c.column]}" for c in assigned]
     sets += [f"{quote(c.column)} = {literal(v).decode()}" for c, v in shared]
     names = ", ".join(quote(c.column) for c in columns)

@@ -291,7 +291,6 @@ EXPORTERS = {"csv": export_csv, "jsonl": export_jsonl}
 async def astream(chunks: Iterator[str]) -> AsyncIterator[str]:
     """An export as an async iterator, for StreamingHttpResponse under ASGI. Each batch is made
     in the request's sync thread (thread_sensitive), where its database connection lives."""
-    done = object()
-    step = sync_to_async(next, thread_sensitive=True)
-    while (batch := await step(chunks, done)) is not done:
+    step = sync_to_async(lambda: next(chunks, None), thread_sensitive=True)
+    while (batch := await step()) is not None:
         yield batch

@@ -47,7 +47,9 @@ def top_two_verdict(sweep: Sweep, *, alpha: float = 0.05) -> dict[str, Any] | No
         per_run[run_id].append((row, replicate, score or 0.0))
     first, second = (stats.row_means(per_run[run.pk]) for run in top)
     comparison = stats.compare_paired(first, second, alpha=alpha, seed=top[0].pk)
-    verdict = comparison and {"run_ids": [run.pk for run in top], "alpha": alpha, **dataclasses.asdict(comparison)}
+    verdict = None
+    if comparison is not None:
+        verdict = {"run_ids": [run.pk for run in top], "alpha": alpha, **dataclasses.asdict(comparison)}
     cache.set(key, verdict, timeout=24 * 3600)  # None too: too few rows stays too few
     return verdict
 
@@ -96,7 +98,7 @@ def run_ranking(sweep: Sweep) -> QuerySet[Run]:
 
 def runs_recently_finished(sweep: Sweep, *, limit: int) -> list[dict[str, Any]]:
     finished = sweep.runs.filter(finished_at__isnull=False).order_by("-finished_at", "-id")
-    return list(finished.values("id", "status", "score", "finished_at")[:limit])
+    return [dict(row) for row in finished.values("id", "status", "score", "finished_at")[:limit]]
 
 
 LEADERBOARD_DEFAULT = "-score"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
@@ -69,7 +70,7 @@ def param_filter(expression: str) -> Q:
 
 
 def run_search(
-    sweep: Sweep | None, *, status: str | None = None, order: str = "-score", params: list[str] = ()
+    sweep: Sweep | None, *, status: str | None = None, order: str = "-score", params: Sequence[str] = ()
 ) -> QuerySet[Run]:
     if sweep is None:
         return Run.objects.none()
@@ -102,7 +103,8 @@ def run_sample_page(run: Run, *, limit: int, offset: int) -> list[dict[str, Any]
     for score in Score.objects.filter(sample_id__in=scores).order_by("scorer_index").values(
         "sample_id", "name", "value", "passed", "reason", "weight"
     ):
-        scores[score.pop("sample_id")].append(score)
+        row: dict[str, Any] = dict(score)
+        scores[row.pop("sample_id")].append(row)
     return [{**sample, "scores": scores[sample["id"]]} for sample in samples]
 
 

@@ -78,7 +78,8 @@ def by_param(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[st
     """Score against each parameter, one subplot each: numbers as a scatter, anything else
     (models, prompts) as a box per value with every run shown as a point."""
     scores = [run.score for run in runs]
-    data, layout = [], {**BASE_LAYOUT}
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {**BASE_LAYOUT}
     for i, (param, values) in enumerate(columns.items(), start=1):
         axis = {"xaxis": f"x{i}", "yaxis": f"y{i}", "customdata": [run.pk for run in runs], "text": texts,
                 "hovertemplate": "%{text}<br>score %{y:.3f}<extra></extra>"}  # fmt: skip
@@ -122,10 +123,11 @@ def parallel(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[st
     without a GPU (headless browsers, many virtual machines) each draw blocks the page for
     seconds. One trace per score band keeps it to a handful of paths however many runs."""
     axes = [(param, *axis_heights(values)) for param, values in columns.items()]
-    axes.append(("score", [run.score for run in runs], [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]))
-    bands = [{"x": [], "y": [], "text": [], "customdata": []} for _ in BANDS]
-    for i, run in enumerate(runs):
-        band = bands[max(0, min(int(run.score * len(BANDS)), len(BANDS) - 1))]
+    scores = [run.score or 0.0 for run in runs]  # only scored runs are drawn (see figures)
+    axes.append(("score", scores, [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]))
+    bands: list[dict[str, list[Any]]] = [{"x": [], "y": [], "text": [], "customdata": []} for _ in BANDS]
+    for i, (run, score) in enumerate(zip(runs, scores, strict=True)):
+        band = bands[max(0, min(int(score * len(BANDS)), len(BANDS) - 1))]
         band["x"] += [*range(len(axes)), None]  # None: the line stops, the next run's begins
         band["y"] += [heights[i] for _, heights, _ in axes] + [None]
         band["text"] += [texts[i]] * len(axes) + [None]

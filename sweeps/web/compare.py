@@ -93,7 +93,7 @@ def build_rows(runs: Sequence[Run], keys: Sequence[tuple[int, int]], samples: Se
                 cell.output = conditional_escape(sample.output)
                 cell.scores = list(sample.scores.all())
                 cell.best = best is not None and sample_score(sample) == best
-                if sample is not baseline and has_output(baseline) and has_output(sample):
+                if baseline is not None and sample is not baseline and has_output(baseline) and has_output(sample):
                     cell.differs = sample.output != baseline.output
                     if cell.differs:
                         cell.output = word_diff(baseline.output, sample.output)
@@ -115,7 +115,7 @@ def has_output(sample: RunSample | None) -> bool:
 def best_score(samples: Sequence[RunSample | None]) -> float | None:
     """The row's highest score, or None when no score stands out (all equal, or none).
     A failed sample counts as 0, as in its run's score."""
-    scores = {sample_score(s) for s in samples if sample_score(s) is not None}
+    scores = {score for score in map(sample_score, samples) if score is not None}
     return max(scores) if len(scores) > 1 else None
 
 

@@ -74,7 +74,7 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
     experiments = experiment_search(user=request.user, status=status or None, search=query or None)
     page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
     latest = sweeps_by_id([e.latest_sweep_id for e in page])  # one query for the whole page
-    rows = [ListRow(e, latest.get(e.latest_sweep_id)) for e in page]
+    rows = [ListRow(e, latest.get(e.latest_sweep_id) if e.latest_sweep_id else None) for e in page]
     return {"rows": rows, "page": page, "query": query, "status": status, "statuses": Experiment.Status.values}
 
 
@@ -275,7 +275,7 @@ def sweep_control(request: HttpRequest, experiment_id: int, action: str) -> Http
 # The URL names plotly.js's version, so a year of caching is safe: an upgrade changes the URL.
 # No login: it is the public library, and the login page may one day want it too.
 @cache_control(public=True, max_age=365 * 24 * 3600, immutable=True)
-def plotly_js(request: HttpRequest, version: str) -> HttpResponse:
+def plotly_js(request: HttpRequest, version: str) -> FileResponse:
     """plotly.min.js from the installed plotly package: offline, never a CDN, never committed."""
     if version != charts.plotly_js_version():
         raise Http404("No such plotly.js version")
