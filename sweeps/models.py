@@ -65,7 +65,6 @@ class Experiment(TimeStamped):
     max_cost_usd = models.FloatField(null=True, blank=True)
     fail_fast = models.BooleanField(default=True, help_text="Stop the sweep when a provider's quota is exhausted")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    latest_sweep_id: int | None  # not a column: annotated by selectors.experiments.experiment_search
 
     class Meta:
         ordering = ["-updated_at"]

@@ -34,3 +34,10 @@ class BrowserSession(SessionAuth):
 
     def __call__(self, request: HttpRequest) -> Any | None:
         return super().__call__(request) if request.user.is_authenticated else None
+
+
+class ApiRequest(HttpRequest):
+    """The request as an API operation sees it: ninja sets `auth` to what authenticated it (the
+    user, by token or session). Only for annotations: ninja passes its own HttpRequest."""
+
+    auth: Any

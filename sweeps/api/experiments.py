@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
+from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import (
     MAX_PAGE,
     SPEC_BODY_DOCS,
@@ -32,7 +33,7 @@ from sweeps.selectors import export
 from sweeps.selectors.experiments import experiment_get, experiment_search
 from sweeps.selectors.leaderboard import leaderboard as ranked_runs
 from sweeps.selectors.runs import run_search
-from sweeps.selectors.sweeps import sweep_latest, sweep_of, sweeps_by_id
+from sweeps.selectors.sweeps import latest_sweeps, sweep_latest, sweep_of
 from sweeps.services.experiments import (
     experiment_create,
     experiment_delete,
@@ -50,24 +51,24 @@ def detail(experiment) -> dict:
 
 @router.get("", response={200: ExperimentPage, **ERRORS})
 def list_experiments(
-    request: HttpRequest, page: Query[Page], status: ExperimentStatus | None = None, search: QueryText | None = None
+    request: ApiRequest, page: Query[Page], status: ExperimentStatus | None = None, search: QueryText | None = None
 ):
     """The user's experiments, most recently active first; `search` matches the name."""
     experiments = experiment_search(user=request.auth, status=status, search=search)
     items = list(experiments[page.offset : page.offset + page.limit])
-    latest = sweeps_by_id([e.latest_sweep_id for e in items])
-    return {"items": [experiment_out(e, latest.get(e.latest_sweep_id)) for e in items], "count": experiments.count()}
+    latest = latest_sweeps(items)
+    return {"items": [experiment_out(e, s) for e, s in zip(items, latest, strict=True)], "count": experiments.count()}
 
 
 @router.post("", response={201: ExperimentDetail, 413: Message, 422: dict, **ERRORS}, openapi_extra=SPEC_BODY_DOCS)
-def create_experiment(request: HttpRequest, spec: SpecBody):
+def create_experiment(request: ApiRequest, spec: SpecBody):
     """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
     every bad field by its path."""
     return Status(201, detail(experiment_create(owner=request.auth, data=spec)))
 
 
 @router.get("/{int:experiment_id}", response={200: ExperimentDetail, **ERRORS})
-def get_experiment(request: HttpRequest, experiment_id: int):
+def get_experiment(request: ApiRequest, experiment_id: int):
     return detail(experiment_get(user=request.auth, experiment_id=experiment_id))
 
 
@@ -76,7 +77,7 @@ def get_experiment(request: HttpRequest, experiment_id: int):
     response={200: ExperimentDetail, 409: Message, 413: Message, 422: dict, **ERRORS},
     openapi_extra=SPEC_BODY_DOCS,
 )
-def update_experiment(request: HttpRequest, experiment_id: int, spec: SpecBody):
+def update_experiment(request: ApiRequest, experiment_id: int, spec: SpecBody):
     """Replace the spec's top-level keys given in the body. Refused (409) while a sweep runs; while
     one is paused, only name, description, budget, max_concurrency and fail_fast may change."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
@@ -85,21 +86,21 @@ def update_experiment(request: HttpRequest, experiment_id: int, spec: SpecBody):
 
 
 @router.delete("/{int:experiment_id}", response={204: None, 409: Message, **ERRORS})
-def delete_experiment(request: HttpRequest, experiment_id: int):
+def delete_experiment(request: ApiRequest, experiment_id: int):
     """Delete the experiment with its sweeps, runs, samples and scores (refused while it runs)."""
     experiment_delete(experiment=experiment_get(user=request.auth, experiment_id=experiment_id))
     return Status(204, None)
 
 
 @router.post("/{int:experiment_id}/sweeps", response={202: SweepOut, 409: Message, **ERRORS})
-def start_sweep(request: HttpRequest, experiment_id: int):
+def start_sweep(request: ApiRequest, experiment_id: int):
     """Start a sweep of the experiment's parameter space (409 while another is active or paused)."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     return Status(202, sweep_out(sweep_start(experiment=experiment)))
 
 
 @router.get("/{int:experiment_id}/sweeps", response={200: SweepPage, **ERRORS})
-def list_sweeps(request: HttpRequest, experiment_id: int, page: Query[Page]):
+def list_sweeps(request: ApiRequest, experiment_id: int, page: Query[Page]):
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     sweeps = experiment.sweeps.order_by("-created_at")
     return {"items": [sweep_out(s) for s in sweeps[page.offset : page.offset + page.limit]], "count": sweeps.count()}
@@ -107,13 +108,13 @@ def list_sweeps(request: HttpRequest, experiment_id: int, page: Query[Page]):
 
 @router.get("/{int:experiment_id}/runs", response={200: RunPage, 422: dict, **ERRORS})
 def list_runs(
-    request: HttpRequest,
+    request: ApiRequest,
     experiment_id: int,
     page: Query[Page],
     status: RunStatus | None = None,
     order: RunOrder = "-score",
     sweep: int | None = None,
-    param: Query[list[QueryText]] = None,
+    param: Query[list[QueryText] | None] = None,
 ):
     """The runs of the latest sweep (or `sweep`), ordered, filtered by status and by parameter
     values: `param=model=mock/echo&param=params.temperature=0.2` (values are JSON when they parse)."""
@@ -126,7 +127,7 @@ def list_runs(
 
 
 @router.get("/{int:experiment_id}/leaderboard", response={200: Leaderboard, **ERRORS})
-def leaderboard(request: HttpRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
+def leaderboard(request: ApiRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
     """Runs ranked by score, best first, with the parameters that distinguish them."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     chosen = sweep_of(experiment, sweep)
@@ -134,7 +135,7 @@ def leaderboard(request: HttpRequest, experiment_id: int, sweep: int | None = No
 
 
 @router.get("/{int:experiment_id}/export", response={200: None, 404: Message, 401: Message, 409: Conflict})
-def export_results(request: HttpRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None):
+def export_results(request: ApiRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None):
     """Every sample of the latest sweep (or `sweep`) as CSV or JSON Lines, streamed."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     chosen = sweep_of(experiment, sweep)

@@ -6,12 +6,12 @@ within the allowed names (sweeps/providers/keys.py, checked by the model's valid
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
+from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, ProviderIn, ProviderOut, ProviderPatch
 from sweeps.models import Provider
 
@@ -25,7 +25,7 @@ def provider_out(provider: Provider) -> dict:
     return {**{f: getattr(provider, f) for f in fields}, "available": available, "unavailable_reason": reason}
 
 
-def require_permission(request: HttpRequest, action: str) -> None:
+def require_permission(request: ApiRequest, action: str) -> None:
     user = request.auth
     if not (user.is_active and user.is_staff and user.has_perm(f"sweeps.{action}_provider")):
         raise HttpError(403, f"To {action} providers you need staff status and the {action}_provider "
@@ -43,13 +43,13 @@ def save(provider: Provider) -> Provider:
 
 
 @router.get("", response={200: list[ProviderOut], 401: Message})
-def list_providers(request: HttpRequest):
+def list_providers(request: ApiRequest):
     """Every provider, whether sweeps can call it now, and if not, what to do about it."""
     return [provider_out(p) for p in Provider.objects.all()]
 
 
 @router.post("", response={201: ProviderOut, **ERRORS})
-def create_provider(request: HttpRequest, body: ProviderIn):
+def create_provider(request: ApiRequest, body: ProviderIn):
     require_permission(request, "add")
     if Provider.objects.filter(name=body.name).exists():
         raise HttpError(409, f"A provider named {body.name!r} exists; PATCH /providers/{body.name} changes it.")
@@ -57,7 +57,7 @@ def create_provider(request: HttpRequest, body: ProviderIn):
 
 
 @router.patch("/{name}", response={200: ProviderOut, **ERRORS})
-def update_provider(request: HttpRequest, name: str, body: ProviderPatch):
+def update_provider(request: ApiRequest, name: str, body: ProviderPatch):
     require_permission(request, "change")
     provider = get_object_or_404(Provider, name=name)
     for field, value in body.model_dump(exclude_unset=True).items():

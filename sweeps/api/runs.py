@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from ninja import Query, Router
 
+from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, Page, QueryText, RunDetail, RunOut
 from sweeps.engine.ranking import score_per_dollar
 from sweeps.selectors.runs import run_get, run_sample_page, sample_get
@@ -14,7 +15,7 @@ router = Router(tags=["runs"])
 
 
 @router.get("/{int:run_id}", response={200: RunDetail, 401: Message, 404: Message})
-def get_run(request: HttpRequest, run_id: int, page: Query[Page]):
+def get_run(request: ApiRequest, run_id: int, page: Query[Page]):
     """The run and a page of its samples (`limit`, `offset`), in dataset order."""
     run = run_get(user=request.auth, run_id=run_id)
     samples = run_sample_page(run, limit=page.limit, offset=page.offset)
@@ -25,7 +26,7 @@ def get_run(request: HttpRequest, run_id: int, page: Query[Page]):
 
 
 @router.get("/{int:run_id}/samples/{int:sample_id}/text", response={200: str, 401: Message, 404: Message})
-def get_sample_text(request: HttpRequest, run_id: int, sample_id: int, part: QueryText = "output"):
+def get_sample_text(request: ApiRequest, run_id: int, sample_id: int, part: QueryText = "output"):
     """One stored text of a sample in full, as text/plain: `part` is `output`, `inputs.<column>`
     or `stages.<i>.system|prompt|output` (what a sample's `cut` list names)."""
     sample = sample_get(user=request.auth, sample_id=sample_id, run_id=run_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
 from ninja import Router, Status
 
+from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Conflict, Message, SweepOut
 from sweeps.api.serialize import sweep_out
 from sweeps.selectors.sweeps import sweep_get
@@ -15,29 +15,29 @@ ERRORS = {401: Message, 404: Message}
 
 
 @router.get("/{int:sweep_id}", response={200: SweepOut, **ERRORS})
-def get_sweep(request: HttpRequest, sweep_id: int):
+def get_sweep(request: ApiRequest, sweep_id: int):
     """Status, counts, tokens, cost, best score, progress and ETA."""
     return sweep_out(sweep_get(user=request.auth, sweep_id=sweep_id))
 
 
-def control(request: HttpRequest, sweep_id: int, action: str):
+def control(request: ApiRequest, sweep_id: int, action: str):
     sweep = sweep_get(user=request.auth, sweep_id=sweep_id)
     return Status(202, sweep_out(sweep_transition(sweep=sweep, action=action)))
 
 
 @router.post("/{int:sweep_id}/pause", response={202: SweepOut, 409: Conflict, **ERRORS})
-def pause_sweep(request: HttpRequest, sweep_id: int):
+def pause_sweep(request: ApiRequest, sweep_id: int):
     """No new calls start; calls in flight finish; the sweep is `paused` within one call's latency."""
     return control(request, sweep_id, "pause")
 
 
 @router.post("/{int:sweep_id}/resume", response={202: SweepOut, 409: Conflict, **ERRORS})
-def resume_sweep(request: HttpRequest, sweep_id: int):
+def resume_sweep(request: ApiRequest, sweep_id: int):
     """Go on with exactly the unfinished samples (a budget-paused sweep needs a raised budget first)."""
     return control(request, sweep_id, "resume")
 
 
 @router.post("/{int:sweep_id}/stop", response={202: SweepOut, 409: Conflict, **ERRORS})
-def stop_sweep(request: HttpRequest, sweep_id: int):
+def stop_sweep(request: ApiRequest, sweep_id: int):
     """Pending samples are cancelled and the sweep ends `stopped`."""
     return control(request, sweep_id, "stop")

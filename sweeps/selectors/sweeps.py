@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count
@@ -29,8 +30,11 @@ def failure_reasons(sweep: Sweep, *, limit: int = 10) -> list[tuple[str, int]]:
     return [(row["error"] or "(no error message)", row["n"]) for row in rows]
 
 
-def sweeps_by_id(ids: list[int | None]) -> dict[int, Sweep]:
-    return Sweep.objects.defer("spec").in_bulk([i for i in ids if i is not None])  # spec: see SPEC_JSON
+def latest_sweeps(experiments: Sequence[Experiment]) -> list[Sweep | None]:
+    """Each experiment's latest sweep (`latest_sweep_id`, annotated by experiment_search), in one query."""
+    ids = [getattr(e, "latest_sweep_id", None) for e in experiments]  # an annotation: the stubs cannot see it
+    found = Sweep.objects.defer("spec").in_bulk([i for i in ids if i is not None])  # spec: see SPEC_JSON
+    return [None if i is None else found.get(i) for i in ids]
 
 
 def sweep_of(experiment: Experiment, sweep_id: int | None) -> Sweep | None:

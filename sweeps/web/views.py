@@ -32,7 +32,7 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
-from sweeps.selectors.sweeps import sweep_latest_figures, sweep_progress, sweeps_by_id
+from sweeps.selectors.sweeps import latest_sweeps, sweep_latest_figures, sweep_progress
 from sweeps.services import ServiceError, tokens
 from sweeps.services.sweeps import ALLOWED, sweep_start, sweep_transition
 from sweeps.web import charts
@@ -73,8 +73,8 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
     status = status if status in Experiment.Status.values else ""
     experiments = experiment_search(user=request.user, status=status or None, search=query or None)
     page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
-    latest = sweeps_by_id([e.latest_sweep_id for e in page])  # one query for the whole page
-    rows = [ListRow(e, latest.get(e.latest_sweep_id) if e.latest_sweep_id else None) for e in page]
+    experiments_shown = list(page)
+    rows = [ListRow(e, s) for e, s in zip(experiments_shown, latest_sweeps(experiments_shown), strict=True)]
     return {"rows": rows, "page": page, "query": query, "status": status, "statuses": Experiment.Status.values}
 
 
