@@ -37,19 +37,19 @@ def next_size(seen: int, sizes: Sequence[int]) -> int | None:
     """The row count of the rung after `seen` rows, or None when every row is seen."""
     return next((size for size in sizes if size > seen), None)
 
-def to_prune(
-    candidates: Mapping[Hashable, Mapping[int, float]],
+def to_prune[K: Hashable](
+    candidates: Mapping[K, Mapping[int, float]],
     leader: Mapping[int, float] | None,
     *,
     alpha: float,
-) -> set[Hashable]:
+) -> set[K]:
     """Which candidates to stop: those shown worse than the best on the rows they all saw.
 
     candidates: per configuration, its per-row scores (mean over replicates) on the rows seen.
     leader: the per-row scores of the best finished configuration of earlier rounds, if any; it
     competes for "best" but is never pruned (it is done).
     """
-    contenders: dict[Hashable, Mapping[int, float]] = dict(candidates)
+    contenders: dict[Hashable, Mapping[int, float]] = {key: scores for key, scores in candidates.items()}
     leader_key = object()
     if leader:
         contenders[leader_key] = leader

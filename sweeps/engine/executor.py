@@ -155,12 +155,10 @@ class Executor:
     # A provider saying the account is out of credit stops the sweep ("provider_error"), rather
     # than failing every remaining sample one by one.
     fail_fast: bool = True
-    rng: random.Random | None = None  # draws the retries' jitter
+    rng: random.Random = field(default_factory=random.Random)  # draws the retries' jitter
     sleep: Sleep = asyncio.sleep
 
     def __post_init__(self) -> None:
-        if self.rng is None:
-            self.rng = random.Random()
         # Kept across run()s: what a provider taught us about its capacity stays true next round.
         self.adaptive = AdaptiveConcurrency(self.max_concurrency)
         # The provider error that stopped the last run() (out of credit, or rate limited beyond

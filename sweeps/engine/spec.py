@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import yaml
 
@@ -664,6 +664,16 @@ class _Validator:
             self.error(_at(path, key), f"must be true or false, got {_kind(value)}")
             return default
         return value
+
+    @overload
+    def integer(
+        self, section: dict, key: str, path: str, *, default: int, minimum: int | None = 1, maximum: int | None = None
+    ) -> int: ...
+
+    @overload
+    def integer(
+        self, section: dict, key: str, path: str, *, default: None, minimum: int | None = 1, maximum: int | None = None
+    ) -> int | None: ...
 
     def integer(
         self,

@@ -120,7 +120,7 @@ def create_runs(sweep: Sweep, spec: ExperimentSpec, configs: list[dict]) -> None
     )  # fmt: skip
     if any(r.pk is None for r in runs):  # backends without RETURNING from bulk inserts
         runs = list(Run.objects.filter(sweep=sweep, round=sweep.rounds).order_by("id"))
-    defaults = {f: RunSample._meta.get_field(f).get_default() for f in DEFAULTED_FIELDS}
+    defaults = {f: RunSample._meta.get_field(f).get_default() for f in DEFAULTED_FIELDS}  # type: ignore[union-attr]  # columns, not relations
     opened = first_rung_rows(sweep, spec)
     samples = [
         (run.pk, sweep.pk, i, rep, row, RunSample.Status.PENDING if i in opened else RunSample.Status.WAITING)
@@ -174,6 +174,7 @@ def open_next_rung(sweep: Sweep, spec: ExperimentSpec) -> bool:
     candidates = {run_id: row_means(scores) for run_id, scores in samples.items()}
     seen = min(len(scores) for scores in candidates.values())  # rows of the shared order done by all
     order, es = shared_row_order(sweep, spec), spec.sweep.early_stopping
+    assert es is not None  # only a sweep with early stopping has waiting samples
     pruned = early_stopping.to_prune(candidates, leader_scores(sweep, run_ids, set(order[:seen])), alpha=es.alpha)
     if pruned:
         prune_runs(sweep, pruned)

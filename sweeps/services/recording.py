@@ -115,7 +115,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
     """Aggregate every given run that has no pending or running sample left."""
     # One query tells which runs are finished (no open sample: the HAVING) and their figures.
     # A failed sample scores 0: a configuration that errors is worse, not unknown.
-    figures = (
+    figures_query = (
         RunSample.objects.filter(run_id__in=run_ids)
         .values("run_id")
         .annotate(
@@ -134,7 +134,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         )
         .filter(n_open=0)
     )
-    figures = list(figures)
+    figures = list(figures_query)
     certainty = run_statistics([s["run_id"] for s in figures])
     rows = []
     for s in figures:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
@@ -20,7 +20,7 @@ from sweeps.models import ApiToken
 from sweeps.services import ServiceError
 
 TOKEN_PREFIX = "pl_"
-NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
+NAME_MAX_LENGTH = cast(int, ApiToken._meta.get_field("name").max_length)  # set on every CharField
 # last_used_at is for people ("used 3 minutes ago"), not an audit log: one write a minute per
 # token at most, instead of a write on every API request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -66,4 +66,5 @@ def build_scorer(spec: Mapping[str, Any], path: str) -> Scorer:
     arguments = scorer_class.parse_options(options)
     if options.errors:
         raise SpecError(options.errors)
+    assert weight is not None  # else number() reported why, and the errors were raised
     return scorer_class(name=name, weight=weight, **arguments)

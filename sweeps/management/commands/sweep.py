@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -97,7 +97,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
-        self.console = Console(file=self.stdout, highlight=False, width=width)
+        self.console = Console(file=cast(IO[str], self.stdout), highlight=False, width=width)  # a text stream
         for action in ALLOWED:
             if options[action] is not None:
                 return self.control(action, options[action])
