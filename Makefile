@@ -11,7 +11,7 @@ FIND_PYTHON := for c in python3.13 python3.12 python3 $$(ls -d $$HOME/.pyenv/ver
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install chromium bench clean
+.PHONY: run test lint install chromium bench clean
 
 $(VENV)/.installed: requirements.txt
 	@python=$$($(FIND_PYTHON)); \
@@ -37,6 +37,12 @@ chromium:
 
 test: install chromium
 	$(PY) -m pytest
+
+# Lint, format and types: .ci/run runs this before the tests.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 
 bench: install
 	$(PY) bench/throughput.py
