@@ -10,7 +10,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from sweeps.events import publishing
+from sweeps.events import publishing  # noqa: E402
 from sweeps.web.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(

@@ -69,5 +69,5 @@ class Provider(ABC):
     async def complete(self, request: CompletionRequest) -> Completion:
         """Return the completion, or raise ProviderError."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional: most adapters hold nothing)
         """Release what the adapter holds (an HTTP client); nothing by default."""

@@ -327,9 +327,11 @@ class _BoundedEnvironment(SandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
             raise SecurityError(f"exponent {right} is too large")
-        if operator == "**" and isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() * abs(right) > MAX_INT_BITS:
-                raise SecurityError(f"a power of {left.bit_length() * right:,} bits is too large")
+        if (
+            operator == "**" and isinstance(left, int) and isinstance(right, int)
+            and left.bit_length() * abs(right) > MAX_INT_BITS
+        ):  # fmt: skip
+            raise SecurityError(f"a power of {left.bit_length() * right:,} bits is too large")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > _limits.max_chars:

@@ -311,7 +311,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             if plan in (Plan.COMPLETE, Plan.STOPPED):
                 break
             reason = await executor.run()
-            if reason == "drained" and plan == Plan.IN_PROGRESS:
+            if reason == "drained" and plan == Plan.IN_PROGRESS:  # noqa: SIM102 (the comment explains the inner test)
                 # Nothing left to claim just now, yet the round is not over: other workers hold
                 # its last samples. They finish them (then the next plan goes on), or their
                 # worker died and the leases expire: then this one takes them over.

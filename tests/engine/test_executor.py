@@ -108,7 +108,7 @@ async def test_fast_samples_keep_flowing_while_a_slow_one_runs():
         started_before = len(provider.started)
         recorded_before = len(workload.recorded)
         provider.finish(next(p for p in provider.waiting if p != "slow"))
-        await until(lambda: len(provider.started) > started_before, what="a new call after one finished")
+        await until(lambda before=started_before: len(provider.started) > before, what="a new call after one finished")
         assert len(workload.recorded) == recorded_before + 1
         active_after_each_refill.append(provider.active)
         assert "slow" in provider.waiting

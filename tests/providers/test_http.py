@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -104,7 +104,7 @@ async def test_permanent_statuses_fail_with_advice(server, connect, kind, status
     assert error.status == status
     assert error.retry_after is None
     assert error.message.startswith(f"{kind}: {status} " + advice.format(KEY_ENV=f"{kind.upper()}_API_KEY"))
-    assert error.message.endswith('the server said: "fake server: scripted %d"' % status)
+    assert error.message.endswith(f'the server said: "fake server: scripted {status}"')
 
 
 async def test_a_404_names_the_base_url_it_tried(server, connect):
@@ -146,7 +146,7 @@ async def test_retry_after_seconds_is_passed_on(server, connect):
 
 
 async def test_retry_after_http_date_becomes_seconds_from_now(server, connect):
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     server.script(Scripted(429, headers={"Retry-After": format_datetime(when, usegmt=True)}))
     error = await failure(connect())
     # The date has whole seconds, and some time passed since: a little under 30, never over.
