@@ -21,7 +21,7 @@ from sweeps.events.publishing import publish_on_commit
 from sweeps.models import Experiment, Run, RunSample, Sweep
 from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.services import ServiceError
-from sweeps.services.experiments import validate_spec
+from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
 from sweeps.services.recording import close_finished_runs
 
 S = Sweep.Status
@@ -117,8 +117,12 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
         raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
     if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
         raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
+    # What may change while paused (budget, max_concurrency, fail_fast...) reaches the snapshot
+    # the workers execute; the rest of the spec stays as the sweep started.
+    edited = experiment.spec_dict()
+    spec = {**sweep.spec, **{key: edited[key] for key in EDITABLE_WHILE_PAUSED}}
     sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
-    set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="")
+    set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="", spec=spec)
     publish_on_commit([sweep_event("resumed", sweep)])
     transaction.on_commit(lambda: dispatch_or_fail(sweep))
     return sweep

@@ -108,6 +108,11 @@ class FakeLLMServer:
         """The Anthropic base_url."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        return self._in_flight
+
     def script(self, *responses: Scripted) -> None:
         """Queue responses for the next requests, in order; later ones get the default answer."""
         self._script.extend(responses)

@@ -23,9 +23,9 @@ from sweeps.engine.scorers import JUDGE_INSTRUCTIONS
 from sweeps.events import publishing
 from sweeps.models import Provider, RunSample, Score, Sweep
 from sweeps.services import ServiceError
-from sweeps.services.experiments import experiment_create, known_providers
-from sweeps.services.sweeps import sweep_resume, sweep_start
-from tests.conftest import wait_for_sweep
+from sweeps.services.experiments import experiment_create, experiment_update, known_providers
+from sweeps.services.sweeps import sweep_pause, sweep_resume, sweep_start
+from tests.conftest import wait_for, wait_for_sweep
 from tests.fakes.llm_server import (
     FakeLLMServer,
     RecordedRequest,
@@ -340,6 +340,32 @@ def test_quota_exhausted_without_fail_fast_completes_with_failed_samples(user, s
     assert len(server.requests) == 3  # one each: quota errors are not retried
     for sample in RunSample.objects.filter(sweep=sweep):
         assert sample.status == "failed" and "quota exhausted" in sample.error
+
+
+def test_max_concurrency_and_fail_fast_edited_while_paused_apply_after_resume(user, server, providers):
+    """Both may change while a sweep is paused; the resumed sweep obeys the new values (it once
+    went on with the values it had started with)."""
+    data = stage_spec("openai/gpt-4o-mini", max_concurrency=4, fail_fast=True)
+    data["dataset"] = [{"ticket": f"ticket {i}"} for i in range(24)]
+    server.latency = 0.2
+    experiment = experiment_create(owner=user, data=data)
+    sweep = sweep_start(experiment=experiment)
+    wait_for(lambda: server.max_concurrency >= 3)
+    sweep = wait_for_sweep(sweep_pause(sweep=sweep), until=("paused",))
+    # The calls in flight finish and their job ends: the resumed sweep is a new execution.
+    wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status="running").exists() and not server.in_flight)
+    assert RunSample.objects.filter(sweep=sweep, status="pending").count() >= 8
+    experiment_update(experiment=experiment, data={**data, "max_concurrency": 1, "fail_fast": False})
+
+    before = len(server.requests)
+    server.max_concurrency = 0  # the peak from here on
+    last = data["dataset"][-1]["ticket"]
+    server.responder = lambda request: Scripted(429, body=QUOTA) if last in user_message(request) else None
+    sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "paused", "failed"))
+
+    assert len(server.requests) > before + 1 and server.max_concurrency == 1
+    # fail_fast off: the quota error failed its own sample instead of pausing the sweep.
+    assert (sweep.status, sweep.stopped_reason, sweep.failed) == ("completed", "completed", 1)
 
 
 # --- 6: providers that cannot be used ----------------------------------------------------------------
