@@ -74,6 +74,28 @@ ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if
 if DEBUG and not ALLOWED_HOSTS:
     ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"]
 
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`HTTP_X_FORWARDED_PROTO` -> ("HTTP_X_FORWARDED_PROTO", "https"): the request header the
+    HTTPS-terminating proxy sets (and strips from what clients send)."""
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a request header as Django names it, e.g. HTTP_X_FORWARDED_PROTO")
+    return (raw, "https")
+
+
+# Behind HTTPS (README, Deploying). Off by default: a local install and a LAN server speak plain
+# HTTP, where secure-only cookies would make signing in impossible.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -206,3 +206,74 @@ def test_a_max_grid_below_one_is_refused(value):
 def test_a_provider_key_pattern_that_is_not_a_regular_expression_is_refused():
     error = refused(SECRET_KEY=KEY, PROMPTLOOPER_PROVIDER_KEY_PATTERN="[A-Z")
     assert "PROMPTLOOPER_PROVIDER_KEY_PATTERN" in error
+
+
+# --- behind HTTPS ---
+
+HTTPS = {
+    "SECURE_SSL_REDIRECT": "True", "SESSION_COOKIE_SECURE": "True", "CSRF_COOKIE_SECURE": "True",
+    "SECURE_HSTS_SECONDS": "31536000", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "True", "SECURE_HSTS_PRELOAD": "True",
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
+}  # fmt: skip
+HTTPS_DUMP = """
+import json, promptlooper.settings as s
+print(json.dumps({name: getattr(s, name) for name in %r}))
+""" % (list(HTTPS),)
+
+
+def check_deploy(**env: str) -> subprocess.CompletedProcess:
+    """manage.py check --deploy as a production server runs it: PostgreSQL, Redis, a real key."""
+    production = {"SECRET_KEY": "k" * 60 + "-a-long-random-production-key", "ALLOWED_HOSTS": "looper.example.com",
+                  "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/promptlooper", "REDIS_URL": "redis://127.0.0.1:6379/0"}  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if k not in (*SETTINGS_VARS, *HTTPS)}
+    clean.update({**production, **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_https_settings_are_off_by_default_so_plain_http_still_signs_in():
+    result = run_python(HTTPS_DUMP, SECRET_KEY=KEY)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "SECURE_SSL_REDIRECT": False, "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False,
+        "SECURE_HSTS_SECONDS": 0, "SECURE_HSTS_INCLUDE_SUBDOMAINS": False, "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }  # fmt: skip
+
+
+def test_the_environment_sets_every_https_setting():
+    result = run_python(HTTPS_DUMP, SECRET_KEY=KEY, **HTTPS)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("SESSION_COOKIE_SECURE", "maybe", "SESSION_COOKIE_SECURE='maybe' is not a boolean"),
+        ("SECURE_HSTS_SECONDS", "a year", "SECURE_HSTS_SECONDS='a year' is not a whole number"),
+        ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS=-1 must be at least 0"),
+        ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto", "SECURE_PROXY_SSL_HEADER='X-Forwarded-Proto' is not a request header"),
+    ],
+)  # fmt: skip
+def test_a_bad_https_setting_is_refused_naming_it(name, value, says):
+    assert says in refused(SECRET_KEY=KEY, **{name: value})
+
+
+def test_check_deploy_passes_with_the_documented_https_settings():
+    result = check_deploy(**HTTPS)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("off", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"])
+def test_check_deploy_fails_when_one_https_setting_is_off(off):
+    result = check_deploy(**{**HTTPS, off: "0"})
+    assert result.returncode != 0
+    assert off in result.stderr + result.stdout
