@@ -22,7 +22,7 @@ concurrency limit is told no call was throttled (it then stays at 16). Every cal
     in-memory workload / response store of tests/engine/fakes.py.
 (2) stack:  the whole of sweeps.runner.execution.execute_sweep on a throwaway SQLite database, with a
     Provider row (kind openai) pointing at the fake server, its key in an environment variable
-    set in-process; sweeps.services.dispatch_sweep is a no-op, as in bench/throughput.py.
+    set in-process; sweeps.services.sweeps.dispatch_sweep is a no-op, as in bench/throughput.py.
 
 Printed per mode: wall time with 429s beside the error-free wall time and their ratio (target
 <= 1.5x); the time an ideal scheduler takes with those same 429s (simulated: calls in order,
@@ -326,7 +326,7 @@ def setup_django() -> str:
     # The bench runs each sweep itself; without this the on_commit hook of sweep_start would
     # also start it in the embedded worker thread.
     import sweeps.services.sweeps
-    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp
 
 

@@ -219,7 +219,7 @@ def setup_django(db: str) -> str | None:
     # This script runs each sweep itself; without the no-op, sweep_start's on_commit hook would
     # also start it in the embedded worker thread.
     import sweeps.services.sweeps
-    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp
 
 

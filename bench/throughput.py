@@ -28,7 +28,7 @@ Each database runs in its own child processes (Django settings are process-wide)
 prints a table: measure, figure, target, ratio (figure ÷ target), PASS/MISS.
 
 Sweeps are created with sweep_start and executed in-process with
-asyncio.run(sweeps.runner.execution.execute_sweep(id)); sweeps.services.dispatch_sweep is replaced by
+asyncio.run(sweeps.runner.execution.execute_sweep(id)); sweeps.services.sweeps.dispatch_sweep is replaced by
 a no-op so the embedded worker thread does not run the same sweep a second time.
 """
 
@@ -120,7 +120,7 @@ def setup_django(db: str, *, inline_db: bool = False) -> tuple[str | None, dict[
     # The bench runs each sweep itself (asyncio.run(execute_sweep(id))); without this no-op,
     # sweep_start's on_commit hook would also start it in the embedded worker thread.
     import sweeps.services.sweeps
-    sweeps.services.sweeps.dispatch_sweep = lambda sweep: None  # the sweep is executed inline
+    sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp, marks
 
 
@@ -482,10 +482,10 @@ PROFILE_POINTS = [
     ("  record_outcomes: persist results", "sweeps/services/recording.py", "record_outcomes"),
     ("    RunSample/Run bulk_update", "django/db/models/query.py", "bulk_update"),
     ("    close_finished_runs", "sweeps/services/recording.py", "close_finished_runs"),
-    ("  cache_store: ResponseCache bulk_create", "sweeps/runner/execution.py", "cache_store"),
-    ("  cache_lookup", "sweeps/runner/execution.py", "cache_lookup"),
-    ("  claim_samples", "sweeps/runner/execution.py", "claim_samples"),
-    ("  start_runs", "sweeps/runner/execution.py", "start_runs"),
+    ("  cache_store: ResponseCache bulk_create", "sweeps/services/cache.py", "cache_store"),
+    ("  cache_lookup", "sweeps/selectors/cache.py", "cache_lookup"),
+    ("  claim_samples", "sweeps/services/leases.py", "claim_samples"),
+    ("  start_runs", "sweeps/services/leases.py", "start_runs"),
     ("  Executor._run_sample (render, cache, call, score)", "sweeps/engine/executor.py", "_run_sample"),
     ("    MockProvider.complete", "providers/mock.py", "complete"),
     ("    templating.render", "sweeps/engine/templating.py", "render"),

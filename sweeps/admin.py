@@ -74,7 +74,7 @@ class ExperimentForm(forms.ModelForm):
         fields = ["owner", *SPEC_FIELDS]
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:
             return cleaned
         candidate = Experiment(**{f: cleaned.get(f) for f in SPEC_FIELDS})
@@ -204,8 +204,8 @@ class ApiTokenAdmin(ReadOnly):
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user"]
-    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
     actions = ["revoke"]
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

@@ -92,3 +92,27 @@ def test_the_engine_imports_nothing_of_django_or_of_the_app_outside_it():
             or (name.startswith("sweeps.") and not name.startswith("sweeps.engine"))
         }  # fmt: skip
         assert not outside, f"{path.relative_to(ROOT)} imports {sorted(outside)}"
+
+
+def database_access(path: Path) -> list[str]:
+    """Each `X.objects` and `x.save(...)` in the code of `path` (not in comments or strings)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "objects":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "save":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}()")
+    return found
+
+
+def test_only_services_and_selectors_touch_the_database():
+    """Every write is a service and every read a selector, so each rule lives in one place."""
+    allowed = ("sweeps/services/", "sweeps/selectors/", "sweeps/migrations/")
+    outside = [
+        access
+        for path in [*ROOT.glob("sweeps/**/*.py"), *ROOT.glob("promptlooper/*.py")]
+        if not str(path.relative_to(ROOT)).startswith(allowed)
+        for access in database_access(path)
+    ]
+    assert outside == []
+    assert database_access(ROOT / "sweeps" / "services" / "sweeps.py")  # the finder finds what is there

@@ -215,10 +215,10 @@ HTTPS = {
     "SECURE_HSTS_SECONDS": "31536000", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "True", "SECURE_HSTS_PRELOAD": "True",
     "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
 }  # fmt: skip
-HTTPS_DUMP = """
+HTTPS_DUMP = f"""
 import json, promptlooper.settings as s
-print(json.dumps({name: getattr(s, name) for name in %r}))
-""" % (list(HTTPS),)
+print(json.dumps({{name: getattr(s, name) for name in {list(HTTPS)!r}}}))
+"""
 
 
 def check_deploy(**env: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ within the allowed names (sweeps/providers/keys.py, checked by the model's valid
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -14,6 +13,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, ProviderIn, ProviderOut, ProviderPatch
 from sweeps.models import Provider
+from sweeps.selectors.providers import provider_get, provider_list
+from sweeps.services.providers import ProviderExists, provider_create, provider_update
 
 router = Router(tags=["providers"])
 ERRORS = {401: Message, 403: Message, 404: Message, 409: Message, 422: dict}
@@ -32,34 +33,33 @@ def require_permission(request: ApiRequest, action: str) -> None:
                              "permission, as in the admin; ask an administrator.")  # fmt: skip
 
 
-def save(provider: Provider) -> Provider:
-    try:
-        provider.full_clean()
-    except ValidationError as e:
-        detail = [{"loc": ["body", field], "msg": msg, "type": "invalid"} for field, msgs in e.message_dict.items() for msg in msgs]
-        raise NinjaValidationError(detail) from e
-    provider.save()
-    return provider
+def as_422(e: ValidationError) -> NinjaValidationError:
+    """The model's field errors in the shape every other 422 of the API has."""
+    detail = [{"loc": ["body", field], "msg": msg, "type": "invalid"} for field, msgs in e.message_dict.items() for msg in msgs]
+    return NinjaValidationError(detail)
 
 
 @router.get("", response={200: list[ProviderOut], 401: Message})
 def list_providers(request: ApiRequest):
     """Every provider, whether sweeps can call it now, and if not, what to do about it."""
-    return [provider_out(p) for p in Provider.objects.all()]
+    return [provider_out(p) for p in provider_list()]
 
 
 @router.post("", response={201: ProviderOut, **ERRORS})
 def create_provider(request: ApiRequest, body: ProviderIn):
     require_permission(request, "add")
-    if Provider.objects.filter(name=body.name).exists():
-        raise HttpError(409, f"A provider named {body.name!r} exists; PATCH /providers/{body.name} changes it.")
-    return Status(201, provider_out(save(Provider(**body.model_dump()))))
+    try:
+        return Status(201, provider_out(provider_create(data=body.model_dump())))
+    except ProviderExists as e:
+        raise HttpError(409, str(e)) from e
+    except ValidationError as e:
+        raise as_422(e) from e
 
 
 @router.patch("/{name}", response={200: ProviderOut, **ERRORS})
 def update_provider(request: ApiRequest, name: str, body: ProviderPatch):
     require_permission(request, "change")
-    provider = get_object_or_404(Provider, name=name)
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(provider, field, value)
-    return provider_out(save(provider))
+    try:
+        return provider_out(provider_update(provider=provider_get(name=name), changes=body.model_dump(exclude_unset=True)))
+    except ValidationError as e:
+        raise as_422(e) from e

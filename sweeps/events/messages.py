@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, QuerySet
-
 from sweeps.models import Run, Sweep
 
 
-def sweeps_with_owner() -> QuerySet[Sweep]:
-    """Sweeps that carry their experiment owner's id (`owner_id`), which the events need for the
-    owner's group (the experiments list). Load sweeps that events are built from this way:
-    events are built in async code too, where looking the owner up would be a query."""
-    return Sweep.objects.annotate(owner_id=F("experiment__owner_id"))
-
-
 def owner_id(sweep: Sweep) -> int | None:
-    """Never a query (see sweeps_with_owner); None when the loader did not say."""
+    """Never a query (see selectors.sweeps.sweeps_with_owner); None when the loader did not say."""
     if (owner := getattr(sweep, "owner_id", None)) is not None:
         return owner
     return sweep.experiment.owner_id if Sweep.experiment.is_cached(sweep) else None

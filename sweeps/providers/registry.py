@@ -45,14 +45,6 @@ class ProviderSet:
         self._rows = {row.name: row for row in rows if row.enabled}
         self._adapters: dict[str, Provider] = {}
 
-    @classmethod
-    def load(cls) -> ProviderSet:
-        from sweeps.models import (
-            Provider as ProviderRow,  # the engine-facing half stays importable without Django
-        )
-
-        return cls(ProviderRow.objects.all())
-
     @property
     def names(self) -> list[str]:
         return sorted(self._rows)

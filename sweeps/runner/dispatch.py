@@ -19,11 +19,12 @@ class QueueUnavailable(Exception):
     pass
 
 
-def dispatch_sweep(sweep, jobs: int | None = None) -> None:
-    """jobs: how many RQ jobs to enqueue; by default one per worker listening."""
+def dispatch_sweep(sweep, jobs: int | None = None) -> list[str]:
+    """jobs: how many RQ jobs to enqueue; by default one per worker listening. Returns the
+    ids of the jobs enqueued (none in embedded mode, where a thread runs the sweep)."""
     if settings.EMBEDDED_WORKER:
         threading.Thread(target=run_sweep, args=(sweep.pk,), name=f"sweep-{sweep.pk}", daemon=True).start()
-        return
+        return []
     queue = django_rq.get_queue("sweeps", commit_mode="auto")
     try:
         # One job per worker listening: they all claim samples of this sweep, so a sweep started
@@ -33,4 +34,4 @@ def dispatch_sweep(sweep, jobs: int | None = None) -> None:
     except RedisError as e:
         log.error("could not enqueue sweep %s: %s", sweep.pk, e)
         raise QueueUnavailable("the job queue at REDIS_URL is unreachable; the sweep stays queued") from e
-    type(sweep).objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids))  # the latest jobs given it
+    return job_ids

@@ -16,13 +16,8 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F
-from django.utils import timezone
 
 from sweeps.engine.batching import Batcher
 from sweeps.engine.budget import BudgetLedger
@@ -32,12 +27,18 @@ from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
 from sweeps.engine.scorers import build_scorer
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.events import publishing
-from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner
-from sweeps.models import ResponseCache, Run, RunSample, Sweep
+from sweeps.events.messages import run_event, sweep_event
+from sweeps.models import Run, Sweep
 from sweeps.providers.registry import ProviderSet
 from sweeps.runner.budget import sweep_budget
 from sweeps.runner.dbthread import DbThread
 from sweeps.runner.ratelimit import RedisRateLimiter
+from sweeps.selectors.cache import cache_lookup
+from sweeps.selectors.providers import provider_set
+from sweeps.selectors.runs import run_configs
+from sweeps.selectors.sweeps import sweep_status, sweeps_with_owner, work_left
+from sweeps.services.cache import cache_store
+from sweeps.services.leases import LEASE, claim_samples, keep_alive, release_samples, start_runs
 from sweeps.services.planning import Plan, plan_next_round
 from sweeps.services.recording import record_outcomes
 from sweeps.services.sweeps import (
@@ -49,12 +50,8 @@ from sweeps.services.sweeps import (
 
 log = logging.getLogger(__name__)
 
-# A claimed sample whose worker is silent this long is claimed again; workers renew their
-# leases every HEARTBEAT_S (a task of its own, whatever the calls in flight), so this must be
-# several heartbeats long.
-LEASE = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
 CONTROL_POLL_S = 0.2  # pause and stop take effect within this, plus the calls in flight
-HEARTBEAT_S = LEASE.total_seconds() / 6
+HEARTBEAT_S = LEASE.total_seconds() / 6  # leases are renewed by a task of its own, whatever the calls in flight
 OTHERS_POLL_S = 1.0  # how often a drained worker looks whether others' samples need taking over
 PROGRESS_EVERY_S = 0.5  # progress events are coalesced to this rate per sweep
 RECORD_EVERY_S = 0.1  # results are written in at most 10 transactions a second, leaving the
@@ -79,88 +76,6 @@ class Db:
         await self.read.close()
 
 
-def claim_samples(sweep_id: int, owner: str, limit: int) -> list[tuple[int, int, int, int, Any]]:
-    """Take up to `limit` pending samples for `owner`, atomically: several workers may claim
-    from one sweep at once and no sample goes to two of them."""
-    now = timezone.now()
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    table = RunSample._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {table} SET status = 'running', lease_owner = %s, lease_until = %s, attempts = attempts + 1
-            WHERE id IN (SELECT id FROM {table} WHERE sweep_id = %s AND status = 'pending'
-                         ORDER BY id LIMIT %s{skip_locked})
-            RETURNING id, run_id, row_index, replicate, inputs""",
-            [owner, now + LEASE, sweep_id, limit],
-        )
-        return sorted(cursor.fetchall())
-
-
-def reclaim_expired(sweep_id: int) -> int:
-    """Samples whose worker stopped renewing its lease (it died) become pending again."""
-    return RunSample.objects.filter(sweep_id=sweep_id, status=RunSample.Status.RUNNING, lease_until__lt=timezone.now()).update(
-        status=RunSample.Status.PENDING, lease_owner="", lease_until=None
-    )
-
-
-def start_runs(run_ids: Sequence[int]) -> list[Run]:
-    started = Run.objects.filter(id__in=run_ids, status=Run.Status.PENDING)
-    ids = list(started.values_list("id", flat=True))
-    started.update(status=Run.Status.RUNNING, started_at=timezone.now())
-    return list(Run.objects.filter(id__in=ids))
-
-
-def release_samples(sample_ids: Sequence[int], owner: str) -> None:
-    RunSample.objects.filter(id__in=sample_ids, lease_owner=owner, status=RunSample.Status.RUNNING).update(
-        status=RunSample.Status.PENDING, lease_owner="", lease_until=None, attempts=F("attempts") - 1
-    )
-
-
-def keep_alive(sweep_id: int, owner: str) -> None:
-    now = timezone.now()
-    RunSample.objects.filter(sweep_id=sweep_id, lease_owner=owner, status=RunSample.Status.RUNNING).update(
-        lease_until=now + LEASE
-    )
-    Sweep.objects.filter(id=sweep_id).update(heartbeat_at=now)
-    reclaim_expired(sweep_id)
-
-
-def work_left(sweep_id: int, owner: str) -> str:
-    """"pending" when samples wait to be claimed, "held" when only other workers hold some, else ""."""
-    samples = RunSample.objects.filter(sweep_id=sweep_id)
-    if samples.filter(status=RunSample.Status.PENDING).exists():
-        return "pending"
-    if samples.filter(status=RunSample.Status.RUNNING).exclude(lease_owner=owner).exists():
-        return "held"
-    return ""
-
-
-def sweep_status(sweep_id: int) -> str:
-    return Sweep.objects.values_list("status", flat=True).get(id=sweep_id)
-
-
-def cache_lookup(keys: list[str]) -> list[CachedResponse | None]:
-    found = {
-        row["key"]: CachedResponse(
-            row["text"], row["tokens_in"], row["tokens_out"], row["finish_reason"], row["latency_ms"], row["cost_usd"]
-        )
-        for row in ResponseCache.objects.filter(key__in=set(keys)).values(
-            "key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd"
-        )
-    }
-    return [found.get(k) for k in keys]  # hits are counted when the samples are recorded
-
-
-def cache_store(entries: list[tuple[str, str, str, CachedResponse]]) -> list[None]:
-    ResponseCache.objects.bulk_create(
-        (
-            ResponseCache(key=key, provider=provider, model=model, text=r.text, finish_reason=r.finish_reason,
-                          tokens_in=r.tokens_in, tokens_out=r.tokens_out, latency_ms=r.latency_ms, cost_usd=r.cost_usd)
-            for key, provider, model, r in entries
-        ),
-        ignore_conflicts=True,  # two workers may answer the same request at once; either is fine
-    )  # fmt: skip
-    return [None] * len(entries)
 
 
 class DbResponseStore:
@@ -192,7 +107,7 @@ class DbWorkload:
         rows = await self.db.write.urgent(claim_samples, self.sweep_id, self.owner, limit)
         run_ids = {run_id for _, run_id, *_ in rows}
         if missing := run_ids - self._stages.keys():
-            configs = await self.db.read(lambda: dict(Run.objects.filter(id__in=missing).values_list("id", "config")))
+            configs = await self.db.read(run_configs, missing)
             for run_id, config in configs.items():
                 self._stages[run_id] = tuple(resolve_pipeline(self.spec.pipeline, config))
         if started := await self.db.write(start_runs, list(run_ids)):
@@ -229,7 +144,7 @@ class DbWorkload:
 
     async def _write(self, outcomes: list[SampleOutcome]) -> list[None]:
         sweep, closed = await self.db.write(record_outcomes, self.sweep_id, outcomes, self.owner)
-        kinds = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
+        kinds: dict[str, str] = {Run.Status.COMPLETED: "completed", Run.Status.FAILED: "failed"}
         await publishing.apublish([run_event(kinds.get(r.status, "completed"), r, sweep) for r in closed])
         await self.publish_progress(sweep=sweep)
         return [None] * len(outcomes)
@@ -238,7 +153,8 @@ class DbWorkload:
         now = time.monotonic()
         if force or now - self._progress_at >= PROGRESS_EVERY_S:
             self._progress_at = now
-            sweep = sweep or await self.db.read(sweeps_with_owner().get, id=self.sweep_id)
+            if sweep is None:
+                sweep = await self.db.read(sweeps_with_owner().get, id=self.sweep_id)
             await publishing.apublish([sweep_event("progress", sweep)])
 
 
@@ -287,7 +203,7 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
             return None
         await publishing.apublish(published)
         spec = parse_spec(sweep.spec)
-        providers = await db.write(ProviderSet.load)
+        providers = await db.write(provider_set)
         workload = DbWorkload(db, sweep, spec, owner)
         heartbeat = asyncio.create_task(renew_leases(db, sweep_id, owner))
         if not settings.EMBEDDED_WORKER:  # RQ jobs stay short: no job must live for hours

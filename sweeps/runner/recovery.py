@@ -13,25 +13,22 @@ start and every CHECK_S while it waits for jobs, so within about a lease of a cr
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import close_old_connections, connections
-from django.db.models import Q
 from django.utils import timezone
 from redis import Redis
 from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from sweeps.models import RunSample, Sweep
-from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
-from sweeps.runner.execution import reclaim_expired
-from sweeps.services.sweeps import lease_expired, sweep_close_abandoned
+from sweeps.models import Sweep
+from sweeps.runner.dispatch import QueueUnavailable
+from sweeps.selectors.sweeps import sweeps_queued_for_a_lease, sweeps_running_stale, sweeps_with_abandoned_samples
+from sweeps.services.leases import LEASE, reclaim_expired
+from sweeps.services.sweeps import sweep_close_abandoned, sweep_dispatch, sweep_take_over
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
 CHECK_S = LEASE.total_seconds() / 4  # how often an idle worker looks for orphans
 
 
@@ -47,41 +44,31 @@ def recover(redis: Redis) -> None:
 
 def take_over_orphans(redis: Redis) -> None:
     for sweep_id in orphaned_sweeps(redis):
-        if sweep := take_over(sweep_id):
+        if sweep := sweep_take_over(sweep_id):
             log.warning("sweep %s had no live worker: enqueued again for the live ones", sweep_id)
             try:
-                dispatch_sweep(sweep)
+                sweep_dispatch(sweep)
             except QueueUnavailable:
                 pass  # logged by dispatch; the next check, a lease later, tries again
-    abandoned = Sweep.objects.filter(pk__in=abandoned_samples().values("sweep_id"))
-    for sweep in abandoned.filter(status=Sweep.Status.STOPPED):
+    for sweep in sweeps_with_abandoned_samples(Sweep.Status.STOPPED):
         sweep_close_abandoned(sweep=sweep)
         log.warning("sweep %s was stopped while its worker was dead: its samples are closed", sweep.pk)
-    for sweep in abandoned.filter(status=Sweep.Status.PAUSED):
+    for sweep in sweeps_with_abandoned_samples(Sweep.Status.PAUSED):
         reclaim_expired(sweep.pk)  # pending again: a resume continues them at once
-    for sweep in Sweep.objects.filter(status=Sweep.Status.QUEUED, updated_at__lt=timezone.now() - LEASE):
+    for sweep in sweeps_queued_for_a_lease():
         if not any(Job.exists(job_id, connection=redis) for job_id in job_ids(sweep)):
             log.warning("sweep %s was queued but its jobs are gone: enqueued again", sweep.pk)
-            dispatch_sweep(sweep)
+            sweep_dispatch(sweep)
 
 
 def job_ids(sweep: Sweep) -> list[str]:
     return [j for j in sweep.job_id.split(",") if j]
 
 
-def stale() -> Q:
-    cutoff = timezone.now() - LEASE
-    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
-
-
-def abandoned_samples():
-    return RunSample.objects.filter(lease_expired(), status=RunSample.Status.RUNNING)
-
-
 def orphaned_sweeps(redis: Redis) -> list[int]:
     return [
         sweep.pk
-        for sweep in Sweep.objects.filter(stale(), status=Sweep.Status.RUNNING)
+        for sweep in sweeps_running_stale()
         if not any(job_alive(job_id, redis) for job_id in job_ids(sweep))
     ]
 
@@ -99,12 +86,3 @@ def job_alive(job_id: str, redis: Redis) -> bool:
         return False
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + job.worker_name, connection=redis)
     return bool(worker and worker.last_heartbeat and timezone.now() - worker.last_heartbeat < LEASE)
-
-
-def take_over(sweep_id: int) -> Sweep | None:
-    """One worker wins (a conditional update): the sweep's heartbeat is renewed, which gives the
-    jobs about to be enqueued a lease to start, and its expired leases go back to pending."""
-    if not Sweep.objects.filter(stale(), pk=sweep_id, status=Sweep.Status.RUNNING).update(heartbeat_at=timezone.now()):
-        return None
-    reclaim_expired(sweep_id)
-    return Sweep.objects.get(pk=sweep_id)

@@ -14,25 +14,17 @@ from sweeps.engine.calls import CachedResponse
 from sweeps.engine.estimate import Estimate, estimate_sweep, proposed_configs
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.models import ResponseCache
-from sweeps.providers.registry import ProviderSet
+from sweeps.selectors.cache import cached_responses
+from sweeps.selectors.providers import provider_set
 from sweeps.services.planning import round_rng
-
-LOOKUP_CHUNK = 500  # keys per query: well under every backend's limit on query parameters
 
 
 class DatabaseSources:
     def __init__(self) -> None:
-        self.providers = ProviderSet.load()  # prices only: ProviderSet.price never builds an adapter
+        self.providers = provider_set()  # prices only: ProviderSet.price never builds an adapter
 
     def cached(self, keys: Sequence[str]) -> Mapping[str, CachedResponse]:
-        found: dict[str, CachedResponse] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            rows = ResponseCache.objects.filter(key__in=unique[start : start + LOOKUP_CHUNK]).values_list(
-                "key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd"
-            )
-            found.update((key, CachedResponse(*response)) for key, *response in rows)
-        return found
+        return cached_responses(keys)
 
     def mean_output_tokens(self, model: str) -> tuple[float, int] | None:
         provider, _, name = model.partition("/")

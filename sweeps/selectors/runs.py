@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.cache import cache
@@ -180,3 +180,8 @@ def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
             means[row["sample__run_id"]].append({"name": row["name"], "mean": row["mean"], "n": row["n"]})
         cache.set_many({keys[i]: means[i] for i in missing if i in keys}, timeout=24 * 3600)
     return means
+
+
+def run_configs(run_ids: Iterable[int]) -> dict[int, Any]:
+    """Each run's configuration, by id (the executor's, for samples claimed from new runs)."""
+    return dict(Run.objects.filter(id__in=list(run_ids)).values_list("id", "config"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from sweeps.engine import formatting
 from sweeps.models import Experiment, RunSample, Sweep
+from sweeps.services.leases import LEASE, lease_expired, stale
 
 
 def sweep_get(*, user: Any, sweep_id: int) -> Sweep:
@@ -71,3 +72,45 @@ def sweep_pipeline(sweep_id: int) -> list[dict[str, Any]]:
 def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
     """The latest sweep without its spec snapshot (which holds the whole dataset)."""
     return experiment.sweeps.defer("spec").order_by("-created_at").first()
+
+
+def sweeps_with_owner() -> QuerySet[Sweep]:
+    """Sweeps that carry their experiment owner's id (`owner_id`), which the events need for the
+    owner's group (the experiments list). Load sweeps that events are built from this way:
+    events are built in async code too, where looking the owner up would be a query."""
+    return Sweep.objects.annotate(owner_id=F("experiment__owner_id"))
+
+
+def work_left(sweep_id: int, owner: str) -> str:
+    """"pending" when samples wait to be claimed, "held" when only other workers hold some, else ""."""
+    samples = RunSample.objects.filter(sweep_id=sweep_id)
+    if samples.filter(status=RunSample.Status.PENDING).exists():
+        return "pending"
+    if samples.filter(status=RunSample.Status.RUNNING).exclude(lease_owner=owner).exists():
+        return "held"
+    return ""
+
+
+def sweep_status(sweep_id: int) -> str:
+    return Sweep.objects.values_list("status", flat=True).get(id=sweep_id)
+
+
+def sweeps_running_stale() -> QuerySet[Sweep]:
+    """Running sweeps whose executors have been silent for a lease: maybe orphaned."""
+    return Sweep.objects.filter(stale(), status=Sweep.Status.RUNNING)
+
+
+def sweeps_with_abandoned_samples(status: str) -> QuerySet[Sweep]:
+    """Sweeps in `status` that still have samples `running` under an expired lease."""
+    abandoned = RunSample.objects.filter(lease_expired(), status=RunSample.Status.RUNNING)
+    return Sweep.objects.filter(pk__in=abandoned.values("sweep_id"), status=status)
+
+
+def sweeps_queued_for_a_lease() -> QuerySet[Sweep]:
+    """Queued sweeps no worker has taken on for a lease: perhaps their jobs are gone."""
+    return Sweep.objects.filter(status=Sweep.Status.QUEUED, updated_at__lt=timezone.now() - LEASE)
+
+
+def sweep_by_id(sweep_id: int) -> Sweep:
+    """Any user's sweep (Sweep.DoesNotExist when there is none): for the command line, which acts as the operator."""
+    return Sweep.objects.get(pk=sweep_id)

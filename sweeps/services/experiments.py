@@ -3,7 +3,7 @@ sweep allows, copied and deleted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -97,7 +97,8 @@ def experiment_duplicate(*, experiment: Experiment) -> Experiment:
     """A new draft with the same spec, named "<name> (copy)"; sweeps and results stay with the original.
     Validated like any new experiment: a copy that names a provider disabled since is refused."""
     data = experiment.spec_dict()
-    data["name"] = experiment.name[: Experiment._meta.get_field("name").max_length - 7] + " (copy)"
+    name_max = cast(int, Experiment._meta.get_field("name").max_length)  # set on every CharField
+    data["name"] = experiment.name[: name_max - len(" (copy)")] + " (copy)"
     try:
         return experiment_create(owner=experiment.owner, data=data)
     except SpecError as e:

@@ -22,9 +22,10 @@ from sweeps.engine.space import config_hash
 from sweeps.engine.spec import ExperimentSpec
 from sweeps.engine.stats import row_means
 from sweeps.events import publishing
-from sweeps.events.messages import run_event, sweep_event, sweeps_with_owner
+from sweeps.events.messages import run_event, sweep_event
 from sweeps.models import Run, RunSample, Sweep
 from sweeps.runner.bulk import insert_rows
+from sweeps.selectors.sweeps import sweeps_with_owner
 from sweeps.services.recording import close_finished_runs
 
 INSERT_BATCH = 2000

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from sweeps.engine import stats
 from sweeps.engine.executor import SampleOutcome
-from sweeps.events.messages import sweeps_with_owner
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
 from sweeps.runner.bulk import insert_rows, update_rows
+from sweeps.selectors.sweeps import sweeps_with_owner
 from sweeps.services.text_limits import stored, stored_stage
 
 SAMPLE_FIELDS = [

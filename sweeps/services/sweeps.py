@@ -16,12 +16,14 @@ from django.utils import timezone
 
 from sweeps.engine import formatting
 from sweeps.engine.errors import SpecError
-from sweeps.events.messages import sweep_event, sweeps_with_owner
+from sweeps.events.messages import sweep_event
 from sweeps.events.publishing import publish_on_commit
 from sweeps.models import Experiment, Run, RunSample, Sweep
 from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
+from sweeps.selectors.sweeps import sweeps_with_owner
 from sweeps.services import ServiceError
 from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
+from sweeps.services.leases import RELEASED, lease_expired, reclaim_expired, stale
 from sweeps.services.recording import close_finished_runs
 
 S = Sweep.Status
@@ -85,12 +87,29 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
     return sweep
 
 
+def sweep_dispatch(sweep: Sweep, jobs: int | None = None) -> None:
+    """Hand the sweep to workers (QueueUnavailable when Redis is down) and remember the jobs
+    given it, by which recovery tells whether a live worker still has it."""
+    if job_ids := dispatch_sweep(sweep, jobs=jobs):
+        Sweep.objects.filter(pk=sweep.pk).update(job_id=",".join(job_ids))
+
+
+def sweep_take_over(sweep_id: int) -> Sweep | None:
+    """An orphaned running sweep (no live worker): one worker wins it, by a conditional update
+    that renews its heartbeat (the jobs about to be enqueued get a lease to start), and its
+    expired leases go back to pending. None when another worker was faster."""
+    if not Sweep.objects.filter(stale(), pk=sweep_id, status=S.RUNNING).update(heartbeat_at=timezone.now()):
+        return None
+    reclaim_expired(sweep_id)
+    return Sweep.objects.get(pk=sweep_id)
+
+
 def dispatch_or_fail(sweep: Sweep) -> None:
     """Hand the sweep to a worker; when the queue is unreachable the sweep stays queued, with
     that reason as its error (the first worker to see Redis again enqueues it: sweeps.runner.recovery),
     and the caller is told."""
     try:
-        dispatch_sweep(sweep)
+        sweep_dispatch(sweep)
     except QueueUnavailable as e:
         Sweep.objects.filter(pk=sweep.pk, status=S.QUEUED).update(error=str(e))
         raise ServiceError(f"Sweep {sweep.pk} could not start: {e}.") from e
@@ -162,10 +181,6 @@ def sweep_stop(*, sweep: Sweep) -> Sweep:
     return sweep
 
 
-def lease_expired() -> Q:
-    return Q(lease_until__lt=timezone.now()) | Q(lease_until__isnull=True)
-
-
 def cancel_pending(sweep: Sweep) -> None:
     """Pending (and waiting) samples become cancelled; samples in flight finish and are recorded
     as usual, but those whose worker died (lease expired) are cancelled too, so that a stopped
@@ -209,7 +224,7 @@ def sweep_hand_over(sweep_id: int) -> None:
     """A job ends its time slice with the sweep still running: another job takes it on."""
     sweep = Sweep.objects.get(pk=sweep_id)
     if sweep.status == S.RUNNING:
-        dispatch_sweep(sweep, jobs=1)
+        sweep_dispatch(sweep, jobs=1)
 
 
 @transaction.atomic
@@ -241,9 +256,7 @@ def sweep_fail(sweep_id: int, error: str) -> list[dict]:
     if sweep.status in (S.COMPLETED, S.STOPPED):
         return []  # finished meanwhile (by another worker): what it finished stays true
     set_status(sweep, S.FAILED, Sweep.Reason.FAILED, error=error[:2000], finished_at=timezone.now())
-    RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
-        status=RunSample.Status.PENDING, lease_owner="", lease_until=None
-    )
+    RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(**RELEASED)
     runs_back_to_pending(sweep.pk)
     return [sweep_event("failed", sweep)]
 
@@ -261,9 +274,7 @@ def sweeps_recover_interrupted(*, stale_after: timedelta = timedelta(seconds=60)
     )
     recovered = []
     for sweep in dead:
-        RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(
-            status=RunSample.Status.PENDING, lease_owner="", lease_until=None
-        )
+        RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(**RELEASED)
         set_status(sweep, S.PAUSED, Sweep.Reason.INTERRUPTED)
         runs_back_to_pending(sweep.pk)
         recovered.append(sweep)

@@ -57,7 +57,7 @@ async def test_anonymous_and_other_users_are_refused(user, other_user, mock_late
 async def test_owner_receives_the_sweep_events_in_order(user, mock_latency, monkeypatch):
     # The sweep runs on this test's event loop (not the embedded thread) so that its events
     # and the consumer share one in-memory channel layer.
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])
     experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
     headers = await database_sync_to_async(session_headers)(user)
     communicator, connected, _ = await connect(experiment.pk, headers)
@@ -88,7 +88,7 @@ async def test_owner_receives_the_sweep_events_in_order(user, mock_latency, monk
 
 
 async def test_pause_and_stop_are_published(user, mock_latency, monkeypatch):
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])
     experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
     headers = await database_sync_to_async(session_headers)(user)
     communicator, connected, _ = await connect(experiment.pk, headers)

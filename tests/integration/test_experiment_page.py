@@ -171,7 +171,7 @@ async def test_list_socket_carries_the_users_own_sweep_events_only(
     user, other_user, mock_latency, monkeypatch, close_async_connections
 ):
     # The sweep runs on this test's loop, so its events and the consumers share one layer.
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])
     anonymous, connected = await list_socket([(b"origin", b"http://testserver")])
     assert not connected
     alice, connected = await list_socket(await database_sync_to_async(session_headers)(user))
@@ -197,7 +197,7 @@ async def test_list_socket_carries_the_users_own_sweep_events_only(
 
 @pytest.mark.django_db(transaction=True)
 async def test_pause_and_stop_from_a_service_reach_the_list(user, mock_latency, monkeypatch, close_async_connections):
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: None)
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])
     alice, _ = await list_socket(await database_sync_to_async(session_headers)(user))
     experiment = await database_sync_to_async(experiment_create)(owner=user, data=spec())
     sweep = await database_sync_to_async(sweep_start)(experiment=experiment)

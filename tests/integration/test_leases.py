@@ -18,8 +18,8 @@ from rq import Worker
 from sweeps.engine.executor import SampleOutcome, ScoredVerdict, WorkItem
 from sweeps.engine.scorers import ScoreResult
 from sweeps.models import Provider, Run, RunSample, Score, Sweep
-from sweeps.runner.execution import claim_samples, reclaim_expired
 from sweeps.services.experiments import experiment_create
+from sweeps.services.leases import claim_samples, reclaim_expired
 from sweeps.services.planning import plan_next_round
 from sweeps.services.recording import record_outcomes
 from sweeps.services.sweeps import sweep_fail, sweep_start, sweep_stop

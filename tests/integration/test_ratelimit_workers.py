@@ -92,7 +92,7 @@ def sweep_spec(tag: str) -> dict[str, Any]:
 
 def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, limiter_keys):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep: None)  # the subprocesses run them
+    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])  # the subprocesses run them
     with FakeLLMServer() as server:
         Provider.objects.update_or_create(
             name="openai",

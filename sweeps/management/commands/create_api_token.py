@@ -6,11 +6,11 @@ bad name, as the `sweep` command does for bad input.
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from sweeps.services import ServiceError
 from sweeps.services.tokens import token_create
+from sweeps.services.users import user_named
 
 
 class Command(BaseCommand):
@@ -21,12 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="cli", help='what the token is for, e.g. "ci" (default: cli)')
 
     def handle(self, *args, **options) -> None:
-        User = get_user_model()
         try:
-            user = User.objects.get(username=options["user"])
-        except User.DoesNotExist:
-            raise CommandError(f"no user named {options['user']!r}", returncode=2) from None
-        try:
+            user = user_named(options["user"])
             token, raw = token_create(user=user, name=options["name"])
         except ServiceError as e:
             raise CommandError(str(e), returncode=2) from None

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rich.console import Console
@@ -40,10 +39,11 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
-from sweeps.selectors.sweeps import failure_reasons, sweep_progress
+from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_progress
 from sweeps.services import ServiceError
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import ALLOWED, sweep_pause, sweep_start, sweep_transition
+from sweeps.services.users import cli_user, user_named
 
 POLL_S = 0.2
 
@@ -155,23 +155,16 @@ class Command(BaseCommand):
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
 
     def owner(self, username: str | None):
-        User = get_user_model()
-        if username:
-            try:
-                return User.objects.get(username=username)
-            except User.DoesNotExist:
-                raise CommandError(f"no user named {username!r}", returncode=2) from None
-        user = User.objects.filter(username="demo").first() or User.objects.filter(is_superuser=True).first()
-        if user is None:
-            user, created = User.objects.get_or_create(username="cli")
-            if created:
-                user.set_unusable_password()
-                user.save()
-        return user
+        if not username:
+            return cli_user()
+        try:
+            return user_named(username)
+        except ServiceError as e:
+            raise CommandError(str(e), returncode=2) from None
 
     def control(self, action: str, sweep_id: int) -> None:
         try:
-            sweep = sweep_transition(sweep=Sweep.objects.get(pk=sweep_id), action=action)
+            sweep = sweep_transition(sweep=sweep_by_id(sweep_id), action=action)
         except Sweep.DoesNotExist:
             raise CommandError(f"no sweep {sweep_id}", returncode=2) from None
         except ServiceError as e:
