@@ -326,6 +326,7 @@ def setup_django() -> str:
     # The bench runs each sweep itself; without this the on_commit hook of sweep_start would
     # also start it in the embedded worker thread.
     import sweeps.services.sweeps
+
     sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp
 
@@ -428,8 +429,14 @@ def table(results: dict[str, dict[str, dict[str, Any]]], ideal: dict[str, float]
         ratio = err["wall"] / clean["wall"]
         row("wall time, error-free", mode, f"{clean['wall']:.2f} s")
         row("wall time, with 429s", mode, f"{err['wall']:.2f} s")
-        row("  with 429s / error-free", mode, f"{ratio:.2f}x", f"<= {TARGET_RATIO:g}x", ratio / TARGET_RATIO,
-            ratio <= TARGET_RATIO)
+        row(
+            "  with 429s / error-free",
+            mode,
+            f"{ratio:.2f}x",
+            f"<= {TARGET_RATIO:g}x",
+            ratio / TARGET_RATIO,
+            ratio <= TARGET_RATIO,
+        )
         row("  with 429s / ideal scheduler with 429s", mode, f"{err['wall'] / ideal['errors']:.2f}x")
         row("  error-free / ideal scheduler error-free", mode, f"{clean['wall'] / ideal['clean']:.2f}x")
         if off:
@@ -441,8 +448,14 @@ def table(results: dict[str, dict[str, dict[str, Any]]], ideal: dict[str, float]
         row(f"calls succeeded ({len(runs)} runs)", mode,
             f"{sum(x['ok'] for x in runs)}/{sum(x['samples'] for x in runs)}", "all", None, all_ok)  # fmt: skip
         row("429s served", mode, f"{err['served_429']}")
-        row("retries made (server; engine)", mode, f"{err['retries']}; {err['retries_engine']}", "== 429s", None,
-            err["retries"] == err["served_429"] == err["retries_engine"])
+        row(
+            "retries made (server; engine)",
+            mode,
+            f"{err['retries']}; {err['retries_engine']}",
+            "== 429s",
+            None,
+            err["retries"] == err["served_429"] == err["retries_engine"],
+        )
         early = err["early"] + err["delays_below_retry_after"]
         gap = "-" if err["min_gap"] is None else f"{err['min_gap']:.3f} s"
         row("retries sooner than Retry-After", mode, f"{early} (min gap {gap})", "0", None, early == 0)
@@ -469,10 +482,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{CALLS[True]} calls per run instead of {CALLS[False]}")
     parser.add_argument("--mode", choices=("engine", "stack", "both"), default="both")
-    parser.add_argument("--seed", type=int, default=1, help="which requests get a 429 (and, in mode engine, the retries' jitter)")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="which requests get a 429 (and, in mode engine, the retries' jitter)"
+    )
     parser.add_argument("--p429", type=float, default=0.10, help="share of requests answered 429 (default 0.10)")
-    parser.add_argument("--no-diagnostic", action="store_true",
-                        help="skip the third run of each mode (429s with the adaptive limit kept off)")
+    parser.add_argument(
+        "--no-diagnostic",
+        action="store_true",
+        help="skip the third run of each mode (429s with the adaptive limit kept off)",
+    )
     args = parser.parse_args()
 
     from tests.fakes.llm_server import FakeLLMServer
@@ -526,21 +544,31 @@ def main() -> int:
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n===== PromptLooper retries against the fake OpenAI server ({time.perf_counter() - started:.0f} s; "
-          f"{os.cpu_count()} CPUs, load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after) =====")
-    print(f"{n_calls} calls, concurrency {CONCURRENCY}, {LATENCY_S * 1e3:.0f} ms per request, "
-          f"{args.p429:.0%} of requests answered 429 with Retry-After: {RETRY_AFTER_S:g} (seed {args.seed}): "
-          f"{sum(n429)} 429s planned on {sum(1 for n in n429 if n)} calls, at most {max(n429)} on one call")
-    print(f"ideal scheduler (simulated, zero overhead, calls in order): error-free {ideal['clean']:.2f} s, with these "
-          f"429s {ideal['errors']:.2f} s ({ideal['errors'] / ideal['clean']:.2f}x the error-free ideal); no order beats "
-          f"{ideal['any_order']:.2f} s (all attempts on {CONCURRENCY} slots, or the call with the most 429s)\n")
+    print(
+        f"\n===== PromptLooper retries against the fake OpenAI server ({time.perf_counter() - started:.0f} s; "
+        f"{os.cpu_count()} CPUs, load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after) ====="
+    )
+    print(
+        f"{n_calls} calls, concurrency {CONCURRENCY}, {LATENCY_S * 1e3:.0f} ms per request, "
+        f"{args.p429:.0%} of requests answered 429 with Retry-After: {RETRY_AFTER_S:g} (seed {args.seed}): "
+        f"{sum(n429)} 429s planned on {sum(1 for n in n429 if n)} calls, at most {max(n429)} on one call"
+    )
+    print(
+        f"ideal scheduler (simulated, zero overhead, calls in order): error-free {ideal['clean']:.2f} s, with these "
+        f"429s {ideal['errors']:.2f} s ({ideal['errors'] / ideal['clean']:.2f}x the error-free ideal); no order beats "
+        f"{ideal['any_order']:.2f} s (all attempts on {CONCURRENCY} slots, or the call with the most 429s)\n"
+    )
     print(table(results, ideal))
-    print(f"ratio = figure ÷ target; a 429'd call costs at least {LATENCY_S * 1e3:.0f} ms + {RETRY_AFTER_S:g} s, so "
-          "even the ideal scheduler is slower with 429s than without")
+    print(
+        f"ratio = figure ÷ target; a 429'd call costs at least {LATENCY_S * 1e3:.0f} ms + {RETRY_AFTER_S:g} s, so "
+        "even the ideal scheduler is slower with 429s than without"
+    )
     if ideal["errors"] / ideal["clean"] > TARGET_RATIO:
-        print(f"note: with these 429s even the ideal scheduler takes {ideal['errors'] / ideal['clean']:.2f}x the "
-              f"error-free ideal, so the <= {TARGET_RATIO:g}x target cannot be met on this workload; judge the "
-              "executor by 'with 429s / ideal scheduler with 429s'")
+        print(
+            f"note: with these 429s even the ideal scheduler takes {ideal['errors'] / ideal['clean']:.2f}x the "
+            f"error-free ideal, so the <= {TARGET_RATIO:g}x target cannot be met on this workload; judge the "
+            "executor by 'with 429s / ideal scheduler with 429s'"
+        )
     return 0 if all(x["ok"] == x["samples"] for r in results.values() for x in r.values()) else 1
 
 

@@ -219,6 +219,7 @@ def setup_django(db: str) -> str | None:
     # This script runs each sweep itself; without the no-op, sweep_start's on_commit hook would
     # also start it in the embedded worker thread.
     import sweeps.services.sweeps
+
     sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp
 
@@ -483,8 +484,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, es_note: str
     winners: dict[str, int] = {}
     for r in results:
         winners[describe(r["grid"]["best_config"])] = winners.get(describe(r["grid"]["best_config"]), 0) + 1
-    out.print("Grid winners: " + "; ".join(f"{k} ({v}x)" for k, v in sorted(winners.items(), key=lambda kv: -kv[1])),
-              highlight=False)
+    out.print(
+        "Grid winners: " + "; ".join(f"{k} ({v}x)" for k, v in sorted(winners.items(), key=lambda kv: -kv[1])),
+        highlight=False,
+    )
 
     if not args.early_stopping:
         out.print(f"\nEarly stopping: skipped ({es_note}).", highlight=False)

@@ -214,8 +214,7 @@ def main() -> int:
     wall = time.perf_counter() - t0
     print(f"seeded experiment {sweep.experiment_id}, sweep {sweep.pk}: {sweep.total:,} samples in "
           f"{sweep.runs.count()} runs, {wall:.1f} s ({sweep.total / wall:,.0f} samples/s) into {url}")  # fmt: skip
-    print(f"try it: DATABASE_URL={url} DEBUG=True .venv/bin/python manage.py runserver  "
-          f"(login bench / {password})")
+    print(f"try it: DATABASE_URL={url} DEBUG=True .venv/bin/python manage.py runserver  (login bench / {password})")
     return 0
 
 

@@ -116,10 +116,10 @@ def setup_django(db: str, *, inline_db: bool = False) -> tuple[str | None, dict[
     call_command("migrate", verbosity=0, interactive=False)
     marks["migrated"] = proc_status("VmRSS")
 
-
     # The bench runs each sweep itself (asyncio.run(execute_sweep(id))); without this no-op,
     # sweep_start's on_commit hook would also start it in the embedded worker thread.
     import sweeps.services.sweeps
+
     sweeps.services.sweeps.dispatch_sweep = lambda sweep, **kwargs: []  # the sweep is executed inline
     return tmp, marks
 
@@ -260,7 +260,10 @@ def bench_spec(tag: str, n_samples: int, *, rows: int = ROWS) -> dict[str, Any]:
         "pipeline": [{"name": "answer", "prompt": "Summarize this ticket: {{ ticket }}", "model": "mock/echo"}],
         "dataset": dataset,
         "scorers": [{"type": "icontains", "value": "{{ expected }}"}, {"type": "max_length", "value": 400}],
-        "sweep": {"type": "grid", "params": {"params.temperature": [round(i / n_configs, 6) for i in range(n_configs)]}},
+        "sweep": {
+            "type": "grid",
+            "params": {"params.temperature": [round(i / n_configs, 6) for i in range(n_configs)]},
+        },
         "max_concurrency": CONCURRENCY,
     }
 
@@ -288,8 +291,10 @@ def run_sweep(experiment, probe: Probe, profiler: cProfile.Profile | None = None
     cpu, loop_cpu = time.process_time() - cpu0, time.thread_time() - thread0
     sweep.refresh_from_db()
     if reason != "drained" or sweep.status != "completed" or sweep.completed != sweep.total:
-        raise RuntimeError(f"sweep {sweep.pk} ended {reason!r}, status {sweep.status}, "
-                           f"{sweep.completed}/{sweep.total} completed, {sweep.failed} failed: {sweep.error}")
+        raise RuntimeError(
+            f"sweep {sweep.pk} ended {reason!r}, status {sweep.status}, "
+            f"{sweep.completed}/{sweep.total} completed, {sweep.failed} failed: {sweep.error}"
+        )
     return {
         "t0": t0, "wall": wall, "cpu": cpu, "loop_cpu": loop_cpu, "samples": sweep.total,
         "cached": sweep.cached, "calls": len(probe.calls),
@@ -312,7 +317,9 @@ def print_breakdown(title: str, r: dict[str, Any]) -> None:
     ]
     for label, (cnt, w, c, q, items) in sorted(db.items(), key=lambda kv: -kv[1][1]):
         per = f"{items / cnt:10.1f}" if items else " " * 10
-        lines.append(f"      {label:<22}{cnt:6d} {w:8.3f} {c:7.3f} {w / cnt * 1e3:8.2f} {q / cnt * 1e3:12.2f}      {per}")
+        lines.append(
+            f"      {label:<22}{cnt:6d} {w:8.3f} {c:7.3f} {w / cnt * 1e3:8.2f} {q / cnt * 1e3:12.2f}      {per}"
+        )
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
@@ -598,8 +605,10 @@ def child_profile(args: argparse.Namespace) -> dict[str, Any]:
         out = io.StringIO()
         out.write(f"\n=== cProfile of (b) on {args.db}: {n:,} samples, {r['wall']:.2f} s under the profiler "
                   f"({r['wall'] / n * 1e3:.3f} ms/sample) ===\n")  # fmt: skip
-        out.write("inclusive time of the main steps (µs per sample, share of the profiled wall; a coroutine's\n"
-                  "time counts only while it runs, not while it awaits):\n")
+        out.write(
+            "inclusive time of the main steps (µs per sample, share of the profiled wall; a coroutine's\n"
+            "time counts only while it runs, not while it awaits):\n"
+        )
         for label, ct in profile_points(stats):
             out.write(f"  {label:<52}{ct / n * 1e6:9.1f} µs  {ct / r['wall']:6.1%}\n")
         out.write("own time by area, builtins and stdlib charged to their caller (µs per sample, share):\n")
@@ -632,8 +641,18 @@ def pg_reachable() -> str | None:
 
 
 def run_child(kind: str, db: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--db", db, "--jitter", str(args.jitter),
-           "--mock-seed", str(args.mock_seed)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--db",
+        db,
+        "--jitter",
+        str(args.jitter),
+        "--mock-seed",
+        str(args.mock_seed),
+    ]
     if args.quick:
         cmd.append("--quick")
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -659,36 +678,92 @@ def table(results: dict[str, dict[str, Any]], quick: bool) -> str:
     for db, r in results.items():
         if a := r.get("a"):
             sig = f"sigma {a['jitter']:g}, seed {a['mock_seed']}"
-            row(f"(a) scheduler efficiency, drawn mean {a['drawn_mean_ms']:.0f} ms", db, f"{a['eff_drawn']:.3f}",
-                ">= 0.90", a["eff_drawn"] / 0.9, a["eff_drawn"] >= 0.9)
-            row("    same, nominal mean 200 ms", db, f"{a['eff_nominal']:.3f}", ">= 0.90", a["eff_nominal"] / 0.9,
-                a["eff_nominal"] >= 0.9)
-            row(f"    same, measured call mean {a['measured_mean_ms']:.0f} ms", db, f"{a['eff_measured']:.3f}",
-                ">= 0.90", a["eff_measured"] / 0.9, a["eff_measured"] >= 0.9)
+            row(
+                f"(a) scheduler efficiency, drawn mean {a['drawn_mean_ms']:.0f} ms",
+                db,
+                f"{a['eff_drawn']:.3f}",
+                ">= 0.90",
+                a["eff_drawn"] / 0.9,
+                a["eff_drawn"] >= 0.9,
+            )
+            row(
+                "    same, nominal mean 200 ms",
+                db,
+                f"{a['eff_nominal']:.3f}",
+                ">= 0.90",
+                a["eff_nominal"] / 0.9,
+                a["eff_nominal"] >= 0.9,
+            )
+            row(
+                f"    same, measured call mean {a['measured_mean_ms']:.0f} ms",
+                db,
+                f"{a['eff_measured']:.3f}",
+                ">= 0.90",
+                a["eff_measured"] / 0.9,
+                a["eff_measured"] >= 0.9,
+            )
             row("    end to end (incl. planning), drawn mean", db, f"{a['eff_e2e_drawn']:.3f}", "(info)", None, None)
             row(f"    perfect scheduler, same latencies ({sig})", db, f"{a['eff_perfect']:.3f}", "(bound)", None, None)
             row("    achieved / perfect scheduler", db, f"{a['vs_perfect']:.3f}", "(info)", None, None)
-            row("    slots holding a sample, while work remained", db, f"{a['sample_occupancy']:.3f}", "(info)", None,
-                None)
+            row(
+                "    slots holding a sample, while work remained",
+                db,
+                f"{a['sample_occupancy']:.3f}",
+                "(info)",
+                None,
+                None,
+            )
             row("    slots in a provider call, while work remained", db, f"{a['occupancy']:.3f}", "(info)", None, None)
         if b := r.get("b"):
             ms = b["wall"] / b["samples"] * 1e3
-            row(f"(b) framework cost/sample, cold, {b['samples']:,}", db, f"{ms:.3f} ms", "<= 1 ms", ms / 1.0, ms <= 1.0)
-            row("    process CPU/sample (less sensitive to a busy host)", db,
-                f"{b['cpu'] / b['samples'] * 1e3:.3f} ms", "(info)", None, None)
+            row(
+                f"(b) framework cost/sample, cold, {b['samples']:,}", db, f"{ms:.3f} ms", "<= 1 ms", ms / 1.0, ms <= 1.0
+            )
+            row(
+                "    process CPU/sample (less sensitive to a busy host)",
+                db,
+                f"{b['cpu'] / b['samples'] * 1e3:.3f} ms",
+                "(info)",
+                None,
+                None,
+            )
         if c := r.get("c"):
             rate = c["samples"] / c["wall"]
-            row(f"(c) warm re-run, {c['samples']:,} samples", db, f"{rate:,.0f} /s", ">= 2,000 /s", rate / 2000,
-                rate >= 2000)
+            row(
+                f"(c) warm re-run, {c['samples']:,} samples",
+                db,
+                f"{rate:,.0f} /s",
+                ">= 2,000 /s",
+                rate / 2000,
+                rate >= 2000,
+            )
             row("    provider calls on warm re-run", db, f"{c['calls']}", "== 0", None, c["calls"] == 0)
         if d := r.get("d"):
             peak = d["vmhwm_kb"] / 1024
-            row(f"(d) peak RSS, {d['samples']:,}-sample sweep", db, f"{peak:.0f} MB", "<= 300 MB", peak / 300,
-                peak <= 300)
-            row("    baseline RSS after django.setup()", db, f"{d['marks_kb']['django_setup'] / 1024:.0f} MB",
-                "(info)", None, None)
-            row("    RSS after migrate, before the sweep", db, f"{d['before_sweep_kb'] / 1024:.0f} MB", "(info)", None,
-                None)
+            row(
+                f"(d) peak RSS, {d['samples']:,}-sample sweep",
+                db,
+                f"{peak:.0f} MB",
+                "<= 300 MB",
+                peak / 300,
+                peak <= 300,
+            )
+            row(
+                "    baseline RSS after django.setup()",
+                db,
+                f"{d['marks_kb']['django_setup'] / 1024:.0f} MB",
+                "(info)",
+                None,
+                None,
+            )
+            row(
+                "    RSS after migrate, before the sweep",
+                db,
+                f"{d['before_sweep_kb'] / 1024:.0f} MB",
+                "(info)",
+                None,
+                None,
+            )
     head = ("measure", "db", "figure", "target", "ratio", "result")
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
@@ -710,8 +785,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sweeps (about 4x fewer samples)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of (b) per database")
     parser.add_argument("--jitter", type=float, default=0.5, help="lognormal sigma of the mock latency in (a)")
-    parser.add_argument("--mock-seed", type=int, default=1,
-                        help="the mock provider's seed in (a), i.e. which latencies it draws (default 1; see README)")
+    parser.add_argument(
+        "--mock-seed",
+        type=int,
+        default=1,
+        help="the mock provider's seed in (a), i.e. which latencies it draws (default 1; see README)",
+    )
     parser.add_argument("--child", choices=("suite", "rss", "profile"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -728,8 +807,11 @@ def main() -> int:
             return 1
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     if load_before > 0.5:
-        print(f"warning: load average {load_before:.2f} on {os.cpu_count()} CPUs before starting: other processes "
-              "compete for the CPUs and the figures will be lower than on a quiet machine", flush=True)
+        print(
+            f"warning: load average {load_before:.2f} on {os.cpu_count()} CPUs before starting: other processes "
+            "compete for the CPUs and the figures will be lower than on a quiet machine",
+            flush=True,
+        )
     results: dict[str, dict[str, Any]] = {}
     for db in dbs:
         print(f"\n##### {db} #####", flush=True)
@@ -740,8 +822,10 @@ def main() -> int:
             results[db]["d"] = rss
         if args.profile:
             run_child("profile", db, args)
-    print(f"\n===== PromptLooper sweep throughput ({time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs, "
-          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after) =====")
+    print(
+        f"\n===== PromptLooper sweep throughput ({time.perf_counter() - started:.0f} s; {os.cpu_count()} CPUs, "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after) ====="
+    )
     print(table(results, args.quick))
     return 0
 

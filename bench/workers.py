@@ -84,7 +84,10 @@ def spec(tag: str, n_samples: int, budget: bool = False) -> dict:
         "name": f"bench workers {tag}",
         "pipeline": [{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "openai/gpt-4o-mini"}],
         "dataset": [{"ticket": f"{tag} ticket number {i}"} for i in range(ROWS)],
-        "sweep": {"type": "grid", "params": {"params.temperature": [round(i / n_configs, 6) for i in range(n_configs)]}},
+        "sweep": {
+            "type": "grid",
+            "params": {"params.temperature": [round(i / n_configs, 6) for i in range(n_configs)]},
+        },
         "max_concurrency": CONCURRENCY,
         **({"budget": BUDGET} if budget else {}),
     }
@@ -95,8 +98,13 @@ def start_workers(n: int, logdir: str) -> list[subprocess.Popen]:
     for i in range(n):
         out = open(Path(logdir) / f"run-{n}-worker-{i}.log", "wb")  # noqa: SIM115
         workers.append(
-            subprocess.Popen([sys.executable, "manage.py", "rqworker", "sweeps"], cwd=ROOT, env=child_env(),
-                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            subprocess.Popen(
+                [sys.executable, "manage.py", "rqworker", "sweeps"],
+                cwd=ROOT,
+                env=child_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         )
         out.close()  # the child holds its own descriptor
     return workers
@@ -163,8 +171,12 @@ def run(n_workers: int, n_samples: int, *, user, server, redis, logdir: str, bud
         if status != "completed":
             raise RuntimeError(f"sweep {sweep.pk} ended {status}: {sweep.error or sweep.stopped_reason}")
         owners = set(RunSample.objects.filter(sweep=sweep).values_list("lease_owner", flat=True))
-        prompts = [(r.json["messages"][-1]["content"], r.json.get("temperature")) for r in list(server.requests) if r.json]
-        engine = (sweep.finished_at - sweep.started_at).total_seconds() if sweep.started_at and sweep.finished_at else None
+        prompts = [
+            (r.json["messages"][-1]["content"], r.json.get("temperature")) for r in list(server.requests) if r.json
+        ]
+        engine = (
+            (sweep.finished_at - sweep.started_at).total_seconds() if sweep.started_at and sweep.finished_at else None
+        )
         return {
             "workers": n_workers,
             "samples": sweep.total,
@@ -218,7 +230,9 @@ def main() -> None:
         )
         user = get_user_model().objects.create_user("bench", password="bench-" + secrets.token_hex(8))
         for n in WORKER_COUNTS:
-            results.append(run(n, per_worker * n, user=user, server=server, redis=redis, logdir=logdir, budget=args.budget))
+            results.append(
+                run(n, per_worker * n, user=user, server=server, redis=redis, logdir=logdir, budget=args.budget)
+            )
     finally:
         server.stop()
         clear_rq(redis)
@@ -230,7 +244,18 @@ def main() -> None:
     print(f"One sweep over N rqworker processes: fake OpenAI server at {LATENCY * 1000:.0f} ms, "
           f"max_concurrency {CONCURRENCY} per worker, {per_worker} samples per worker"
           + (f", budget {BUDGET} (every call reserves from the shared ledger)" if args.budget else ""))  # fmt: skip
-    header = ("workers", "samples", "seconds", "samples/s", "ideal/s", "ratio", "vs 1 worker", "calls", "owners", "peak")
+    header = (
+        "workers",
+        "samples",
+        "seconds",
+        "samples/s",
+        "ideal/s",
+        "ratio",
+        "vs 1 worker",
+        "calls",
+        "owners",
+        "peak",
+    )
     print(" | ".join(f"{h:>11}" for h in header))
     print("-+-".join("-" * 11 for _ in header))
     base = results[0]["samples"] / results[0]["seconds"]

@@ -77,14 +77,16 @@ api.add_router("/providers", providers.router)
 
 
 def spec_error_loc(path: str) -> list[str | int]:
-    """"pipeline[0].prompt" -> ["body", "pipeline", 0, "prompt"]."""
+    """ "pipeline[0].prompt" -> ["body", "pipeline", 0, "prompt"]."""
     parts = re.findall(r"\[(\d+)\]|([^.\[\]]+)", path)
     return ["body", *(int(index) if index else name for index, name in parts)]
 
 
 @api.exception_handler(SpecError)
 def invalid_spec(request: HttpRequest, exc: SpecError) -> HttpResponse:
-    detail = [{"loc": spec_error_loc(e.path), "field": e.path, "msg": e.message, "type": "invalid_spec"} for e in exc.errors]
+    detail = [
+        {"loc": spec_error_loc(e.path), "field": e.path, "msg": e.message, "type": "invalid_spec"} for e in exc.errors
+    ]
     return api.create_response(request, {"detail": detail}, status=422)
 
 

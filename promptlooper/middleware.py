@@ -22,7 +22,9 @@ class ApiErrorsAsJson:
         response = self.get_response(request)
         if not request.path.startswith(API_PREFIX) or response.status_code < 400 or is_json(response):
             return response
-        return JsonResponse({"detail": describe(response.status_code)}, status=response.status_code, headers=kept(response))
+        return JsonResponse(
+            {"detail": describe(response.status_code)}, status=response.status_code, headers=kept(response)
+        )
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         return internal_error(request) if request.path.startswith(API_PREFIX) else None

@@ -82,7 +82,9 @@ def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
     if not raw:
         return None
     if not re.fullmatch(r"HTTP_[A-Z0-9_]+", raw):
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a request header as Django names it, e.g. HTTP_X_FORWARDED_PROTO")
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a request header as Django names it, e.g. HTTP_X_FORWARDED_PROTO"
+        )
     return (raw, "https")
 
 

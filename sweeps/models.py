@@ -28,9 +28,7 @@ class TimeStamped(models.Model):
 
 
 def non_negative(model: str, *fields: str) -> list[models.BaseConstraint]:
-    return [
-        models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{model}_{f}_non_negative") for f in fields
-    ]
+    return [models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{model}_{f}_non_negative") for f in fields]
 
 
 class SweepStatus(models.TextChoices):
@@ -237,7 +235,9 @@ class RunSample(models.Model):
     cost_usd = models.FloatField(default=0)
     latency_ms = models.FloatField(null=True, blank=True)
     cache_hit = models.BooleanField(default=False)
-    truncated = models.BooleanField(default=False, db_default=False)  # a call ended with finish_reason "length" (max_tokens cut it)
+    truncated = models.BooleanField(
+        default=False, db_default=False
+    )  # a call ended with finish_reason "length" (max_tokens cut it)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)
@@ -342,7 +342,9 @@ def provider_options_problems(kind: str, options: Any) -> list[str]:
         elif retry.get("max_attempts", 1) < 1 or retry.get("base", 0.5) > retry.get("cap", 30):
             problems.append("retry needs max_attempts >= 1 and base <= cap")
     for model, price in (options.get("prices") or {}).items():
-        if not (isinstance(price, list) and len(price) == 2 and all(isinstance(p, int | float) and p >= 0 for p in price)):
+        if not (
+            isinstance(price, list) and len(price) == 2 and all(isinstance(p, int | float) and p >= 0 for p in price)
+        ):
             problems.append(f"prices.{model} must be [input, output] USD per million tokens")
     return problems
 

@@ -36,9 +36,7 @@ print(json.dumps({
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
 def load(**env: str) -> dict[str, Any]:
@@ -272,7 +270,9 @@ def test_check_deploy_passes_with_the_documented_https_settings():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("off", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"])
+@pytest.mark.parametrize(
+    "off", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"]
+)
 def test_check_deploy_fails_when_one_https_setting_is_off(off):
     result = check_deploy(**{**HTTPS, off: "0"})
     assert result.returncode != 0

@@ -127,7 +127,9 @@ def list_runs(
 
 
 @router.get("/{int:experiment_id}/leaderboard", response={200: Leaderboard, **ERRORS})
-def leaderboard(request: ApiRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
+def leaderboard(
+    request: ApiRequest, experiment_id: int, sweep: int | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)
+):
     """Runs ranked by score, best first, with the parameters that distinguish them."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     chosen = sweep_of(experiment, sweep)

@@ -35,7 +35,11 @@ def require_permission(request: ApiRequest, action: str) -> None:
 
 def as_422(e: ValidationError) -> NinjaValidationError:
     """The model's field errors in the shape every other 422 of the API has."""
-    detail = [{"loc": ["body", field], "msg": msg, "type": "invalid"} for field, msgs in e.message_dict.items() for msg in msgs]
+    detail = [
+        {"loc": ["body", field], "msg": msg, "type": "invalid"}
+        for field, msgs in e.message_dict.items()
+        for msg in msgs
+    ]
     return NinjaValidationError(detail)
 
 
@@ -60,6 +64,8 @@ def create_provider(request: ApiRequest, body: ProviderIn):
 def update_provider(request: ApiRequest, name: str, body: ProviderPatch):
     require_permission(request, "change")
     try:
-        return provider_out(provider_update(provider=provider_get(name=name), changes=body.model_dump(exclude_unset=True)))
+        return provider_out(
+            provider_update(provider=provider_get(name=name), changes=body.model_dump(exclude_unset=True))
+        )
     except ValidationError as e:
         raise as_422(e) from e

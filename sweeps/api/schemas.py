@@ -70,7 +70,9 @@ class SweepOut(Schema):
     failed: int
     cancelled: int
     cached: int = Field(description="samples the response cache answered wholly")
-    cached_calls: int = Field(description="stage calls the response cache answered: what saved_tokens and saved_cost_usd add up")
+    cached_calls: int = Field(
+        description="stage calls the response cache answered: what saved_tokens and saved_cost_usd add up"
+    )
     tokens_in: int
     tokens_out: int
     cost_usd: float
@@ -82,8 +84,12 @@ class SweepOut(Schema):
     best_score: float | None
     max_tokens: int | None
     max_cost_usd: float | None
-    progress: float = Field(description="done (completed, failed or pruned; never cancelled) ÷ samples made so far, 0..1")
-    progress_text: str = Field(description='the same in words, as the page and the CLI say it: "224 of 720 done · 496 cancelled"')
+    progress: float = Field(
+        description="done (completed, failed or pruned; never cancelled) ÷ samples made so far, 0..1"
+    )
+    progress_text: str = Field(
+        description='the same in words, as the page and the CLI say it: "224 of 720 done · 496 cancelled"'
+    )
     eta_seconds: float | None = Field(description="at the rate so far; null until there is a rate")
     allowed_actions: list[str]
     created_at: datetime
@@ -223,10 +229,14 @@ class Leaderboard(Schema):
     varying_params: list[str]
     entries: list[LeaderboardEntry]
     pareto_front: list[int] = Field(description="ids of the runs on the Pareto front over score, cost and latency")
-    verdict: Verdict | None = Field(description="are the top two distinguishable? null with fewer than two finished runs")
+    verdict: Verdict | None = Field(
+        description="are the top two distinguishable? null with fewer than two finished runs"
+    )
 
 
-RunOrder = Literal["-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created", "-score_per_dollar"]
+RunOrder = Literal[
+    "-score", "score", "cost", "-cost", "latency", "-latency", "created", "-created", "-score_per_dollar"
+]
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "pruned"]
 ExportFormat = Literal["csv", "jsonl"]
 ExperimentStatus = Literal["draft", "queued", "running", "paused", "stopped", "completed", "failed"]

@@ -42,10 +42,17 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
     front = pareto_run_ids(sweep) if sweep else []
     entries = [
         {
-            "rank": rank, "run_id": run.pk, "status": run.status, "score": run.score,
-            "params": {p: get_path(run.config, p, None) for p in params}, "config": run.config,
-            "tokens_in": run.tokens_in, "tokens_out": run.tokens_out, "cost_usd": run.cost_usd,
-            "latency_ms": run.latency_ms, "samples_failed": run.samples_failed,
+            "rank": rank,
+            "run_id": run.pk,
+            "status": run.status,
+            "score": run.score,
+            "params": {p: get_path(run.config, p, None) for p in params},
+            "config": run.config,
+            "tokens_in": run.tokens_in,
+            "tokens_out": run.tokens_out,
+            "cost_usd": run.cost_usd,
+            "latency_ms": run.latency_ms,
+            "samples_failed": run.samples_failed,
             "samples_truncated": run.samples_truncated,
             "score_per_dollar": score_per_dollar(run.score, run.cost_usd),
             **{field: getattr(run, field) for field in CERTAINTY_FIELDS},

@@ -76,14 +76,10 @@ class Budget:
 
     async def reserve(self, tokens: int, cost: float) -> Reservation | None:
         """Hold an estimate for one call, or return None when it would exceed a limit."""
-        if self.max_tokens is not None and (
-            self._spent_tokens + self._reserved_tokens + tokens > self.max_tokens
-        ):
+        if self.max_tokens is not None and (self._spent_tokens + self._reserved_tokens + tokens > self.max_tokens):
             self.exhausted_reason = "token_budget"
             return None
-        if self.max_cost_usd is not None and (
-            self._spent_cost + self._reserved_cost + cost > self.max_cost_usd
-        ):
+        if self.max_cost_usd is not None and (self._spent_cost + self._reserved_cost + cost > self.max_cost_usd):
             self.exhausted_reason = "cost_budget"
             return None
         self._reserved_tokens += tokens

@@ -213,7 +213,9 @@ class Calls:
         await self.store.put(key, provider_name, model_name, response)
         return StageOutcome(name, model, system, prompt, response, cached=False, key=key, attempts=attempt)
 
-    async def _attempt(self, provider_name: str, provider: Provider, request: CompletionRequest, tokens: int) -> Completion:
+    async def _attempt(
+        self, provider_name: str, provider: Provider, request: CompletionRequest, tokens: int
+    ) -> Completion:
         """One call to the provider, once its rate limit and its adaptive concurrency let it go."""
         if self.limiter is not None:
             wait = await self.limiter.acquire(provider_name, tokens)

@@ -28,14 +28,17 @@ def row_order(rows: int, seed: object) -> list[int]:
     random.Random(f"early-stopping:{seed}").shuffle(order)
     return order
 
+
 def rung_sizes(rows: int, rungs: Sequence[float]) -> list[int]:
     """How many rows (of the shared order) each rung ends at, increasing, the last = all rows."""
     sizes = sorted({min(rows, max(1, math.ceil(share * rows - 1e-9))) for share in rungs} | {rows})
     return [size for size in sizes if size > 0]
 
+
 def next_size(seen: int, sizes: Sequence[int]) -> int | None:
     """The row count of the rung after `seen` rows, or None when every row is seen."""
     return next((size for size in sizes if size > seen), None)
+
 
 def to_prune[K: Hashable](
     candidates: Mapping[K, Mapping[int, float]],

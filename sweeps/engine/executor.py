@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # whole sweep claimed at once, every sample waiting for its retry.
 IN_PROGRESS_PER_SLOT = 4
 
+
 class QuotaExhausted(Exception):
     """A call found the provider account out of credit (reason "provider_error"), or still
     rate limited after every retry ("rate_limited"): its sample goes back to pending."""
@@ -242,7 +243,10 @@ class Executor:
         if halt and stop in (None, "token_budget", "cost_budget"):
             stop = halt  # the samples in flight failed on it too, and may have drained the queue
         self.quota_error = calls.rate_limit_error if stop == "rate_limited" else calls.quota_error
-        if stop in ("token_budget", "cost_budget", "provider_error", "rate_limited") and (state := await self.workload.control()) != "running":
+        if (
+            stop in ("token_budget", "cost_budget", "provider_error", "rate_limited")
+            and (state := await self.workload.control()) != "running"
+        ):
             stop = state  # paused or stopped meanwhile: that is why the sweep ended, not the budget or the quota
         return stop or "drained"
 
@@ -291,7 +295,9 @@ class Executor:
             return SampleOutcome(item, tuple(stages), error=f"stage '{current}': {e}")
         except Exception as e:  # a bug must fail one sample, not the sweep
             log.exception("sample %s failed unexpectedly", item.sample_id)
-            return SampleOutcome(item, tuple(stages), error=f"stage '{current}': internal error {type(e).__name__}: {e}")
+            return SampleOutcome(
+                item, tuple(stages), error=f"stage '{current}': internal error {type(e).__name__}: {e}"
+            )
         output = stages[-1].response.text if stages else ""
         verdicts = []
         for scorer in self.scorers:

@@ -34,6 +34,6 @@ def run_status(status: str, failed: int) -> str:
 
 
 def progress(*, total: int, finished: int, cancelled: int) -> str:
-    """"224 of 720 done · 496 cancelled": cancelled samples are not done (see Sweep.finished)."""
+    """ "224 of 720 done · 496 cancelled": cancelled samples are not done (see Sweep.finished)."""
     text = f"{count(finished)} of {count(total)} done"
     return text + (f" · {count(cancelled)} cancelled" if cancelled else "")

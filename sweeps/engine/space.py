@@ -85,9 +85,7 @@ def parse_value_spec(raw: Any, path: str) -> ValueSpec:
         return _parse_choice(raw, path)
     if isinstance(raw, Mapping):
         return _parse_range(raw, path)
-    raise SpecError.at(
-        path, f"expected a list of values or a mapping with min and max, got {raw!r}"
-    )
+    raise SpecError.at(path, f"expected a list of values or a mapping with min and max, got {raw!r}")
 
 
 def _parse_choice(raw: list[Any], path: str) -> Choice:
@@ -102,9 +100,7 @@ def _parse_choice(raw: list[Any], path: str) -> Choice:
 
 def _parse_range(raw: Mapping[Any, Any], path: str) -> Uniform | Steps:
     problems = [
-        f"unknown key {str(key)!r} (expected {', '.join(_RANGE_KEYS)})"
-        for key in raw
-        if key not in _RANGE_KEYS
+        f"unknown key {str(key)!r} (expected {', '.join(_RANGE_KEYS)})" for key in raw if key not in _RANGE_KEYS
     ]
     numbers: dict[str, float] = {}
     for key in ("min", "max", "step"):
@@ -126,9 +122,7 @@ def _parse_range(raw: Mapping[Any, Any], path: str) -> Uniform | Steps:
     if log is True and low is not None and low <= 0:
         problems.append(f"log: true needs min greater than 0, got {low!r}")
     if log is True and step is not None and 0 < step <= 1:
-        problems.append(
-            f"with log: true, step is a growth factor and must be greater than 1, got {step!r}"
-        )
+        problems.append(f"with log: true, step is a growth factor and must be greater than 1, got {step!r}")
     if problems:
         raise SpecError([FieldError(path, problem) for problem in problems])
     assert low is not None and high is not None  # a missing one was reported above

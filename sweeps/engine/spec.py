@@ -63,9 +63,7 @@ _MODEL = re.compile(r"[^/\s]+/\S+")  # the model part may itself contain slashes
 _PARAM_PATH = re.compile(
     r"(?:stages\.(?P<stage>[^.]+)\.)?(?P<target>model|system|prompt|params\.[A-Za-z_][A-Za-z0-9_]*)"
 )
-_PARAM_PATH_HELP = (
-    "use model, system, prompt, params.<name>, or stages.<stage>.model|system|prompt|params.<name>"
-)
+_PARAM_PATH_HELP = "use model, system, prompt, params.<name>, or stages.<stage>.model|system|prompt|params.<name>"
 
 
 @dataclass(frozen=True)
@@ -138,14 +136,14 @@ class ExperimentSpec:
             "scorers": copy.deepcopy(list(self.scorers)),
             "sweep": {
                 "type": self.sweep.type,
-                "params": {
-                    key: _value_spec_to_raw(self.sweep.space.params[key]) for key in self.sweep.space.keys()
-                },
+                "params": {key: _value_spec_to_raw(self.sweep.space.params[key]) for key in self.sweep.space.keys()},
                 "n_trials": self.sweep.n_trials,
                 "top_k": self.sweep.top_k,
                 "explore_ratio": self.sweep.explore_ratio,
                 "seed": self.sweep.seed,
-                "early_stopping": {"rungs": list(es.rungs), "alpha": es.alpha} if (es := self.sweep.early_stopping) else None,
+                "early_stopping": {"rungs": list(es.rungs), "alpha": es.alpha}
+                if (es := self.sweep.early_stopping)
+                else None,
             },
             "repeats": self.repeats,
             "max_concurrency": self.max_concurrency,
@@ -217,9 +215,7 @@ def _parse_spec(
     _require_first_model(v, pipeline, sweep.space)
     scorers = _parse_scorers(v, data.get("scorers"), pipeline, columns, known_providers)
     repeats = v.integer(data, "repeats", "", default=1, maximum=limits.max_repeats)
-    max_concurrency = v.integer(
-        data, "max_concurrency", "", default=DEFAULT_MAX_CONCURRENCY, maximum=MAX_CONCURRENCY
-    )
+    max_concurrency = v.integer(data, "max_concurrency", "", default=DEFAULT_MAX_CONCURRENCY, maximum=MAX_CONCURRENCY)
     budget = _parse_budget(v, data.get("budget"))
     fail_fast = v.boolean(data, "fail_fast", "", default=True)
     if not v.errors:
@@ -638,7 +634,9 @@ class _Validator:
             self.error(path, f"keys must be strings, got {_kind(key)} {key!r}")
         return not bad
 
-    def text(self, section: dict, key: str, path: str, *, required: bool = False, max_length: int | None = None) -> str | None:
+    def text(
+        self, section: dict, key: str, path: str, *, required: bool = False, max_length: int | None = None
+    ) -> str | None:
         value = section.get(key)
         where = _at(path, key)
         if value is None:
@@ -747,7 +745,9 @@ class _SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a spec: write the value out", mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a spec: write the value out", mark
+            )
         return super().compose_node(parent, index)
 
 
@@ -763,9 +763,7 @@ def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode) -> dict:
         if isinstance(key_node, yaml.ScalarNode):
             key = loader.construct_object(key_node)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
     return loader.construct_mapping(node, deep=True)
 

@@ -336,7 +336,11 @@ class _BoundedEnvironment(SandboxedEnvironment):
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > _limits.max_chars:
                     raise SecurityError(f"a repetition of {len(seq) * n:,} items is too large")
-            if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS
+            ):
                 raise SecurityError("a product of that many digits is too large")
         if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
             _check("a + concatenation", len(left) + len(right))
@@ -433,4 +437,3 @@ def template_variables(source: str) -> set[str]:
 
 def _syntax_error(exc: jinja2.TemplateSyntaxError) -> TemplateError:
     return TemplateError(f"line {exc.lineno}: {exc.message}")
-

@@ -48,9 +48,7 @@ class AnthropicProvider(HttpProvider):
 
     def request_body(self, request: CompletionRequest) -> dict[str, Any]:
         params = {
-            key: value
-            for key, value in request.params.items()
-            if value is not None and key not in UNSUPPORTED_PARAMS
+            key: value for key, value in request.params.items() if value is not None and key not in UNSUPPORTED_PARAMS
         }
         stop = params.pop("stop", None)
         if stop is not None:

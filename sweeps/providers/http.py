@@ -249,14 +249,15 @@ class HttpProvider(Provider):
                 retry_after=retry_after(response),
             )
         if status == 401:
-            advice = f"invalid API key — set {self.key_env}" if self.key_env else "the server wants an API key: set the provider's api_key_env"
+            advice = (
+                f"invalid API key — set {self.key_env}"
+                if self.key_env
+                else "the server wants an API key: set the provider's api_key_env"
+            )
         elif status == 403:
             advice = f"not allowed — check that the key in {self.key_env} may use model {request.model!r}"
         elif status == 404:
-            advice = (
-                f"unknown model or URL: check the model name ({request.model!r}) "
-                f"and base_url ({self.base_url})"
-            )
+            advice = f"unknown model or URL: check the model name ({request.model!r}) and base_url ({self.base_url})"
         elif 300 <= status < 400:
             advice = f"unexpected redirect to {response.headers.get('location', '?')}: check base_url"
         else:  # 400, 422 and the rarer 4xx: the provider's own words say what to fix
@@ -329,7 +330,9 @@ def _retryable_reason(status: int) -> str:
 MAX_REPORTED_TOKENS = 10_000_000
 
 
-def checked_usage(request: CompletionRequest, answer: str, read: Callable[[], tuple[Any, Any]] | None) -> tuple[int, int, bool]:
+def checked_usage(
+    request: CompletionRequest, answer: str, read: Callable[[], tuple[Any, Any]] | None
+) -> tuple[int, int, bool]:
     """(tokens in, tokens out, estimated): what `read()` says the server counted, when it sent a
     usage (`read` is None when not) whose counts are numbers in [0, MAX_REPORTED_TOKENS]; else
     estimated. A usage without its fields raises KeyError: a malformed answer, as before."""

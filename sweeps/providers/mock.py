@@ -167,9 +167,7 @@ def _sampling(params: Mapping[str, Any]) -> tuple[float, float, int | None]:
     temperature = _number_param(params, "temperature", default=0.0, high=2.0)
     top_p = _number_param(params, "top_p", default=1.0, high=1.0)
     max_tokens = params.get("max_tokens")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise ProviderError(
             f"max_tokens must be an integer of at least 1, got {max_tokens!r}",
             permanent=True,
@@ -183,9 +181,7 @@ def _number_param(params: Mapping[str, Any], name: str, *, default: float, high:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-        raise ProviderError(
-            f"{name} must be a number from 0 to {high:g}, got {value!r}", permanent=True, status=400
-        )
+        raise ProviderError(f"{name} must be a number from 0 to {high:g}, got {value!r}", permanent=True, status=400)
     return float(value)
 
 

@@ -39,7 +39,9 @@ class OpenAIProvider(HttpProvider):
         # A few compatible servers send no usage (or nonsense); retrying would only pay for the
         # answer again, so the counts are estimated and the stage says so.
         tokens_in, tokens_out, estimated = checked_usage(
-            request, text, None if usage is None else lambda: (usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+            request,
+            text,
+            None if usage is None else lambda: (usage["prompt_tokens"], usage.get("completion_tokens") or 0),
         )
         return Completion(
             text=text,

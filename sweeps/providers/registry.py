@@ -17,7 +17,10 @@ from sweeps.providers.mock import MockProvider
 
 MOCK_OPTIONS = ("latency_ms", "jitter", "seed")
 # Imported on first use: a sweep on the mock never loads the HTTP stack.
-ADAPTERS = {"openai": "sweeps.providers.openai.OpenAIProvider", "anthropic": "sweeps.providers.anthropic.AnthropicProvider"}
+ADAPTERS = {
+    "openai": "sweeps.providers.openai.OpenAIProvider",
+    "anthropic": "sweeps.providers.anthropic.AnthropicProvider",
+}
 
 
 def build_adapter(row: Any) -> Provider:
@@ -77,7 +80,11 @@ class ProviderSet:
         }
 
     def retry_policies(self) -> dict[str, RetryPolicy]:
-        return {name: RetryPolicy(**row.options["retry"]) for name, row in self._rows.items() if (row.options or {}).get("retry")}
+        return {
+            name: RetryPolicy(**row.options["retry"])
+            for name, row in self._rows.items()
+            if (row.options or {}).get("retry")
+        }
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():

@@ -122,12 +122,17 @@ class RedisBudget:
         base = f"{prefix}:budget:{scope}"
         self._spent_key, self._holders_key, self._held_prefix = f"{base}:spent", f"{base}:holders", f"{base}:held:"
         self._mine = self._held_prefix + holder
-        self._limits: list[int | str] = [-1 if max_tokens is None else max_tokens, -1 if max_cost_usd is None else repr(float(max_cost_usd))]
+        self._limits: list[int | str] = [
+            -1 if max_tokens is None else max_tokens,
+            -1 if max_cost_usd is None else repr(float(max_cost_usd)),
+        ]
         self._seed: list[int | str] = [int(spent_tokens), repr(float(spent_cost))]
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         # A Redis restart or a blip is ridden out for a few seconds rather than failing calls.
         self._client = redis.Redis.from_url(
-            url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8), retry_on_error=[RedisConnectionError, RedisTimeoutError]
+            url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self._reserve_script = self._client.register_script(RESERVE)
         self._settle_script = self._client.register_script(SETTLE)
@@ -207,7 +212,9 @@ def sweep_budget(sweep: Sweep, owner: str) -> BudgetLedger:
     max_tokens, max_cost_usd = sweep.max_tokens, sweep.max_cost_usd
     spent_tokens, spent_cost = sweep.tokens_in + sweep.tokens_out, sweep.cost_usd
     if not settings.REDIS_URL or (max_tokens is None and max_cost_usd is None):
-        return Budget(max_tokens=max_tokens, max_cost_usd=max_cost_usd, spent_tokens=spent_tokens, spent_cost=spent_cost)
+        return Budget(
+            max_tokens=max_tokens, max_cost_usd=max_cost_usd, spent_tokens=spent_tokens, spent_cost=spent_cost
+        )
     # The creation time tells apart sweeps that reuse an id (a database created anew).
     scope = f"{sweep.pk}:{int(sweep.created_at.timestamp() * 1_000_000)}"
     return RedisBudget(

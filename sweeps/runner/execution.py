@@ -76,8 +76,6 @@ class Db:
         await self.read.close()
 
 
-
-
 class DbResponseStore:
     def __init__(self, db: Db) -> None:
         self._reads: Batcher[str, CachedResponse | None] = Batcher(lambda keys: db.read(cache_lookup, keys))
@@ -114,7 +112,9 @@ class DbWorkload:
             sweep = await self.db.read(sweeps_with_owner().get, id=self.sweep_id)
             await publishing.apublish([run_event("started", run, sweep) for run in started])
         return [
-            WorkItem(sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id])
+            WorkItem(
+                sid, run_id, row, rep, inputs if isinstance(inputs, dict) else json.loads(inputs), self._stages[run_id]
+            )
             for sid, run_id, row, rep, inputs in rows
         ]
 
@@ -235,7 +235,9 @@ async def execute_sweep(sweep_id: int, *, owner: str | None = None) -> str | Non
                     await asyncio.sleep(OTHERS_POLL_S)
         if reason == "handover":
             await db.write(sweep_hand_over, sweep_id)
-            log.info("sweep %s handed over to a fresh job after %s s", sweep_id, settings.PROMPTLOOPER_JOB_SLICE_SECONDS)
+            log.info(
+                "sweep %s handed over to a fresh job after %s s", sweep_id, settings.PROMPTLOOPER_JOB_SLICE_SECONDS
+            )
             return reason
         quota = executor.quota_error.message if executor.quota_error else ""
         published = await db.write(sweep_end_execution, sweep_id, reason, quota)

@@ -67,9 +67,7 @@ def job_ids(sweep: Sweep) -> list[str]:
 
 def orphaned_sweeps(redis: Redis) -> list[int]:
     return [
-        sweep.pk
-        for sweep in sweeps_running_stale()
-        if not any(job_alive(job_id, redis) for job_id in job_ids(sweep))
+        sweep.pk for sweep in sweeps_running_stale() if not any(job_alive(job_id, redis) for job_id in job_ids(sweep))
     ]
 
 

@@ -18,7 +18,12 @@ def cached_responses(keys: Iterable[str]) -> dict[str, CachedResponse]:
     for start in range(0, len(unique), LOOKUP_CHUNK):
         for row in ResponseCache.objects.filter(key__in=unique[start : start + LOOKUP_CHUNK]).values(*FIELDS):
             found[row["key"]] = CachedResponse(
-                row["text"], row["tokens_in"], row["tokens_out"], row["finish_reason"], row["latency_ms"], row["cost_usd"]
+                row["text"],
+                row["tokens_in"],
+                row["tokens_out"],
+                row["finish_reason"],
+                row["latency_ms"],
+                row["cost_usd"],
             )
     return found
 

@@ -17,7 +17,9 @@ from sweeps.selectors.runs import run_search
 # Full-data scores first, then runs early stopping pruned (scored on part of the rows only),
 # then unscored ones; ties in the order made.
 BEST_FIRST = (
-    Case(When(score__isnull=True, then=Value(2)), When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
+    Case(
+        When(score__isnull=True, then=Value(2)), When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)
+    ).asc(),
     F("score").desc(nulls_last=True),
     "id",
 )
@@ -38,7 +40,9 @@ def top_two_verdict(sweep: Sweep, *, alpha: float = 0.05) -> dict[str, Any] | No
     top = list(sweep.runs.filter(status=Run.Status.COMPLETED, score__isnull=False).order_by(*BEST_FIRST)[:2])
     if len(top) < 2:
         return None
-    key = "sweeps:verdict:" + ":".join(f"{run.pk}@{run.finished_at.isoformat() if run.finished_at else ''}" for run in top)
+    key = "sweeps:verdict:" + ":".join(
+        f"{run.pk}@{run.finished_at.isoformat() if run.finished_at else ''}" for run in top
+    )
     if (verdict := cache.get(key, MISSING)) is not MISSING:
         return verdict
     per_run: dict[int, list[tuple[int, int, float]]] = {run.pk: [] for run in top}

@@ -39,14 +39,18 @@ RUN_ORDERS = {
     # pruned runs last: they paid for part of the rows only, so their ratio flatters them.
     "-score_per_dollar": (
         Case(When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
-        F("free").desc(), F("score_per_dollar").desc(nulls_last=True), F("score").desc(nulls_last=True),
+        F("free").desc(),
+        F("score_per_dollar").desc(nulls_last=True),
+        F("score").desc(nulls_last=True),
     ),
 }
 
 
 SCORE_PER_DOLLAR = {
     "free": Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)),
-    "score_per_dollar": Case(When(cost_usd__gt=0, then=F("score") / F("cost_usd")), default=None, output_field=FloatField()),
+    "score_per_dollar": Case(
+        When(cost_usd__gt=0, then=F("score") / F("cost_usd")), default=None, output_field=FloatField()
+    ),
 }
 
 
@@ -54,12 +58,14 @@ PARAM_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def param_filter(expression: str) -> Q:
-    """"params.temperature=0.2" -> runs whose config has that value (JSON-typed: 0.2 is a number,
+    """ "params.temperature=0.2" -> runs whose config has that value (JSON-typed: 0.2 is a number,
     "0.2" in quotes a string). Raises ValueError naming what is wrong."""
     path, sep, raw = expression.partition("=")
     segments = path.split(".")
     if not sep or not all(PARAM_SEGMENT.match(s) for s in segments):
-        raise ValueError(f"param {expression!r} must look like path=value, e.g. model=mock/echo or params.temperature=0.2")
+        raise ValueError(
+            f"param {expression!r} must look like path=value, e.g. model=mock/echo or params.temperature=0.2"
+        )
     try:
         value = json.loads(raw)
     except ValueError:
@@ -100,8 +106,10 @@ def run_sample_page(run: Run, *, limit: int, offset: int) -> list[dict[str, Any]
     instances to build (the API answers them as JSON as they are)."""
     samples = list(run.samples.order_by("row_index", "replicate").values(*SAMPLE_FIELDS)[offset : offset + limit])
     scores: dict[int, list[dict[str, Any]]] = {sample["id"]: [] for sample in samples}
-    for score in Score.objects.filter(sample_id__in=scores).order_by("scorer_index").values(
-        "sample_id", "name", "value", "passed", "reason", "weight"
+    for score in (
+        Score.objects.filter(sample_id__in=scores)
+        .order_by("scorer_index")
+        .values("sample_id", "name", "value", "passed", "reason", "weight")
     ):
         row: dict[str, Any] = dict(score)
         scores[row.pop("sample_id")].append(row)

@@ -82,7 +82,7 @@ def sweeps_with_owner() -> QuerySet[Sweep]:
 
 
 def work_left(sweep_id: int, owner: str) -> str:
-    """"pending" when samples wait to be claimed, "held" when only other workers hold some, else ""."""
+    """ "pending" when samples wait to be claimed, "held" when only other workers hold some, else ""."""
     samples = RunSample.objects.filter(sweep_id=sweep_id)
     if samples.filter(status=RunSample.Status.PENDING).exists():
         return "pending"

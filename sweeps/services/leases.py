@@ -55,7 +55,9 @@ def claim_samples(sweep_id: int, owner: str, limit: int) -> list[tuple[int, int,
 
 def reclaim_expired(sweep_id: int) -> int:
     """Samples whose worker stopped renewing its lease (it died) become pending again."""
-    return RunSample.objects.filter(sweep_id=sweep_id, status=RunSample.Status.RUNNING, lease_until__lt=timezone.now()).update(**RELEASED)
+    return RunSample.objects.filter(
+        sweep_id=sweep_id, status=RunSample.Status.RUNNING, lease_until__lt=timezone.now()
+    ).update(**RELEASED)
 
 
 def start_runs(run_ids: Sequence[int]) -> list[Run]:

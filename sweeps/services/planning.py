@@ -193,8 +193,12 @@ def leader_scores(sweep: Sweep, running: set[int], rows: set[int]) -> dict[int, 
     )  # fmt: skip
     if leader is None:
         return None
-    samples = leader.samples.filter(row_index__in=rows, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
-    return row_means([(row, rep, score or 0.0) for row, rep, score in samples.values_list("row_index", "replicate", "score")])
+    samples = leader.samples.filter(
+        row_index__in=rows, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)
+    )
+    return row_means(
+        [(row, rep, score or 0.0) for row, rep, score in samples.values_list("row_index", "replicate", "score")]
+    )
 
 
 def prune_runs(sweep: Sweep, run_ids: set[int]) -> None:
@@ -213,7 +217,9 @@ def prune_runs(sweep: Sweep, run_ids: set[int]) -> None:
         status=RunSample.Status.PRUNED, finished_at=timezone.now()
     )
     Sweep.objects.filter(pk=sweep.pk).update(
-        pruned=F("pruned") + n, pruned_tokens=F("pruned_tokens") + round(tokens), pruned_cost_usd=F("pruned_cost_usd") + cost
+        pruned=F("pruned") + n,
+        pruned_tokens=F("pruned_tokens") + round(tokens),
+        pruned_cost_usd=F("pruned_cost_usd") + cost,
     )
     closed = close_finished_runs(run_ids)
     sweep = sweeps_with_owner().get(pk=sweep.pk)

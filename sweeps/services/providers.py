@@ -17,7 +17,9 @@ class ProviderExists(ServiceError):
 def provider_create(*, data: dict[str, Any]) -> Provider:
     """A new row; ValidationError names each bad field, ProviderExists a taken name."""
     if Provider.objects.filter(name=data.get("name")).exists():
-        raise ProviderExists(f"A provider named {data.get('name')!r} exists; PATCH /providers/{data.get('name')} changes it.")
+        raise ProviderExists(
+            f"A provider named {data.get('name')!r} exists; PATCH /providers/{data.get('name')} changes it."
+        )
     return provider_save(Provider(**data))
 
 

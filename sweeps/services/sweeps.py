@@ -133,9 +133,13 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
     experiment = sweep.experiment
     # A sweep paused by its budget goes on only when that budget was raised.
     if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, experiment.max_tokens):
-        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
+        raise ServiceError(
+            f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume."
+        )
     if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
-        raise ServiceError(f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume.")
+        raise ServiceError(
+            f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume."
+        )
     # What may change while paused (budget, max_concurrency, fail_fast...) reaches the snapshot
     # the workers execute; the rest of the spec stays as the sweep started.
     edited = experiment.spec_dict()

@@ -40,9 +40,7 @@ def token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
     if len(name) > NAME_MAX_LENGTH:
         raise ServiceError(f"A token name has at most {NAME_MAX_LENGTH} characters; this one has {len(name)}.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user, name=name, prefix=raw[: ApiToken.PREFIX_LENGTH], digest=digest_of(raw)
-    )
+    token = ApiToken.objects.create(user=user, name=name, prefix=raw[: ApiToken.PREFIX_LENGTH], digest=digest_of(raw))
     return token, raw
 
 

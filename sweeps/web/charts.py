@@ -29,8 +29,18 @@ FRONT = "#d9480f"
 LABEL_CHARS = 28  # category labels on axes; the hover shows more
 PARALLEL_LABEL_CHARS = 14
 MAX_AXIS_LABELS = 12
-BANDS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
-         "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"]  # viridis, score 0 to 1 in tenths
+BANDS = [
+    "#440154",
+    "#482878",
+    "#3e4989",
+    "#31688e",
+    "#26828e",
+    "#1f9e89",
+    "#35b779",
+    "#6ece58",
+    "#b5de2b",
+    "#fde725",
+]  # viridis, score 0 to 1 in tenths
 MISSING = "(none)"
 BASE_LAYOUT = {
     "font": {"family": "system-ui, sans-serif", "size": 12},

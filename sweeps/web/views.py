@@ -160,13 +160,18 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
     ids of the runs on the Pareto front over score, cost and latency."""
     return [
         {
-            "rank": rank, "id": run.pk, "status": run.status,
+            "rank": rank,
+            "id": run.pk,
+            "status": run.status,
             "status_text": formatting.run_status(run.status, run.samples_failed),
-            "score": "–" if run.score is None else f"{run.score:.3f}", "certainty": certainty(run),
+            "score": "–" if run.score is None else f"{run.score:.3f}",
+            "certainty": certainty(run),
             "values": [truncated(formatting.param(get_path(run.config, p, ""))) for p in params],
-            "tokens": formatting.count(run.tokens_in + run.tokens_out), "cost": f"${run.cost_usd:.5f}",
+            "tokens": formatting.count(run.tokens_in + run.tokens_out),
+            "cost": f"${run.cost_usd:.5f}",
             "per_dollar": per_dollar(run.score, run.cost_usd),
-            "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms", "front": run.pk in front,
+            "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms",
+            "front": run.pk in front,
             "truncated": run.samples_truncated,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=first_rank)

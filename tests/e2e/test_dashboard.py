@@ -96,7 +96,8 @@ def test_a_csv_upload_fills_the_dataset(page: Page, user, tmp_path):
     from sweeps.models import Experiment
 
     assert Experiment.objects.get(pk=experiment_id).dataset == [
-        {"ticket": "Refund never arrived", "expected": "billing"}, {"ticket": "Cannot sign in", "expected": "login"}
+        {"ticket": "Refund never arrived", "expected": "billing"},
+        {"ticket": "Cannot sign in", "expected": "login"},
     ]
 
 

@@ -29,7 +29,9 @@ def test_stopping_a_sweep_shows_cancelled_samples_apart_from_the_done_ones(page:
 
     expect(page.locator("#sweep-status")).to_have_text("stopped")
     expect(page.locator("#progress-text")).to_have_text(re.compile(r"^\d+ of 12 done · \d+ cancelled$"))
-    wait_for(lambda: not RunSample.objects.filter(sweep__experiment=experiment, status__in=("pending", "running")).exists())
+    wait_for(
+        lambda: not RunSample.objects.filter(sweep__experiment=experiment, status__in=("pending", "running")).exists()
+    )
     sweep = experiment.sweeps.get()
     done = RunSample.objects.filter(sweep=sweep, status__in=("completed", "failed")).count()
     cancelled = RunSample.objects.filter(sweep=sweep, status="cancelled").count()

@@ -218,7 +218,7 @@ def test_budget_notes_say_whether_the_expected_use_fits():
     assert fits.budget_notes() == ["budget.max_tokens 10,000: about 12% of it expected."]  # 12 calls x ~104 tokens
 
     over = estimate(spec_data(pipeline=pipeline, budget={"max_tokens": 500}), DictSources(prices={"fake/a": (0, 1e6)}))
-    tokens_note, = over.budget_notes()
+    (tokens_note,) = over.budget_notes()
     assert "would pause (token_budget)" in tokens_note and "raise the budget" in tokens_note
 
 

@@ -60,17 +60,19 @@ def executor(
     sleep: FakeSleep | None = None,
     **options,  # retry, provider_retry, limiter, fail_fast, rng
 ) -> Deadline:
-    return Deadline(Executor(
-        workload=workload,
-        store=store if store is not None else FakeStore(workload.log),
-        providers=FakeProviders(*providers, prices=prices),
-        scorers=list(scorers),
-        budget=budget or Budget(max_tokens=None, max_cost_usd=None),
-        max_concurrency=max_concurrency,
-        claim_ahead=claim_ahead,
-        sleep=sleep if sleep is not None else FakeSleep(),  # retries never wait in real time
-        **options,
-    ))
+    return Deadline(
+        Executor(
+            workload=workload,
+            store=store if store is not None else FakeStore(workload.log),
+            providers=FakeProviders(*providers, prices=prices),
+            scorers=list(scorers),
+            budget=budget or Budget(max_tokens=None, max_cost_usd=None),
+            max_concurrency=max_concurrency,
+            claim_ahead=claim_ahead,
+            sleep=sleep if sleep is not None else FakeSleep(),  # retries never wait in real time
+            **options,
+        )
+    )
 
 
 def named_items(names, *stages_, **kw):
@@ -342,7 +344,9 @@ async def test_the_same_executor_runs_again_after_a_pause():
 
 
 async def test_a_stop_before_the_budget_runs_out_ends_stopped_without_touching_the_budget():
-    workload = FakeWorkload(named_items(["a", "b"], stage("one", "{{ name }}", max_tokens=5), stage("two", "{{ one }}", max_tokens=5)))
+    workload = FakeWorkload(
+        named_items(["a", "b"], stage("one", "{{ name }}", max_tokens=5), stage("two", "{{ one }}", max_tokens=5))
+    )
     provider = GatedProvider()
     budget = Budget(max_tokens=12, max_cost_usd=None)  # room for the first stages only
     task = asyncio.create_task(executor(workload, provider, budget=budget, max_concurrency=2).run())
@@ -465,7 +469,9 @@ async def test_cost_budget_reports_cost_budget():
     budget = Budget(max_tokens=None, max_cost_usd=0.065)
 
     # $1000 per million tokens = $0.001 per token; a call reserves 10 tokens = $0.01.
-    result = await executor(workload, provider, budget=budget, max_concurrency=2, prices={"fake": (1000.0, 1000.0)}).run()
+    result = await executor(
+        workload, provider, budget=budget, max_concurrency=2, prices={"fake": (1000.0, 1000.0)}
+    ).run()
 
     assert result == "cost_budget"
     assert provider.calls == 6
@@ -587,7 +593,9 @@ async def test_unknown_provider_fails_the_sample_not_the_sweep():
 
 
 async def test_undefined_template_variable_fails_only_that_sample():
-    items = make_items([{"topic": "cats"}, {"topi": "typo"}, {"topic": "dogs"}], [stage("ask", "Tell me about {{ topic }}")])
+    items = make_items(
+        [{"topic": "cats"}, {"topi": "typo"}, {"topic": "dogs"}], [stage("ask", "Tell me about {{ topic }}")]
+    )
     workload = FakeWorkload(items)
     provider = ScriptedProvider()
 
@@ -719,7 +727,9 @@ async def test_a_cached_first_stage_is_not_paid_for_again():
 
 
 async def test_a_cached_response_is_returned_as_stored():
-    stored = CachedResponse("from the cache", tokens_in=3, tokens_out=4, finish_reason="length", latency_ms=12.5, cost_usd=0.5)
+    stored = CachedResponse(
+        "from the cache", tokens_in=3, tokens_out=4, finish_reason="length", latency_ms=12.5, cost_usd=0.5
+    )
     key = cache_key(provider="fake", model="m", params={}, messages=({"role": "user", "content": "hi"},), replicate=0)
     store = FakeStore()
     store.entries[key] = stored
@@ -761,7 +771,10 @@ async def test_multi_stage_pipeline_passes_earlier_outputs_as_variables():
     (req1,) = first.requests
     (req2,) = second.requests
     assert req1.model == "summarizer" and req2.model == "labeller"  # provider prefix removed
-    assert req1.messages == ({"role": "system", "content": "You are brief."}, {"role": "user", "content": "Summarize: charged twice"})
+    assert req1.messages == (
+        {"role": "system", "content": "You are brief."},
+        {"role": "user", "content": "Summarize: charged twice"},
+    )
     assert req2.messages == ({"role": "user", "content": "Label: SUMMARY[Summarize: charged twice] (charged twice)"},)
     assert dict(req2.params) == {"temperature": 0.3}
     (outcome,) = workload.recorded
@@ -794,7 +807,10 @@ async def test_scorers_give_verdicts_and_a_weighted_score():
     scores = {o.item.sample_id: o.score for o in workload.recorded}
     assert scores == {1: pytest.approx(2 / 3), 2: pytest.approx(1.0), 3: pytest.approx(1 / 3)}
     verdicts = workload.outcome(1).verdicts
-    assert [(v.name, v.weight, v.result.passed) for v in verdicts] == [("contains", 2.0, True), ("max_length", 1.0, False)]
+    assert [(v.name, v.weight, v.result.passed) for v in verdicts] == [
+        ("contains", 2.0, True),
+        ("max_length", 1.0, False),
+    ]
     assert "billing" in verdicts[0].result.reason
 
 
@@ -948,7 +964,9 @@ async def test_a_provider_may_have_its_own_retry_policy():
         + named_items(["b"], stage("answer", "{{ name }}", model="beta/m"), first_id=2)
     )
 
-    await executor(workload, alpha, beta, retry=RetryPolicy(max_attempts=2), provider_retry={"beta": RetryPolicy(max_attempts=4)}).run()
+    await executor(
+        workload, alpha, beta, retry=RetryPolicy(max_attempts=2), provider_retry={"beta": RetryPolicy(max_attempts=4)}
+    ).run()
 
     assert (alpha.calls, beta.calls) == (2, 4)
     assert "after 4 attempts" in workload.outcome(2).error
@@ -1026,7 +1044,9 @@ async def test_samples_in_progress_are_bounded_when_every_call_has_to_wait():
     workload = FakeWorkload(named_items([f"s{i}" for i in range(30)]))
     provider = ScriptedProvider(throttled)
     sleep = FakeSleep(hold=True)
-    task = asyncio.create_task(executor(workload, provider, sleep=sleep, max_concurrency=3, retry=RetryPolicy(max_attempts=2)).run())
+    task = asyncio.create_task(
+        executor(workload, provider, sleep=sleep, max_concurrency=3, retry=RetryPolicy(max_attempts=2)).run()
+    )
 
     await until(lambda: sleep.sleeping == 12, what="12 samples waiting")
     await asyncio.sleep(0.01)
@@ -1115,7 +1135,10 @@ async def test_quota_exhausted_lets_the_calls_in_flight_finish():
 async def test_quota_exhausted_in_the_last_sample_still_ends_with_provider_error():
     workload = FakeWorkload(named_items(["a", "broke"]))
 
-    assert await executor(workload, ScriptedProvider(out_of_credit_for("broke")), max_concurrency=1).run() == "provider_error"
+    assert (
+        await executor(workload, ScriptedProvider(out_of_credit_for("broke")), max_concurrency=1).run()
+        == "provider_error"
+    )
 
 
 async def test_without_fail_fast_an_exhausted_quota_fails_only_its_samples():
@@ -1187,7 +1210,9 @@ async def test_a_throttled_provider_gets_less_concurrency_then_recovers():
     # Recovery: one more concurrent call after each clean round, up to max_concurrency.
     while limit.limit < 8:
         seen.append(await finish_oldest(provider, limit))
-    assert [lim for lim, _ in seen] == [2, 3] + [3, 3, 4] + [4] * 3 + [5] + [5] * 4 + [6] + [6] * 5 + [7] + [7] * 6 + [8]
+    assert [lim for lim, _ in seen] == [2, 3] + [3, 3, 4] + [4] * 3 + [5] + [5] * 4 + [6] + [6] * 5 + [7] + [7] * 6 + [
+        8
+    ]
     assert all(active == lim for lim, active in seen[1:])
 
     while not task.done():
@@ -1279,7 +1304,9 @@ async def test_cache_hits_do_not_count_against_the_rate_limit():
 
 async def test_every_retry_is_counted_by_the_rate_limiter():
     limiter = ScriptedLimiter()
-    await executor(FakeWorkload(named_items(["a"])), ScriptedProvider(failing_first(2, overloaded)), limiter=limiter).run()
+    await executor(
+        FakeWorkload(named_items(["a"])), ScriptedProvider(failing_first(2, overloaded)), limiter=limiter
+    ).run()
     assert len(limiter.acquired) == 3
 
 
@@ -1332,14 +1359,21 @@ async def test_a_judge_scores_through_a_call_that_is_cached_and_paid_like_any_ot
     ]  # fmt: skip
     assert failed.score == pytest.approx(1 / 3)
     judged = passed.stages[1]
-    assert (judged.name, judged.model, judged.system, judged.cached) == ("judge:judge", "fake/judge", "Answer PASS or FAIL.", False)
+    assert (judged.name, judged.model, judged.system, judged.cached) == (
+        "judge:judge",
+        "fake/judge",
+        "Answer PASS or FAIL.",
+        False,
+    )
     assert judged.prompt == "Expected 'billing', got 'ECHO billing twice'"
     assert judged.to_dict()["output"] == "PASS"
     judge_request = next(r for r in provider.requests if r.model == "judge")
     assert dict(judge_request.params) == {"max_tokens": 5}
     # Its tokens and cost count: 3 + 3 for the answer, 7 + 1 for the judge ($1 a token).
     assert passed.total("tokens_in") == 10 and passed.total("cost_usd") == pytest.approx(14.0)
-    assert budget.spent_tokens == passed.total("tokens_in") + passed.total("tokens_out") + failed.total("tokens_in") + failed.total("tokens_out")
+    assert budget.spent_tokens == passed.total("tokens_in") + passed.total("tokens_out") + failed.total(
+        "tokens_in"
+    ) + failed.total("tokens_out")
     assert len(store.entries) == 4
 
     again = FakeWorkload(make_items(JUDGE_ROWS, [stage("answer", "{{ ticket }}")]))
@@ -1382,7 +1416,11 @@ async def test_a_failing_judge_scores_zero_with_the_reason_and_the_sample_comple
 
 async def test_an_unparseable_verdict_scores_zero_with_the_reason():
     def rambling(request):
-        return Completion(text="Well, it depends", tokens_in=1, tokens_out=3) if request.model == "judge" else echo(request)
+        return (
+            Completion(text="Well, it depends", tokens_in=1, tokens_out=3)
+            if request.model == "judge"
+            else echo(request)
+        )
 
     workload = FakeWorkload(make_items(JUDGE_ROWS[:1], [stage("answer", "{{ ticket }}")]))
 

@@ -9,7 +9,9 @@ from sweeps.engine.scorers import JUDGE_INSTRUCTIONS, ScoreResult, build_scorer
 
 
 def judge(**options):
-    return build_scorer({"type": "llm_judge", "model": "openai/gpt-4o-mini", "rubric": "Is it polite?", **options}, "scorers[0]")
+    return build_scorer(
+        {"type": "llm_judge", "model": "openai/gpt-4o-mini", "rubric": "Is it polite?", **options}, "scorers[0]"
+    )
 
 
 async def ask(scorer, output, variables, answer):
@@ -24,7 +26,9 @@ async def ask(scorer, output, variables, answer):
 
 async def test_sends_the_rubric_with_row_variables_and_the_output_to_the_judge_model():
     scorer = judge(rubric="Expected {{ expected }}; got {{ output }}. Grade it.", params={"temperature": 0.1})
-    result, [(model, messages, params)] = await ask(scorer, "billing", {"expected": "billing"}, '{"score": 1, "reason": "exact"}')
+    result, [(model, messages, params)] = await ask(
+        scorer, "billing", {"expected": "billing"}, '{"score": 1, "reason": "exact"}'
+    )
 
     assert result == ScoreResult(1.0, True, "exact")
     assert model == "openai/gpt-4o-mini" and params == {"temperature": 0.1}
@@ -54,8 +58,13 @@ def test_threshold_decides_passed():
     assert judge(threshold=0.9).verdict('{"score": 0.8, "reason": "r"}').passed is False
 
 
-@pytest.mark.parametrize(("answer", "expected"), [('{"verdict": "PASS", "reason": "ok"}', ScoreResult(1.0, True, "ok")),
-                                                  ('{"verdict": "fail", "reason": "no"}', ScoreResult(0.0, False, "no"))])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ('{"verdict": "PASS", "reason": "ok"}', ScoreResult(1.0, True, "ok")),
+        ('{"verdict": "fail", "reason": "no"}', ScoreResult(0.0, False, "no")),
+    ],
+)
 def test_reads_a_pass_fail_verdict(answer, expected):
     assert judge(scale="pass_fail").verdict(answer) == expected
 
@@ -84,7 +93,13 @@ def test_spec_errors_name_each_field():
         build_scorer({"type": "llm_judge", "model": "gpt-4o", "rubric": "{{ broken", "scale": "stars",
                       "threshold": 1.5, "params": [1]}, "scorers[1]")  # fmt: skip
     paths = sorted(err.path for err in e.value.errors)
-    assert paths == ["scorers[1].model", "scorers[1].params", "scorers[1].rubric", "scorers[1].scale", "scorers[1].threshold"]
+    assert paths == [
+        "scorers[1].model",
+        "scorers[1].params",
+        "scorers[1].rubric",
+        "scorers[1].scale",
+        "scorers[1].threshold",
+    ]
 
 
 def test_the_plain_score_path_refuses_to_run_without_a_model_call():

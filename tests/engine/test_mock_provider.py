@@ -185,8 +185,15 @@ async def test_retrying_a_flaky_request_succeeds_with_the_echo_answer():
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "params",
-    [{"temperature": -0.1}, {"temperature": 2.5}, {"temperature": "hot"}, {"top_p": 1.5},
-     {"max_tokens": 0}, {"max_tokens": 2.5}, {"max_tokens": True}],
+    [
+        {"temperature": -0.1},
+        {"temperature": 2.5},
+        {"temperature": "hot"},
+        {"top_p": 1.5},
+        {"max_tokens": 0},
+        {"max_tokens": 2.5},
+        {"max_tokens": True},
+    ],
 )
 async def test_out_of_range_params_fail_permanently(params):
     with pytest.raises(ProviderError) as failure:

@@ -29,9 +29,7 @@ def test_an_empty_config_keeps_each_stage_as_written():
             params={"temperature": 0.2, "max_tokens": 128},
         ),
         # No model of its own: the one before it.
-        ResolvedStage(
-            name="label", model="mock/echo", system=None, prompt="Label: {{ summarize }}", params={}
-        ),
+        ResolvedStage(name="label", model="mock/echo", system=None, prompt="Label: {{ summarize }}", params={}),
     ]
 
 

@@ -60,16 +60,12 @@ def test_empty_list_is_refused():
 
 @pytest.mark.parametrize("step", [0, -0.1])
 def test_step_must_be_positive(step):
-    assert messages({"min": 0, "max": 1, "step": step}) == [
-        f"step must be greater than 0, got {step}"
-    ]
+    assert messages({"min": 0, "max": 1, "step": step}) == [f"step must be greater than 0, got {step}"]
 
 
 @pytest.mark.parametrize("low", [0, -1.0])
 def test_log_needs_positive_min(low):
-    assert messages({"min": low, "max": 1, "log": True}) == [
-        f"log: true needs min greater than 0, got {low}"
-    ]
+    assert messages({"min": low, "max": 1, "log": True}) == [f"log: true needs min greater than 0, got {low}"]
 
 
 def test_log_step_must_be_a_growth_factor():
@@ -79,9 +75,7 @@ def test_log_step_must_be_a_growth_factor():
 
 
 def test_unknown_keys_are_named():
-    assert messages({"min": 0, "max": 1, "steps": 0.1}) == [
-        "unknown key 'steps' (expected min, max, step, log)"
-    ]
+    assert messages({"min": 0, "max": 1, "steps": 0.1}) == ["unknown key 'steps' (expected min, max, step, log)"]
 
 
 def test_missing_bounds_are_named():
@@ -99,9 +93,7 @@ def test_log_must_be_boolean():
 
 @pytest.mark.parametrize("raw", ["mock/echo", 0.5, None])
 def test_scalar_is_refused(raw):
-    assert messages(raw) == [
-        f"expected a list of values or a mapping with min and max, got {raw!r}"
-    ]
+    assert messages(raw) == [f"expected a list of values or a mapping with min and max, got {raw!r}"]
 
 
 def test_choice_values_must_be_json():
@@ -201,9 +193,7 @@ def test_sample_of_a_single_point_range_is_that_point():
 
 
 def test_space_keys_are_sorted():
-    space = Space(
-        {"stages.b.prompt": Choice(("x",)), "model": Choice(("m",)), "params.t": Choice((0,))}
-    )
+    space = Space({"stages.b.prompt": Choice(("x",)), "model": Choice(("m",)), "params.t": Choice((0,))})
     assert space.keys() == ["model", "params.t", "stages.b.prompt"]
 
 

@@ -92,9 +92,7 @@ def test_design_example_parses_to_typed_values():
             model="mock/echo",
             params={"temperature": 0.2, "max_tokens": 128},
         ),
-        StageSpec(
-            name="label", prompt="One word label for: {{ summarize }}", system=None, model=None, params={}
-        ),
+        StageSpec(name="label", prompt="One word label for: {{ summarize }}", system=None, model=None, params={}),
     )
     assert spec.dataset == ({"ticket": "I was charged twice", "expected": "billing"},)
     assert spec.scorers == (
@@ -120,9 +118,7 @@ def test_design_example_parses_to_typed_values():
 
 
 def test_defaults_fill_what_a_minimal_spec_leaves_out():
-    spec = parse_spec(
-        {"name": "Minimal", "pipeline": [{"name": "only", "prompt": "Hi", "model": "mock/echo"}]}
-    )
+    spec = parse_spec({"name": "Minimal", "pipeline": [{"name": "only", "prompt": "Hi", "model": "mock/echo"}]})
 
     assert spec.description == ""
     assert spec.dataset == ({},)  # one empty row: the pipeline still runs once per config
@@ -277,9 +273,7 @@ def test_every_problem_is_reported_at_once():
 
     paths = [path for path, _ in refusals(data)]
 
-    assert sorted(paths) == sorted(
-        ["name", "pipeline[1].prompt", "repeats", "sweep.n_trials", "sweep.explore_ratio"]
-    )
+    assert sorted(paths) == sorted(["name", "pipeline[1].prompt", "repeats", "sweep.n_trials", "sweep.explore_ratio"])
 
 
 def test_error_names_field_path_and_reason():
@@ -290,9 +284,7 @@ def test_error_names_field_path_and_reason():
 
 
 def test_a_spec_that_is_not_an_object_is_refused():
-    assert refusals(["name", "pipeline"]) == [
-        ("", "the spec must be an object with a name and a pipeline, got list")
-    ]
+    assert refusals(["name", "pipeline"]) == [("", "the spec must be an object with a name and a pipeline, got list")]
 
 
 REFUSALS: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
@@ -692,9 +684,7 @@ def test_a_grid_over_the_limit_advises_random_or_guided():
     ]
     assert parse_spec(with_sweep(params=params), max_grid=202).sweep.space.grid_size() == 202
     # The same space sampled is fine: only a grid enumerates every point.
-    assert (
-        parse_spec(with_sweep(type="random", n_trials=20, params=params), max_grid=201).sweep.type == "random"
-    )
+    assert parse_spec(with_sweep(type="random", n_trials=20, params=params), max_grid=201).sweep.type == "random"
 
 
 def test_invalid_yaml_names_the_line():
@@ -746,7 +736,9 @@ def test_a_tpe_sweep_is_accepted_with_ranges_and_n_trials():
 
 def test_early_stopping_is_off_unless_asked_and_takes_defaults():
     assert parse_spec(valid()).sweep.early_stopping is None
-    es = parse_spec(with_sweep(type="grid", params={"params.temperature": [0, 1]}, early_stopping={})).sweep.early_stopping
+    es = parse_spec(
+        with_sweep(type="grid", params={"params.temperature": [0, 1]}, early_stopping={})
+    ).sweep.early_stopping
     assert (es.rungs, es.alpha) == ((0.1, 0.3, 1.0), 0.05)
 
 

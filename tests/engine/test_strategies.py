@@ -7,9 +7,7 @@ import pytest
 from sweeps.engine.space import Choice, Space, Steps, Uniform, config_hash, flatten
 from sweeps.engine.strategies import grid, guided, propose, random_search
 
-FOUR_POINTS = Space(
-    {"model": Choice(("mock/echo", "mock/upper")), "params.temperature": Choice((0.0, 1.0))}
-)
+FOUR_POINTS = Space({"model": Choice(("mock/echo", "mock/upper")), "params.temperature": Choice((0.0, 1.0))})
 
 # Big enough that a random config is almost never one change away from a given one.
 WIDE = Space(
@@ -41,7 +39,12 @@ def hashes(configs: list[dict]) -> set[str]:
 def test_grid_is_the_cartesian_product_over_sorted_keys():
     space = Space({"params.temperature": Choice((0.0, 1.0)), "model": Choice(("a", "b", "c"))})
     assert [(c["model"], c["params"]["temperature"]) for c in grid(space)] == [
-        ("a", 0.0), ("a", 1.0), ("b", 0.0), ("b", 1.0), ("c", 0.0), ("c", 1.0),
+        ("a", 0.0),
+        ("a", 1.0),
+        ("b", 0.0),
+        ("b", 1.0),
+        ("c", 0.0),
+        ("c", 1.0),
     ]
 
 
@@ -70,9 +73,7 @@ def test_grid_configs_do_not_share_values_with_the_space():
 
 
 def test_random_configs_take_values_from_each_spec():
-    space = Space(
-        {"model": Choice(("a", "b")), "params.t": Uniform(0.2, 0.4), "params.k": Steps(1, 5, 2)}
-    )
+    space = Space({"model": Choice(("a", "b")), "params.t": Uniform(0.2, 0.4), "params.k": Steps(1, 5, 2)})
     configs = random_search(space, 50, random.Random(1))
     assert len(configs) == 50
     for config in configs:
@@ -164,9 +165,7 @@ def test_guided_exploits_by_changing_exactly_one_parameter():
     assert len({changed_keys(best, child)[0] for child in exploits}) > 1
 
 
-@pytest.mark.parametrize(
-    ("n", "explore_ratio", "n_exploit"), [(10, 0.3, 7), (20, 0.5, 10), (10, 0.0, 9), (4, 1.0, 0)]
-)
+@pytest.mark.parametrize(("n", "explore_ratio", "n_exploit"), [(10, 0.3, 7), (20, 0.5, 10), (10, 0.0, 9), (4, 1.0, 0)])
 def test_guided_explores_the_requested_share(n, explore_ratio, n_exploit):
     history = wide_history()
     best = history[-1][0]
@@ -283,7 +282,13 @@ def test_guided_children_do_not_share_values_with_the_space():
 def call_propose(kind: str, seen: set[str], history=(), n: int = 3) -> list[dict]:
     rng = random.Random(0)
     return propose(
-        kind, FOUR_POINTS, n=n, history=list(history), rng=rng, top_k=2, explore_ratio=0.5,
+        kind,
+        FOUR_POINTS,
+        n=n,
+        history=list(history),
+        rng=rng,
+        top_k=2,
+        explore_ratio=0.5,
         seen=seen,
     )
 

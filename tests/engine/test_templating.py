@@ -122,7 +122,9 @@ def test_template_variables_reports_syntax_errors():
         template_variables("ok\n{{ broken ")
 
 
-@pytest.mark.parametrize("source", ["{{ 'a' * 10**10 }}", "{{ 'ab' * 10000000 }}", "{{ [1] * 99999999 }}", "{{ 2 ** 1000000 }}"])
+@pytest.mark.parametrize(
+    "source", ["{{ 'a' * 10**10 }}", "{{ 'ab' * 10000000 }}", "{{ [1] * 99999999 }}", "{{ 2 ** 1000000 }}"]
+)
 def test_templates_cannot_build_huge_values(source):
     with pytest.raises(TemplateError, match="unsafe template: .*too large"):
         render(source, {})
@@ -154,7 +156,10 @@ def test_calls_count_as_steps():
     templating.configure(TemplateLimits(max_steps=50))
     try:
         with pytest.raises(TemplateError, match="more than 50 steps"):
-            render("{% macro f() %}{% endmacro %}{% set xs = range(99)|list %}{{ xs|map('string')|list|length }}{% for x in xs %}{{ f() }}{% endfor %}", {})
+            render(
+                "{% macro f() %}{% endmacro %}{% set xs = range(99)|list %}{{ xs|map('string')|list|length }}{% for x in xs %}{{ f() }}{% endfor %}",
+                {},
+            )
     finally:
         templating.configure(TemplateLimits())
 

@@ -24,7 +24,9 @@ class ApiClient:
     def request(self, method: str, path: str, body: Any = None, **params: Any):
         kwargs: dict[str, Any] = {"headers": self.headers()}
         if body is not None:
-            kwargs.update(data=json.dumps(body) if not isinstance(body, bytes) else body, content_type="application/json")
+            kwargs.update(
+                data=json.dumps(body) if not isinstance(body, bytes) else body, content_type="application/json"
+            )
         elif params:
             kwargs["data"] = params
         return getattr(self.client, method)(PREFIX + path, **kwargs)

@@ -30,7 +30,9 @@ def finished_sweep(api: ApiClient, **overrides) -> tuple[int, dict]:
     """Create an experiment through the API, start it, and wait until its sweep ends."""
     experiment_id = api.post("/experiments", spec(**overrides)).json()["id"]
     sweep = api.post(f"/experiments/{experiment_id}/sweeps").json()
-    status = wait_for(lambda: (s := api.get(f"/sweeps/{sweep['id']}").json())["status"] in ("completed", "failed") and s)
+    status = wait_for(
+        lambda: (s := api.get(f"/sweeps/{sweep['id']}").json())["status"] in ("completed", "failed") and s
+    )
     assert status["status"] == "completed", status
     return experiment_id, status
 
@@ -154,7 +156,11 @@ def test_list_is_paginated_filtered_and_capped(api, user):
     assert len(first["items"]) == len(second["items"]) == 3
     assert not {e["id"] for e in first["items"]} & {e["id"] for e in second["items"]}
     assert [e["name"] for e in api.get("/experiments", status="completed").json()["items"]] == ["exp 1"]
-    assert {e["name"] for e in api.get("/experiments", search="NEEDLE").json()["items"]} == {"exp 0 needle", "exp 3 needle", "exp 6 needle"}
+    assert {e["name"] for e in api.get("/experiments", search="NEEDLE").json()["items"]} == {
+        "exp 0 needle",
+        "exp 3 needle",
+        "exp 6 needle",
+    }
     for bad in ({"limit": 201}, {"limit": 0}, {"offset": -1}, {"status": "sleeping"}):
         response = api.get("/experiments", **bad)
         assert response.status_code == 422, bad
@@ -198,7 +204,11 @@ def test_a_sweep_started_through_the_api_reports_its_progress_to_the_end(api):
 
     experiment_id, status = finished_sweep(api, name="second")
     assert status["total"] == status["completed"] == 12 and status["progress"] == 1.0
-    assert status["best_score"] == 1.0 and status["tokens_in"] + status["saved_tokens"] > 0 and status["stopped_reason"] == "completed"
+    assert (
+        status["best_score"] == 1.0
+        and status["tokens_in"] + status["saved_tokens"] > 0
+        and status["stopped_reason"] == "completed"
+    )
     assert status["allowed_actions"] == [] and status["finished_at"]
     listed = api.get(f"/experiments/{experiment_id}/sweeps").json()
     assert listed["count"] == 1 and listed["items"][0]["id"] == status["id"]
@@ -285,7 +295,13 @@ def test_the_leaderboard_ranks_runs_with_their_distinguishing_parameters(api):
 
 def test_a_new_experiment_has_an_empty_leaderboard_and_nothing_to_export(api):
     experiment_id = api.post("/experiments", spec()).json()["id"]
-    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {"sweep_id": None, "varying_params": [], "entries": [], "pareto_front": [], "verdict": None}
+    assert api.get(f"/experiments/{experiment_id}/leaderboard").json() == {
+        "sweep_id": None,
+        "varying_params": [],
+        "entries": [],
+        "pareto_front": [],
+        "verdict": None,
+    }
     assert api.get(f"/experiments/{experiment_id}/runs").json() == {"items": [], "count": 0}
     response = api.get(f"/experiments/{experiment_id}/export")
     assert response.status_code == 409 and "no sweep yet" in response.json()["detail"]
@@ -384,7 +400,9 @@ def test_a_yaml_spec_file_can_be_posted_as_it_is(api):
                                headers=api.headers())  # fmt: skip
     assert response.status_code == 201, response.content
     assert response.json()["spec"]["pipeline"][0]["name"] == "summarize"
-    bad = api.client.post("/api/v1/experiments", b"name: [unclosed", content_type="application/yaml", headers=api.headers())
+    bad = api.client.post(
+        "/api/v1/experiments", b"name: [unclosed", content_type="application/yaml", headers=api.headers()
+    )
     assert bad.status_code == 422 and "invalid YAML at line 1" in bad.json()["detail"][0]["msg"]
 
 
@@ -415,7 +433,12 @@ def test_runs_sort_by_score_per_dollar_and_the_leaderboard_marks_the_pareto_fron
 
     ordered = api.get(f"/experiments/{experiment_id}/runs", order="-score_per_dollar").json()["items"]
     assert [r["id"] for r in ordered] == [a, c, b, d]
-    assert [r["score_per_dollar"] for r in ordered] == [None, pytest.approx(150), pytest.approx(90), pytest.approx(0.85)]
+    assert [r["score_per_dollar"] for r in ordered] == [
+        None,
+        pytest.approx(150),
+        pytest.approx(90),
+        pytest.approx(0.85),
+    ]
 
     board = api.get(f"/experiments/{experiment_id}/leaderboard").json()
     assert sorted(board["pareto_front"]) == sorted([a, b, c])

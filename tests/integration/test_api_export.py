@@ -32,8 +32,10 @@ def small_sweep(user, mock_latency):
     """2 configurations x 3 rows, 2 stages, 2 scorers (one named), run to completion."""
     data = spec(
         dataset=[{"ticket": t, "expected": e} for t, e in zip(TICKETS, ["billing", "login", "shipping"], strict=True)],
-        scorers=[{"type": "icontains", "value": "{{ expected }}"},
-                 {"type": "max_length", "value": 20, "name": "short"}],
+        scorers=[
+            {"type": "icontains", "value": "{{ expected }}"},
+            {"type": "max_length", "value": 20, "name": "short"},
+        ],
         sweep={"type": "grid", "params": {"model": ["mock/echo", "mock/upper"]}},
     )
     experiment = experiment_create(owner=user, data=data)

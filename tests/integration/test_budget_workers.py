@@ -39,7 +39,9 @@ def budget_spec(budget: dict, rows: int = 300) -> dict:
 
 
 def calls_used_at_most_their_estimates(sweep) -> bool:
-    stages = [s for stages in RunSample.objects.filter(sweep=sweep).values_list("stages", flat=True) for s in stages or []]
+    stages = [
+        s for stages in RunSample.objects.filter(sweep=sweep).values_list("stages", flat=True) for s in stages or []
+    ]
     return bool(stages) and all(
         s["cached"] or (s["tokens_in"] <= estimate_tokens(s["prompt"]) and s["tokens_out"] <= MAX_TOKENS_OUT)
         for s in stages
@@ -78,7 +80,9 @@ def test_two_workers_share_one_token_budget_and_a_raised_one_after_resume(user, 
         # With a budget per worker this was about 2 x 3,000.
         assert calls_used_at_most_their_estimates(sweep)
         assert 2000 < spent <= 3000
-        with pytest.raises(ServiceError, match=rf"{spent:,} spent \+ what the calls in flight .* max_tokens 3,000 \(reservations count"):
+        with pytest.raises(
+            ServiceError, match=rf"{spent:,} spent \+ what the calls in flight .* max_tokens 3,000 \(reservations count"
+        ):
             sweep_resume(sweep=sweep)
 
         experiment_update(experiment=experiment, data={**experiment.spec().to_dict(), "budget": {"max_tokens": 6000}})
@@ -102,5 +106,8 @@ def test_three_workers_share_one_cost_budget(user, rq_redis, budget_keys, settin
     assert sweep.status == "paused" and sweep.stopped_reason == "cost_budget"
     assert calls_used_at_most_their_estimates(sweep)
     assert 0.0008 < sweep.cost_usd <= max_cost + 1e-12  # a budget per worker spent about 3 x as much
-    with pytest.raises(ServiceError, match=rf"cost budget: \${sweep.cost_usd:.4f} spent \+ what the calls in flight .* max_cost_usd \$0\.0012 \(reservations count"):
+    with pytest.raises(
+        ServiceError,
+        match=rf"cost budget: \${sweep.cost_usd:.4f} spent \+ what the calls in flight .* max_cost_usd \$0\.0012 \(reservations count",
+    ):
         sweep_resume(sweep=sweep)

@@ -43,7 +43,9 @@ def waiting_cli(user, tmp_path):
     """The first terminal: `sweep spec.json --wait`, once it has calls in flight."""
     with FakeLLMServer() as server:
         # The first rows answer at once, the others take SLOW s: the second terminal has time to act.
-        server.responder = lambda request: Scripted(delay=0 if request.json["messages"][-1]["content"] in FAST else SLOW)
+        server.responder = lambda request: Scripted(
+            delay=0 if request.json["messages"][-1]["content"] in FAST else SLOW
+        )
         Provider.objects.update_or_create(
             name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
         )
@@ -66,7 +68,9 @@ def waiting_cli(user, tmp_path):
 def assert_nothing_left_running(sweep: Sweep, server: FakeLLMServer) -> None:
     sweep.refresh_from_db()
     assert not RunSample.objects.filter(sweep=sweep, status="running").exists()
-    if sweep.status != "paused":  # a paused sweep's runs still have pending samples (what a run shows then is item 12's)
+    if (
+        sweep.status != "paused"
+    ):  # a paused sweep's runs still have pending samples (what a run shows then is item 12's)
         assert not Run.objects.filter(sweep=sweep, status="running").exists()
     assert len(server.requests) == sweep.completed  # every call paid was recorded
 

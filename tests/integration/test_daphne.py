@@ -53,7 +53,9 @@ def test_sweep_started_from_the_page_streams_events_to_the_browser(user, other_u
                 )
                 assert response.status_code == 302
 
-        events = asyncio.run(collect_until_completed(f"ws://{host}/ws/experiments/{experiment.pk}/", cookie, origin, start))
+        events = asyncio.run(
+            collect_until_completed(f"ws://{host}/ws/experiments/{experiment.pk}/", cookie, origin, start)
+        )
 
         assert events[-1]["completed"] == events[-1]["total"] == 12
         assert sum(e["type"] == "run.completed" for e in events) == 4
@@ -63,5 +65,7 @@ def test_sweep_started_from_the_page_streams_events_to_the_browser(user, other_u
 
         intruder = f"sessionid={session_cookie(other_user)}"
         with pytest.raises(websockets.exceptions.InvalidStatus):
-            asyncio.run(collect_until_completed(f"ws://{host}/ws/experiments/{experiment.pk}/", intruder, origin, start))
+            asyncio.run(
+                collect_until_completed(f"ws://{host}/ws/experiments/{experiment.pk}/", intruder, origin, start)
+            )
         assert httpx.get(f"{origin}/experiments/{experiment.pk}/", headers={"Cookie": intruder}).status_code == 404

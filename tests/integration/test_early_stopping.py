@@ -69,7 +69,9 @@ def test_clearly_worse_configurations_are_pruned_after_the_first_rung(user, mock
     # Estimated at the pruned runs' own tokens per sample so far.
     per_sample = {r.pk: (r.tokens_in + r.tokens_out) / r.samples.exclude(status="pruned").count()
                   for r in Run.objects.filter(sweep=sweep, status="pruned")}  # fmt: skip
-    expected = sum(rate * Run.objects.get(pk=pk).samples.filter(status="pruned").count() for pk, rate in per_sample.items())
+    expected = sum(
+        rate * Run.objects.get(pk=pk).samples.filter(status="pruned").count() for pk, rate in per_sample.items()
+    )
     assert sweep.pruned_tokens == pytest.approx(expected, abs=1)
     assert sweep.best_score == 1.0
 
@@ -210,7 +212,7 @@ def test_the_experiment_page_says_whether_the_top_two_are_distinguishable(user, 
     first, second = verdict["run_ids"]
     assert verdict["distinguishable"]  # 1.0 on every row against about half the rows: clear
     # Named as the leaderboard numbers them (#1, #2), linking to the runs the verdict compared.
-    assert f"Top two, <a href=\"/runs/{first}/\">#1</a> and <a href=\"/runs/{second}/\">#2</a>:" in page
+    assert f'Top two, <a href="/runs/{first}/">#1</a> and <a href="/runs/{second}/">#2</a>:' in page
     assert "<strong>distinguishable</strong>" in page
     assert verdict["p_value"] < 0.001 and f"(p &lt; 0.001, Wilcoxon signed-rank over {ROWS} rows" in page
 

@@ -114,8 +114,13 @@ def test_another_users_experiment_is_404_and_untouched(user, other_user):
     changed = as_text(spec(name="Bob was here"))
 
     delete = f"/experiments/{experiment.pk}/delete/"
-    urls = [("get", edit_url(experiment)), ("post", edit_url(experiment)),
-            ("post", f"/experiments/{experiment.pk}/duplicate/"), ("get", delete), ("post", delete)]
+    urls = [
+        ("get", edit_url(experiment)),
+        ("post", edit_url(experiment)),
+        ("post", f"/experiments/{experiment.pk}/duplicate/"),
+        ("get", delete),
+        ("post", delete),
+    ]
     for method, url in urls:
         response = getattr(bob, method)(url, {"spec": changed, "action": "save"} if method == "post" else None)
         assert response.status_code == 404, url
@@ -270,7 +275,11 @@ def test_a_jsonl_or_json_upload_fills_the_dataset(user, name, content):
 )  # fmt: skip
 def test_a_bad_file_names_its_line_and_nothing_is_saved(user, name, content, message):
     text = as_text(SMALL)
-    page = logged_in(user).post(NEW, {"spec": text, "action": "save", "dataset": SimpleUploadedFile(name, content)}).content.decode()
+    page = (
+        logged_in(user)
+        .post(NEW, {"spec": text, "action": "save", "dataset": SimpleUploadedFile(name, content)})
+        .content.decode()
+    )
 
     [(path, shown)] = field_errors(page)
     assert path == "dataset" and shown.startswith(message)

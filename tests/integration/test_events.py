@@ -78,7 +78,9 @@ async def test_owner_receives_the_sweep_events_in_order(user, mock_latency, monk
         assert event["experiment_id"] == experiment.pk and event["sweep_id"] == sweep.pk
     for run_id in {e["run_id"] for e in received if e["type"] == "run.completed"}:
         started = next(i for i, e in enumerate(received) if e.get("run_id") == run_id and e["type"] == "run.started")
-        completed = next(i for i, e in enumerate(received) if e.get("run_id") == run_id and e["type"] == "run.completed")
+        completed = next(
+            i for i, e in enumerate(received) if e.get("run_id") == run_id and e["type"] == "run.completed"
+        )
         assert started < completed
     run_done = [e for e in received if e["type"] == "run.completed"]
     assert all(0 <= e["score"] <= 1 and e["tokens_in"] > 0 and e["total"] == 12 for e in run_done)

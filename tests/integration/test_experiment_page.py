@@ -226,7 +226,7 @@ def test_experiment_page_shows_progress_stats_leaderboard_and_hooks(user):
     assert re.search(r'<progress id="progress" max="18" value="17"', page)  # the cancelled sample is not done
     assert 'id="progress-text">17 of 18 done · 1 cancelled<' in page
     assert '<span class="badge completed" id="sweep-status">completed</span>' in page
-    assert '>9 calls (4 whole samples)<' in page and 'id="tokens">1,000<' in page and 'id="cost">$0.0421<' in page
+    assert ">9 calls (4 whole samples)<" in page and 'id="tokens">1,000<' in page and 'id="cost">$0.0421<' in page
     assert 'id="best-score">0.900<' in page and 'id="failed">2<' in page
     assert actions(page) == ["start"]
     board = Table("leaderboard", page)

@@ -72,7 +72,9 @@ def test_unstorable_or_unbounded_specs_get_422_naming_the_field(api, body, field
 
 @pytest.mark.django_db
 def test_json_infinity_says_finite_number(api):
-    body = json.dumps(spec()).replace('"max_concurrency": 4', '"max_concurrency": 4, "budget": {"max_cost_usd": Infinity}')
+    body = json.dumps(spec()).replace(
+        '"max_concurrency": 4', '"max_concurrency": 4, "budget": {"max_cost_usd": Infinity}'
+    )
     fields = refused_fields(api.post("/experiments", body.encode()))
     assert fields == {"budget.max_cost_usd": "must be a finite number, got inf"}
 
@@ -137,7 +139,8 @@ HOSTILE = ["\x00", "a\x00b", "\ud800", "1e999", "-1e999", "NaN", "Infinity", str
            "99999999999999999999", "model=\x00", "params.temperature=1e999", "params.temperature=NaN",
            f"params.temperature={10**30}", "a.b.c=[1,{}]", "x=", "=", ""]  # fmt: skip
 hostile_text = st.one_of(
-    st.sampled_from(HOSTILE), st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0xDFFF), max_size=12)
+    st.sampled_from(HOSTILE),
+    st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0xDFFF), max_size=12),
 )
 
 
@@ -170,7 +173,9 @@ def test_no_query_parameter_of_any_page_or_route_gives_a_500(user, finished):
     def check(path: str, pairs: list[tuple[str, str]]) -> None:
         query = "&".join(f"{quote(name)}={quote(value, errors='surrogatepass')}" for name, value in pairs)
         api_route = path.startswith(PREFIX)
-        response = (api.client if api_route else page).get(f"{path}?{query}", headers=api.headers() if api_route else {})
+        response = (api.client if api_route else page).get(
+            f"{path}?{query}", headers=api.headers() if api_route else {}
+        )
         assert response.status_code < 500, (path, pairs, response.status_code, response.content[:300])
 
     for path, names in paths:

@@ -105,9 +105,14 @@ def test_the_estimates_output_tokens_per_call_are_per_call_and_the_total_says_to
 def test_a_budget_pause_says_reservations_count(user, mock_latency):
     mock_latency(5)
     sweep = wait_for_sweep(
-        start(user, budget={"max_tokens": 60}, max_concurrency=2,
-              pipeline=[{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "mock/echo",
-                         "params": {"max_tokens": 16}}])  # fmt: skip
+        start(
+            user,
+            budget={"max_tokens": 60},
+            max_concurrency=2,
+            pipeline=[
+                {"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "mock/echo", "params": {"max_tokens": 16}}
+            ],
+        )  # fmt: skip
     )
     assert sweep.status == "paused" and sweep.stopped_reason == "token_budget"
     spent = sweep.tokens_in + sweep.tokens_out

@@ -95,8 +95,13 @@ def stage_spec(model: str, *, params: dict[str, Any] | None = None, **overrides:
     data: dict[str, Any] = {
         "name": "Provider e2e",
         "pipeline": [
-            {"name": "summarize", "system": SYSTEM, "prompt": "Summarize: {{ ticket }}", "model": model,
-             "params": params if params is not None else {"temperature": 0.3, "max_tokens": 50}},
+            {
+                "name": "summarize",
+                "system": SYSTEM,
+                "prompt": "Summarize: {{ ticket }}",
+                "model": model,
+                "params": params if params is not None else {"temperature": 0.3, "max_tokens": 50},
+            },
         ],  # fmt: skip
         "dataset": [{"ticket": ticket} for ticket in TICKETS],
         "scorers": [{"type": "icontains", "value": "{{ ticket }}"}],
@@ -246,7 +251,7 @@ def test_500_then_success_completes(user, server, providers):
 
     assert (sweep.status, sweep.completed, sweep.failed) == ("completed", 3, 0), sweep.error
     assert len(server.requests) == 4
-    (failed, retry), = retries_of(server, 500)
+    ((failed, retry),) = retries_of(server, 500)
     assert retry.status == 200
     attempts = sorted(s.stages[0]["attempts"] for s in RunSample.objects.filter(sweep=sweep))
     assert attempts == [1, 1, 2]
@@ -391,7 +396,9 @@ def test_a_sweep_cannot_start_once_its_provider_lost_its_key(user, server, provi
     experiment = experiment_create(owner=user, data=stage_spec("anthropic/claude-3-5-haiku-20241022"))
     monkeypatch.delenv("ANTHROPIC_API_KEY")
 
-    with pytest.raises(ServiceError, match="'anthropic' is unavailable: set the environment variable ANTHROPIC_API_KEY"):
+    with pytest.raises(
+        ServiceError, match="'anthropic' is unavailable: set the environment variable ANTHROPIC_API_KEY"
+    ):
         sweep_start(experiment=experiment)
     assert not Sweep.objects.exists() and server.requests == []
 
@@ -406,8 +413,14 @@ def is_judge(request: RecordedRequest) -> bool:
 def judge_spec() -> dict[str, Any]:
     return stage_spec(
         "openai/gpt-4o-mini",
-        scorers=[{"type": "llm_judge", "name": "quality", "model": "openai/gpt-4o-mini",
-                  "rubric": "Does this keep the facts of '{{ ticket }}'?"}],  # fmt: skip
+        scorers=[
+            {
+                "type": "llm_judge",
+                "name": "quality",
+                "model": "openai/gpt-4o-mini",
+                "rubric": "Does this keep the facts of '{{ ticket }}'?",
+            }
+        ],  # fmt: skip
     )
 
 

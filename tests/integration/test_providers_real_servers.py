@@ -96,7 +96,10 @@ def test_timeout_total_must_be_a_positive_number_of_seconds(value):
 
 @pytest.mark.parametrize(
     ("headers", "seconds"),
-    [({"llm_provider-retry-after": "0.4"}, 0.4), ({"x-ratelimit-reset-requests": "400ms", "x-ratelimit-reset-tokens": "1ms"}, 0.4)],
+    [
+        ({"llm_provider-retry-after": "0.4"}, 0.4),
+        ({"x-ratelimit-reset-requests": "400ms", "x-ratelimit-reset-tokens": "1ms"}, 0.4),
+    ],
     ids=["litellm", "openai-reset"],
 )
 def test_rate_limit_headers_of_real_proxies_are_honoured(user, server, providers, headers, seconds):
@@ -211,4 +214,6 @@ def test_a_usage_a_server_got_wrong_is_estimated_and_marked_not_a_database_error
     page = Client()
     page.force_login(user)
     run = sweep.runs.get()
-    assert "tokens estimated (the server sent no usage)" in page.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert (
+        "tokens estimated (the server sent no usage)" in page.get(reverse("run_detail", args=[run.pk])).content.decode()
+    )

@@ -21,7 +21,11 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 def within_rate(times: list[float], per_second: float, burst: float) -> bool:
     """No window [a, b] of the call times holds more calls than the burst plus the rate allows."""
     times = sorted(times)
-    return all(j - i + 1 <= burst + per_second * (times[j] - times[i]) + 1 for i in range(len(times)) for j in range(i, len(times)))
+    return all(
+        j - i + 1 <= burst + per_second * (times[j] - times[i]) + 1
+        for i in range(len(times))
+        for j in range(i, len(times))
+    )
 
 
 async def paced_calls(limiter: RedisRateLimiter, provider: str, n: int, tokens: int = 1) -> list[float]:
@@ -79,7 +83,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 def test_processes_sharing_a_limit_stay_within_it_together():
     prefix = f"test-{uuid.uuid4().hex}"
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, REDIS_URL, prefix, "20"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, REDIS_URL, prefix, "20"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(3)
     ]
     times = [t for w in workers for t in json.loads(w.communicate(timeout=60)[0])]

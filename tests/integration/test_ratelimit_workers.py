@@ -92,7 +92,9 @@ def sweep_spec(tag: str) -> dict[str, Any]:
 
 def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, limiter_keys):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr("sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: [])  # the subprocesses run them
+    monkeypatch.setattr(
+        "sweeps.services.sweeps.dispatch_sweep", lambda sweep, **kwargs: []
+    )  # the subprocesses run them
     with FakeLLMServer() as server:
         Provider.objects.update_or_create(
             name="openai",
@@ -100,8 +102,7 @@ def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, l
                       "requests_per_minute": RATE_PER_MINUTE, "tokens_per_minute": None, "options": {}},
         )  # fmt: skip
         sweeps = {
-            tag: sweep_start(experiment=experiment_create(owner=user, data=sweep_spec(tag)))
-            for tag in ("a", "b")
+            tag: sweep_start(experiment=experiment_create(owner=user, data=sweep_spec(tag))) for tag in ("a", "b")
         }
         env = {
             **os.environ,
@@ -114,8 +115,13 @@ def test_two_worker_processes_share_one_provider_rate_limit(user, monkeypatch, l
         env.pop("OPENAI_BASE_URL", None)
         workers = [
             subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(sweep.pk)], cwd=servers.ROOT, env=env, text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [sys.executable, "-c", WORKER, str(sweep.pk)],
+                cwd=servers.ROOT,
+                env=env,
+                text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )  # fmt: skip
             for sweep in sweeps.values()
         ]

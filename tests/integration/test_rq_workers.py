@@ -52,8 +52,13 @@ def rqworkers(n: int, redis: Redis, redis_url: str = RQ_REDIS_URL, **extra_env: 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "promptlooper.settings_test", "DATABASE_URL": session_database_url(),
            "REDIS_URL": redis_url, "OPENAI_API_KEY": KEY, **extra_env}  # fmt: skip
     workers = [
-        subprocess.Popen([sys.executable, "manage.py", "rqworker", "sweeps"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "sweeps"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         for _ in range(n)
     ]
     try:
@@ -139,7 +144,9 @@ def test_events_from_a_worker_process_reach_a_browser_through_redis(user, rq_red
         headers = {"Cookie": f"sessionid={session_cookie(user)}", "Origin": f"http://{host}"}
 
         async def watch() -> list[dict]:
-            async with websockets.connect(f"ws://{host}/ws/experiments/{experiment.pk}/", additional_headers=headers) as ws:
+            async with websockets.connect(
+                f"ws://{host}/ws/experiments/{experiment.pk}/", additional_headers=headers
+            ) as ws:
                 await asyncio.to_thread(sweep_start, experiment=experiment)
                 events = []
                 while not events or events[-1]["type"] != "sweep.completed":
@@ -181,7 +188,11 @@ def test_a_worker_killed_mid_sweep_loses_no_sample_and_pays_again_only_for_its_c
             os.kill(pid, signal.SIGKILL)
         # What the dead worker held (leases name the pid of the process that claimed): calls in
         # flight, and samples claimed ahead that it had not started.
-        held = {s.pk for s in RunSample.objects.filter(sweep=sweep, status="running") if int(s.lease_owner.rsplit(":", 2)[1]) in killed}
+        held = {
+            s.pk
+            for s in RunSample.objects.filter(sweep=sweep, status="running")
+            if int(s.lease_owner.rsplit(":", 2)[1]) in killed
+        }
 
         sweep = wait_for_sweep(sweep, timeout=60)
 
@@ -243,7 +254,9 @@ def test_admin_actions_pause_resume_and_stop_a_sweep_that_workers_execute(admin_
         wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").count() > done + 2, timeout=30)
         assert act(admin_client, SWEEPS, "stop", [sweep]) == [("success", f"{sweep}: stopped")]
         sweep = wait_for_sweep(sweep)
-        wait_for(lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists(), timeout=30)
+        wait_for(
+            lambda: not RunSample.objects.filter(sweep=sweep, status__in=("running", "pending")).exists(), timeout=30
+        )
 
     sweep.refresh_from_db()
     assert sweep.status == "stopped" and sweep.cancelled > 0
@@ -337,7 +350,6 @@ def test_a_long_sweep_is_handed_from_job_to_job_and_finishes_once(user, rq_redis
     assert set(RunSample.objects.filter(sweep=sweep).values_list("attempts", flat=True)) == {1}
 
 
-
 def test_two_workers_run_a_guided_sweep_round_after_round(user, rq_redis, settings, mock_latency):
     use_queue(settings)
     mock_latency(20)
@@ -373,12 +385,19 @@ def test_two_workers_share_an_early_stopping_sweep_rung_after_rung(user, rq_redi
 
     assert sweep.status == "completed", sweep.error
     runs = {(r.config["prompt"], r.config["params"]["temperature"]): r for r in Run.objects.filter(sweep=sweep)}
-    assert runs[(GOOD, 0.0)].status == "completed" and runs[(GOOD, 0.0)].samples.filter(status="completed").count() == ROWS
+    assert (
+        runs[(GOOD, 0.0)].status == "completed" and runs[(GOOD, 0.0)].samples.filter(status="completed").count() == ROWS
+    )
     assert runs[(BAD, 0.0)].status == runs[(BAD, 0.4)].status == "pruned"
-    assert sweep.done == sweep.total == 4 * ROWS and sweep.pruned == RunSample.objects.filter(sweep=sweep, status="pruned").count()
+    assert (
+        sweep.done == sweep.total == 4 * ROWS
+        and sweep.pruned == RunSample.objects.filter(sweep=sweep, status="pruned").count()
+    )
     # Each rung was planned once: no sample ran twice, and both workers took part.
     assert set(RunSample.objects.filter(sweep=sweep).exclude(status="pruned").values_list("attempts", flat=True)) == {1}
-    assert len(set(RunSample.objects.filter(sweep=sweep, status="completed").values_list("lease_owner", flat=True))) == 2
+    assert (
+        len(set(RunSample.objects.filter(sweep=sweep, status="completed").values_list("lease_owner", flat=True))) == 2
+    )
 
 
 def test_the_cli_waits_for_a_sweep_that_an_rq_worker_runs(user, rq_redis, settings, mock_latency, tmp_path):

@@ -165,7 +165,9 @@ def test_run_page_shows_configuration_inputs_every_stage_and_scores_with_reasons
 
 @pytest.mark.django_db(transaction=True)
 def test_run_page_shows_the_interval_and_with_repeats_the_spread_and_consistency(user):
-    sweep = finished_sweep(user, repeats=3, sweep={"type": "grid", "params": {"model": ["mock/echo"], "params.temperature": [1.5]}})
+    sweep = finished_sweep(
+        user, repeats=3, sweep={"type": "grid", "params": {"model": ["mock/echo"], "params.temperature": [1.5]}}
+    )
     run = Run.objects.get(sweep=sweep)
     assert run.samples.count() == 9 and run.score_spread is not None
 
@@ -545,7 +547,9 @@ def test_compare_without_runs_offers_the_latest_sweeps_runs_to_choose(user):
     assert form.attrs["method"] == "get" and form.attrs["action"] == f"/experiments/{run.experiment_id}/compare/"
     boxes = form.all("input")
     assert {b.attrs["name"] for b in boxes} == {"runs"} and {b.attrs["value"] for b in boxes} == {
-        str(run.pk), str(other.pk)}
+        str(run.pk),
+        str(other.pk),
+    }
     assert {label.attrs["for"] for label in form.all("label")} == {box.attrs["id"] for box in boxes}  # labelled
     assert not doc.all(cls="flash")
 

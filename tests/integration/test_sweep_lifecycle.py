@@ -90,9 +90,19 @@ def test_token_budget_pauses_and_never_overshoots_past_calls_in_flight(user, moc
     mock_latency(5)
     max_tokens, concurrency, max_out = 60, 2, 16
     sweep = wait_for_sweep(
-        start(user, budget={"max_tokens": max_tokens}, max_concurrency=concurrency,
-              pipeline=[{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "mock/echo",
-                         "params": {"max_tokens": max_out}}])  # fmt: skip
+        start(
+            user,
+            budget={"max_tokens": max_tokens},
+            max_concurrency=concurrency,
+            pipeline=[
+                {
+                    "name": "answer",
+                    "prompt": "Answer: {{ ticket }}",
+                    "model": "mock/echo",
+                    "params": {"max_tokens": max_out},
+                }
+            ],
+        )  # fmt: skip
     )
     assert sweep.status == "paused" and sweep.stopped_reason == "token_budget"
     spent = sweep.tokens_in + sweep.tokens_out
@@ -185,9 +195,16 @@ def test_guided_sweep_runs_in_rounds_using_scores(user, mock_latency):
     sweep = wait_for_sweep(
         start(
             user,
-            sweep={"type": "guided", "n_trials": 10, "top_k": 2, "seed": 3,
-                   "params": {"model": ["mock/echo", "mock/upper", "mock/short", "mock/json"],
-                              "params.temperature": {"min": 0.0, "max": 1.0, "step": 0.25}}},
+            sweep={
+                "type": "guided",
+                "n_trials": 10,
+                "top_k": 2,
+                "seed": 3,
+                "params": {
+                    "model": ["mock/echo", "mock/upper", "mock/short", "mock/json"],
+                    "params.temperature": {"min": 0.0, "max": 1.0, "step": 0.25},
+                },
+            },
         )  # fmt: skip
     )
     assert sweep.status == "completed"
@@ -200,9 +217,15 @@ def test_tpe_sweep_runs_in_rounds_of_distinct_configs(user, mock_latency):
     sweep = wait_for_sweep(
         start(
             user,
-            sweep={"type": "tpe", "n_trials": 8, "seed": 3,
-                   "params": {"model": ["mock/echo", "mock/upper", "mock/short", "mock/json"],
-                              "params.temperature": {"min": 0, "max": 1}}},
+            sweep={
+                "type": "tpe",
+                "n_trials": 8,
+                "seed": 3,
+                "params": {
+                    "model": ["mock/echo", "mock/upper", "mock/short", "mock/json"],
+                    "params.temperature": {"min": 0, "max": 1},
+                },
+            },
         )  # fmt: skip
     )
     assert sweep.status == "completed"

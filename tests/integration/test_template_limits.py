@@ -49,7 +49,10 @@ def test_a_template_bomb_in_a_stage_fails_that_sample_and_the_sweep_goes_on(user
     bombed = RunSample.objects.get(sweep=sweep, row_index=0)
     assert bombed.status == "failed"
     assert bombed.error.startswith("stage 'answer': template limit: ")
-    assert set(RunSample.objects.filter(sweep=sweep, row_index__gt=0).values_list("output", flat=True)) == {"login", "shipping"}
+    assert set(RunSample.objects.filter(sweep=sweep, row_index__gt=0).values_list("output", flat=True)) == {
+        "login",
+        "shipping",
+    }
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,9 @@ async def connect(server):
         await provider.aclose()
 
 
-def ask(content: str = "Summarize: the printer is on fire", *, system: str | None = None, **params) -> CompletionRequest:
+def ask(
+    content: str = "Summarize: the printer is on fire", *, system: str | None = None, **params
+) -> CompletionRequest:
     messages = ({"role": "system", "content": system},) if system else ()
     return CompletionRequest(
         model="claude-haiku-4-5", messages=(*messages, {"role": "user", "content": content}), params=params
@@ -179,7 +181,9 @@ async def test_overloaded_529_is_retryable(server, connect):
 
 @pytest.mark.parametrize("status", [400, 403])
 async def test_low_credit_is_permanent_and_flagged(server, connect, status):
-    server.script(Scripted(status, body={"type": "error", "error": {"type": "invalid_request_error", "message": LOW_CREDIT}}))
+    server.script(
+        Scripted(status, body={"type": "error", "error": {"type": "invalid_request_error", "message": LOW_CREDIT}})
+    )
     error = await failure(connect())
     assert error.permanent and error.quota_exhausted and error.status == status
     assert error.message.startswith(f"anthropic: {status} quota exhausted — add credit")
@@ -211,4 +215,6 @@ async def test_invalid_key_message(server, connect):
         "type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"},
     }))  # fmt: skip
     error = await failure(connect())
-    assert error.message == 'anthropic: 401 invalid API key — set ANTHROPIC_API_KEY; the server said: "invalid x-api-key"'
+    assert (
+        error.message == 'anthropic: 401 invalid API key — set ANTHROPIC_API_KEY; the server said: "invalid x-api-key"'
+    )

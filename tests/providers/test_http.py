@@ -43,7 +43,9 @@ async def connect(server, kind):
     """Builds adapters of this test's kind against the fake server, and closes them after."""
     made: list[HttpProvider] = []
 
-    def make(*, api_key: str | None = KEY, base_url: str | None = None, key_env: str | None = None, **settings) -> HttpProvider:
+    def make(
+        *, api_key: str | None = KEY, base_url: str | None = None, key_env: str | None = None, **settings
+    ) -> HttpProvider:
         cls, url = (OpenAIProvider, server.url) if kind == "openai" else (AnthropicProvider, server.anthropic_url)
         provider = cls(
             name=kind,
@@ -132,7 +134,7 @@ async def test_error_bodies_of_other_shapes_are_quoted(server, connect):
     assert (await failure(provider)).message.endswith('"ollama says no"')
     assert (await failure(provider)).message.endswith('"<html><body> Bad gateway </body></html>"')
     long_one = await failure(provider)
-    assert len(long_one.message) < 400 and long_one.message.endswith("x…\"")
+    assert len(long_one.message) < 400 and long_one.message.endswith('x…"')
 
 
 # -- Retry-After ------------------------------------------------------------------------------
@@ -284,11 +286,13 @@ async def test_the_key_never_shows_in_errors_or_repr(server, connect):
         Scripted(400, body=quoting),
         Scripted(429, body=quoting),
         Scripted(500, raw=f"bad key {KEY}".encode()),
-        Scripted(body={  # an unreadable token count, which a parse error would quote: it is estimated
-            "choices": [{"message": {"content": "hi"}}],
-            "content": [{"type": "text", "text": "hi"}],
-            "usage": {"prompt_tokens": KEY, "input_tokens": KEY, "completion_tokens": 1, "output_tokens": 1},
-        }),
+        Scripted(
+            body={  # an unreadable token count, which a parse error would quote: it is estimated
+                "choices": [{"message": {"content": "hi"}}],
+                "content": [{"type": "text", "text": "hi"}],
+                "usage": {"prompt_tokens": KEY, "input_tokens": KEY, "completion_tokens": 1, "output_tokens": 1},
+            }
+        ),
     )
     provider = connect()
     errors = [await failure(provider) for _ in range(4)]
@@ -372,7 +376,9 @@ def test_the_fake_server_runs_in_a_thread_for_synchronous_tests():
         server.script(Scripted(503))
         with httpx.Client(base_url=server.url) as client:
             assert client.post("/chat/completions", json={"messages": []}).status_code == 503
-            answer = client.post("/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "a b"}]})
+            answer = client.post(
+                "/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "a b"}]}
+            )
         assert answer.json()["choices"][0]["message"]["content"] == "a b"
 
         async def call() -> str:  # as a sweep job does: its own loop, its own client

@@ -37,9 +37,13 @@ async def connect(server):
         await provider.aclose()
 
 
-def ask(content: str = "Summarize: the printer is on fire", *, system: str | None = None, **params) -> CompletionRequest:
+def ask(
+    content: str = "Summarize: the printer is on fire", *, system: str | None = None, **params
+) -> CompletionRequest:
     messages = ({"role": "system", "content": system},) if system else ()
-    return CompletionRequest(model="gpt-4o-mini", messages=(*messages, {"role": "user", "content": content}), params=params)
+    return CompletionRequest(
+        model="gpt-4o-mini", messages=(*messages, {"role": "user", "content": content}), params=params
+    )
 
 
 async def failure(provider: OpenAIProvider, request: CompletionRequest | None = None) -> ProviderError:
@@ -127,9 +131,13 @@ async def test_a_server_without_usage_gets_estimated_tokens(server, connect):
 
 @pytest.mark.parametrize(
     "usage",
-    [{"prompt_tokens": 10**12, "completion_tokens": 3}, {"prompt_tokens": 5, "completion_tokens": -5},
-     {"prompt_tokens": 5, "completion_tokens": "many"}, {"prompt_tokens": 1e309, "completion_tokens": 1},
-     {"prompt_tokens": True, "completion_tokens": 1}],
+    [
+        {"prompt_tokens": 10**12, "completion_tokens": 3},
+        {"prompt_tokens": 5, "completion_tokens": -5},
+        {"prompt_tokens": 5, "completion_tokens": "many"},
+        {"prompt_tokens": 1e309, "completion_tokens": 1},
+        {"prompt_tokens": True, "completion_tokens": 1},
+    ],
     ids=["huge", "negative", "text", "infinite", "boolean"],
 )
 async def test_impossible_usage_counts_are_replaced_by_an_estimate(server, connect, usage):
@@ -172,7 +180,7 @@ async def test_a_rate_limit_429_is_not_a_quota_problem(server, connect):
     error = await failure(connect())
     assert not error.permanent and not error.quota_exhausted
     assert error.retry_after == 0.6
-    assert error.message.startswith("openai: 429 rate limited; the server said: \"Rate limit reached")
+    assert error.message.startswith('openai: 429 rate limited; the server said: "Rate limit reached')
 
 
 async def test_messages_name_the_provider_row_and_its_key_variable(server, connect):

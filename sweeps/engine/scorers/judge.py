@@ -14,9 +14,9 @@ from sweeps.engine.scorers.base import ModelCall, Scorer, ScoreResult, SpecOptio
 from sweeps.engine.templating import render_template, template_variables
 
 JUDGE_INSTRUCTIONS = {
-    "score": 'You grade the output of another model against a rubric. Answer with JSON only: '
+    "score": "You grade the output of another model against a rubric. Answer with JSON only: "
     '{"score": <a number from 0 to 1>, "reason": "<one sentence>"}',
-    "pass_fail": 'You grade the output of another model against a rubric. Answer with JSON only: '
+    "pass_fail": "You grade the output of another model against a rubric. Answer with JSON only: "
     '{"verdict": "pass" or "fail", "reason": "<one sentence>"}',
 }
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)

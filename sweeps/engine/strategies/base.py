@@ -76,9 +76,7 @@ def adaptive_round_size(sweep: SweepSpec, planned: int) -> int:
     return min(remaining, max(sweep.top_k, math.ceil(n_trials / ADAPTIVE_ROUNDS)))
 
 
-def take_new(
-    candidates: Iterable[Config], n: int, seen: set[str], *, max_misses: int | None = None
-) -> list[Config]:
+def take_new(candidates: Iterable[Config], n: int, seen: set[str], *, max_misses: int | None = None) -> list[Config]:
     """The first ``n`` candidates whose hash is not in ``seen``, adding their hashes to it."""
     taken: list[Config] = []
     if n <= 0:

@@ -25,9 +25,7 @@ def grid(space: Space) -> list[Config]:
             case Steps() as steps:
                 axes.append(steps.values())
             case Uniform():
-                raise ValueError(
-                    f"grid cannot enumerate {key}: a range without step is continuous"
-                )
+                raise ValueError(f"grid cannot enumerate {key}: a range without step is continuous")
     return [make_config(dict(zip(keys, combo))) for combo in itertools.product(*axes)]
 
 

@@ -67,24 +67,18 @@ class GuidedSearch:
         return guided(space, history, n, top_k=top_k, explore_ratio=explore_ratio, rng=rng, seen=seen)
 
 
-def _exploit(
-    space: Space, parents: list[Config], n: int, rng: random.Random, seen: set[str]
-) -> list[Config]:
+def _exploit(space: Space, parents: list[Config], n: int, rng: random.Random, seen: set[str]) -> list[Config]:
     movable = [(parent, keys) for parent in parents if (keys := _changeable_keys(space, parent))]
     if not movable:
         return []
     # Cycling the parents spreads the children over all of the top k; a parent whose
     # neighbours are all seen only yields misses, and MAX_MISSES in a row ends the search.
-    children = (
-        _change_one(space, parent, keys, rng) for parent, keys in itertools.cycle(movable)
-    )
+    children = (_change_one(space, parent, keys, rng) for parent, keys in itertools.cycle(movable))
     return take_new(children, n, seen, max_misses=MAX_MISSES)
 
 
 def _changeable_keys(space: Space, config: Config) -> list[str]:
-    return [
-        key for key in space.keys() if _has_other_value(space.params[key], get_path(config, key))
-    ]
+    return [key for key in space.keys() if _has_other_value(space.params[key], get_path(config, key))]
 
 
 def _has_other_value(spec: ValueSpec, current: Any) -> bool:

@@ -15,9 +15,7 @@ if TYPE_CHECKING:
     from sweeps.engine.spec import SweepSpec
 
 
-def random_search(
-    space: Space, n: int, rng: random.Random, seen: set[str] | None = None
-) -> list[Config]:
+def random_search(space: Space, n: int, rng: random.Random, seen: set[str] | None = None) -> list[Config]:
     """Up to ``n`` new configs drawn uniformly; fewer when the space runs out."""
     seen = set() if seen is None else seen
     if n <= 0:

@@ -26,11 +26,17 @@ class Command(BaseCommand):
                 self.stdout.write(f"Sweep {sweep.pk} was interrupted; it is paused and can be resumed.")
         user, password = demo_user_ensure()
         if password:
-            self.stdout.write(self.style.SUCCESS(f"Log in as demo / {password}  (shown once; change it with "
-                                                 "`.venv/bin/python manage.py changepassword demo`)"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Log in as demo / {password}  (shown once; change it with "
+                    "`.venv/bin/python manage.py changepassword demo`)"
+                )
+            )
         else:
-            self.stdout.write("Log in as demo (the password was printed on the first run; "
-                              "reset it with `.venv/bin/python manage.py changepassword demo`).")
+            self.stdout.write(
+                "Log in as demo (the password was printed on the first run; "
+                "reset it with `.venv/bin/python manage.py changepassword demo`)."
+            )
         if not experiment_list(user=user).exists():
             experiment = experiment_create(owner=user, data=load_spec_text(DEMO_SPEC.read_text()))
             self.stdout.write(f"Demo experiment '{experiment.name}' is ready: open it and press Start sweep.")

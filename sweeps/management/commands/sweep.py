@@ -202,7 +202,8 @@ class Command(BaseCommand):
         except Forced:
             raise CommandError(
                 f"interrupted: sweep {sweep.pk}'s calls in flight were abandoned; "
-                f"`manage.py sweep --resume {sweep.pk}` continues it", returncode=130,
+                f"`manage.py sweep --resume {sweep.pk}` continues it",
+                returncode=130,
             ) from None
 
     def print_leaderboard(self, sweep: Sweep, limit: int = 10) -> None:
