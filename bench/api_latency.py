@@ -92,6 +92,7 @@ def main() -> int:
     n_requests = args.requests or (50 if args.quick else 200)
 
     os.environ["ALLOWED_HOSTS"] = "testserver"  # the test Client's host; DEBUG is off here
+    os.environ["SECURE_SSL_REDIRECT"] = "False"  # the test Client speaks plain http: no redirects timed
     # WhiteNoise warns that collectstatic never ran: no static file is requested here.
     warnings.filterwarnings("ignore", message="No directory at")
     url = setup_django(args.db)

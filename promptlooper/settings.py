@@ -51,6 +51,18 @@ def env_seconds(name: str, default: float) -> float:
     return value
 
 
+def env_request_header(name: str) -> str | None:
+    """A request header as Django's request.META names it: X-Forwarded-Proto is HTTP_X_FORWARDED_PROTO."""
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", raw):
+        meta = re.sub(r"[^A-Z0-9]+", "_", re.split(r"[,=\s]", raw)[0].upper()).strip("_")
+        meta = meta if meta.startswith("HTTP_") else f"HTTP_{meta}"
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a header as Django names it: write e.g. {meta}")
+    return raw
+
+
 def local_secret_key() -> str:
     """Generated once into an ignored file, so sessions survive restarts of a local install."""
     path = BASE_DIR / ".secret_key"
@@ -64,9 +76,11 @@ DEBUG = env_bool("DEBUG", False)
 # Local mode: no database server and no Redis, as a fresh clone runs. `make run` and every
 # manage.py command then share the generated key file, with or without DEBUG.
 LOCAL_MODE = not os.getenv("DATABASE_URL", "").strip() and not os.getenv("REDIS_URL", "").strip()
+# Production: a server database or Redis, and DEBUG off. It needs a SECRET_KEY and assumes HTTPS.
+PRODUCTION = not (DEBUG or LOCAL_MODE)
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or LOCAL_MODE):
+    if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set and DEBUG is off")
     SECRET_KEY = local_secret_key()
 
@@ -74,29 +88,24 @@ ALLOWED_HOSTS = [h.strip() for h in os.getenv("ALLOWED_HOSTS", "").split(",") if
 if DEBUG and not ALLOWED_HOSTS:
     ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"]
 
-
-def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
-    """`HTTP_X_FORWARDED_PROTO` -> ("HTTP_X_FORWARDED_PROTO", "https"): the request header the
-    HTTPS-terminating proxy sets (and strips from what clients send)."""
-    raw = os.getenv(name, "").strip()
-    if not raw:
-        return None
-    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", raw):
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} is not a request header as Django names it, e.g. HTTP_X_FORWARDED_PROTO"
-        )
-    return (raw, "https")
-
-
-# Behind HTTPS (README, Deploying). Off by default: a local install and a LAN server speak plain
-# HTTP, where secure-only cookies would make signing in impossible.
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+# HTTPS. Production redirects plain http to https, keeps the session and CSRF cookies off plain
+# http and asks browsers to come back over https only (HSTS); a local install and DEBUG serve
+# plain http on 127.0.0.1. Plain http on a trusted network turns the first three off (README).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+# An hour, as Django advises for a first deployment: a mistake (HTTPS dropped, a certificate left
+# to expire) shuts browsers out for an hour, not for a year. Raise it once HTTPS has proved itself.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600 if PRODUCTION else 0, minimum=0)
+# Both reach beyond this app (every subdomain of its host; the list built into browsers), so they
+# are the domain owner's call: off unless set, and `check --deploy` does not ask for them.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Behind a proxy that ends TLS, a request counts as https when this header (which the proxy sets,
+# replacing any the client sent) says "https"; without it the redirect above would loop.
+_proxy_ssl_header = env_request_header("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 
 INSTALLED_APPS = [
     "daphne",

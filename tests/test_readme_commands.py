@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
@@ -104,15 +106,26 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def wait_http(url: str, process: subprocess.Popen, log: Path, host: str | None = None, timeout: float = 120) -> None:
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to look at (an HTTPError), never a request elsewhere than 127.0.0.1."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+LOCAL_ONLY = urllib.request.build_opener(NoRedirects)
+
+
+def wait_http(url: str, process: subprocess.Popen, log: Path, headers: dict | None = None, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, f"exited with {process.returncode}:\n{log.read_text()}"
         try:
-            request = urllib.request.Request(url, headers={"Host": host} if host else {})
-            with urllib.request.urlopen(request, timeout=2) as response:
+            with LOCAL_ONLY.open(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as e:
+            assert not 300 <= e.code < 400, f"{url} redirected to {e.headers.get('Location')}"
         except OSError:
             pass
         time.sleep(0.2)
@@ -204,19 +217,27 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
 
 @pytest.mark.django_db(transaction=True)
 def test_the_deploying_commands_run_against_the_services_ci_provides(clone, tmp_path):
-    exports = [command("export DATABASE_URL="), command("export SECRET_KEY=")]
+    exports = [command(f"export {name}=") for name in ("DATABASE_URL", "SECRET_KEY", "SECURE_PROXY_SSL_HEADER")]
     services = (f"export DATABASE_URL={session_database_url()} "
-                f"REDIS_URL={os.environ.get('TEST_RQ_REDIS_URL', 'redis://127.0.0.1:6379/14')}")  # fmt: skip
+                f"REDIS_URL={os.environ.get('TEST_RQ_REDIS_URL', 'redis://127.0.0.1:6379/14')} "
+                f"SECRET_KEY={secrets.token_urlsafe(50)}")  # fmt: skip
     prologue = "\n".join([*exports, services, 'export PATH="$PWD/.venv/bin:$PATH"']) + "\n"
 
     ok(sh(clone, prologue + command("python manage.py migrate --noinput && python manage.py collectstatic")))
+    ok(sh(clone, prologue + command("python manage.py check --deploy")))
 
     port = free_port()
     daphne = command("daphne -b 0.0.0.0 -p 8000").replace("-b 0.0.0.0 -p 8000", f"-b 127.0.0.1 -p {port}")
     log = tmp_path / "daphne.log"
     server = start(clone, prologue + daphne, log)
     try:
-        wait_http(f"http://127.0.0.1:{port}/login/", server, log, host="promptlooper.example.com")
+        # As the HTTPS proxy in front forwards it; plain http is sent to https.
+        proxied = {"Host": "promptlooper.example.com", "X-Forwarded-Proto": "https"}
+        wait_http(f"http://127.0.0.1:{port}/login/", server, log, headers=proxied)
+        plain_http = urllib.request.Request(f"http://127.0.0.1:{port}/login/", headers={"Host": proxied["Host"]})
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            LOCAL_ONLY.open(plain_http, timeout=10)
+        assert (plain.value.code, plain.value.headers["Location"]) == (301, "https://promptlooper.example.com/login/")
     finally:
         stop(server)
 

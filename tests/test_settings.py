@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,13 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+HTTPS_VARS = (
+    "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_PROXY_SSL_HEADER",
+)  # fmt: skip
 SETTINGS_VARS = (
     "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "PROMPTLOOPER_MAX_GRID",
-    "DJANGO_SETTINGS_MODULE", "LOG_LEVEL",
+    "DJANGO_SETTINGS_MODULE", "LOG_LEVEL", *HTTPS_VARS,
 )  # fmt: skip
 KEY = "test-secret-key-not-for-production"
 
@@ -29,14 +35,20 @@ print(json.dumps({
     "DEBUG": s.DEBUG, "SECRET_KEY": s.SECRET_KEY, "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
     "DATABASES": s.DATABASES, "CHANNEL_LAYERS": s.CHANNEL_LAYERS, "EMBEDDED_WORKER": s.EMBEDDED_WORKER,
     "RQ_QUEUES": s.RQ_QUEUES, "PROMPTLOOPER_MAX_GRID": s.PROMPTLOOPER_MAX_GRID,
+    **{name: getattr(s, name) for name in HTTPS_VARS},
 }, default=str))
-"""
+""".replace("HTTPS_VARS", repr(HTTPS_VARS))
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """This Python with these arguments, in the repository, with a clean environment plus env."""
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    clean.update(env)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
-    clean.update(env)
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    return run(["-c", code], **env)
 
 
 def load(**env: str) -> dict[str, Any]:
@@ -206,74 +218,122 @@ def test_a_provider_key_pattern_that_is_not_a_regular_expression_is_refused():
     assert "PROMPTLOOPER_PROVIDER_KEY_PATTERN" in error
 
 
-# --- behind HTTPS ---
+# --- HTTPS ---
 
-HTTPS = {
-    "SECURE_SSL_REDIRECT": "True", "SESSION_COOKIE_SECURE": "True", "CSRF_COOKIE_SECURE": "True",
-    "SECURE_HSTS_SECONDS": "31536000", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "True", "SECURE_HSTS_PRELOAD": "True",
-    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO",
+SERVER = {"SECRET_KEY": KEY, "DATABASE_URL": "postgres://u@127.0.0.1/x"}  # production; never connected to
+SECURE_DEFAULTS = {
+    "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+    "SECURE_HSTS_SECONDS": 3600, "SECURE_HSTS_INCLUDE_SUBDOMAINS": False, "SECURE_HSTS_PRELOAD": False,
+    "SECURE_PROXY_SSL_HEADER": None,
 }  # fmt: skip
-HTTPS_DUMP = f"""
-import json, promptlooper.settings as s
-print(json.dumps({{name: getattr(s, name) for name in {list(HTTPS)!r}}}))
-"""
+PLAIN_HTTP = SECURE_DEFAULTS | {"SECURE_SSL_REDIRECT": False, "SESSION_COOKIE_SECURE": False,
+                                "CSRF_COOKIE_SECURE": False, "SECURE_HSTS_SECONDS": 0}  # fmt: skip
+
+
+def https_settings(**env: str) -> dict[str, Any]:
+    s = load(**env)
+    return {name: s[name] for name in HTTPS_VARS}
+
+
+@pytest.mark.parametrize("service", [{"DATABASE_URL": "postgres://u@127.0.0.1/x"},
+                                     {"REDIS_URL": "redis://127.0.0.1:6379/0"}])  # fmt: skip
+def test_production_assumes_https_unless_told_otherwise(service):
+    assert https_settings(SECRET_KEY=KEY, **service) == SECURE_DEFAULTS
+
+
+@pytest.mark.parametrize("env", [{}, {"DEBUG": "True", "DATABASE_URL": "postgres://u@127.0.0.1/x"}],
+                         ids=["local mode", "DEBUG on a server database"])  # fmt: skip
+def test_a_local_install_and_debug_serve_plain_http(env):
+    """What `make run` and the README's local commands need: http://127.0.0.1:8000 as it is."""
+    assert https_settings(SECRET_KEY=KEY, **env) == PLAIN_HTTP
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("SECURE_SSL_REDIRECT", "False", False), ("SESSION_COOKIE_SECURE", "0", False),
+    ("CSRF_COOKIE_SECURE", " off ", False), ("SECURE_HSTS_SECONDS", "31536000", 31_536_000),
+    ("SECURE_HSTS_SECONDS", "0", 0), ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "True", True),
+    ("SECURE_HSTS_PRELOAD", "yes", True),
+    ("SECURE_PROXY_SSL_HEADER", " HTTP_X_FORWARDED_PROTO ", ["HTTP_X_FORWARDED_PROTO", "https"]),
+])  # fmt: skip
+def test_production_reads_each_https_setting_from_the_environment(name, raw, expected):
+    assert https_settings(**SERVER, **{name: raw}) == SECURE_DEFAULTS | {name: expected}
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("SECURE_SSL_REDIRECT", "True", True), ("SESSION_COOKIE_SECURE", "1", True),
+    ("CSRF_COOKIE_SECURE", "on", True), ("SECURE_HSTS_SECONDS", "60", 60),
+    ("SECURE_PROXY_SSL_HEADER", "HTTP_X_SCHEME", ["HTTP_X_SCHEME", "https"]),
+])  # fmt: skip
+def test_a_local_install_reads_each_https_setting_from_the_environment(name, raw, expected):
+    assert https_settings(SECRET_KEY=KEY, **{name: raw}) == PLAIN_HTTP | {name: expected}
+
+
+@pytest.mark.parametrize(("name", "raw", "advice"), [
+    ("SECURE_SSL_REDIRECT", "https", "not a boolean"), ("SESSION_COOKIE_SECURE", "secure", "not a boolean"),
+    ("CSRF_COOKIE_SECURE", "2", "not a boolean"), ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "maybe", "not a boolean"),
+    ("SECURE_HSTS_PRELOAD", "y", "not a boolean"), ("SECURE_HSTS_SECONDS", "1y", "not a whole number"),
+    ("SECURE_HSTS_SECONDS", "-1", "at least 0"),
+    ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto", "write e.g. HTTP_X_FORWARDED_PROTO"),
+    ("SECURE_PROXY_SSL_HEADER", "http_x_forwarded_proto", "write e.g. HTTP_X_FORWARDED_PROTO"),
+    ("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO,https", "write e.g. HTTP_X_FORWARDED_PROTO"),
+])  # fmt: skip
+def test_a_bad_https_setting_is_refused_naming_it(name, raw, advice):
+    error = refused(**SERVER, **{name: raw})
+    assert error.startswith(f"django.core.exceptions.ImproperlyConfigured: {name}=") and advice in error
+
+
+def test_manage_py_names_a_bad_setting_without_a_traceback():
+    result = run(["manage.py", "check"], **SERVER, SECURE_HSTS_SECONDS="a year")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Improperly configured: SECURE_HSTS_SECONDS='a year' is not a whole number"
+
+
+def test_behind_the_proxy_requests_are_https_with_secure_cookies_and_hsts():
+    """The settings take effect on a real request: plain http is redirected, a request the proxy
+    marks https is served with a Secure CSRF cookie and an HSTS header. No database is touched."""
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'promptlooper.settings'; django.setup();"
+        "import json; from django.test import Client; c = Client();"
+        "plain = c.get('/login/'); proxied = c.get('/login/', headers={'X-Forwarded-Proto': 'https'});"
+        "print(json.dumps([plain.status_code, plain.get('Location'), proxied.status_code,"
+        " proxied.cookies['csrftoken']['secure'], proxied.get('Strict-Transport-Security')]))"
+    )
+    result = run_python(code, **SERVER, ALLOWED_HOSTS="testserver", SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO")
+    assert result.returncode == 0, result.stderr
+    plain_status, location, proxied_status, csrf_secure, hsts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (plain_status, location) == (301, "https://testserver/login/")
+    assert (proxied_status, csrf_secure, hsts) == (200, True, "max-age=3600")
+
+
+def readme_production_environment(tmp_path: Path) -> dict[str, str]:
+    """What README's Deploying block exports, its placeholders (…) given real values: a random
+    SECRET_KEY, this run's kind of database (a SQLite file under tmp_path when DATABASE_URL is
+    empty) and a Redis on 127.0.0.1, which `check` does not use. DEBUG stays unset, as in README."""
+    block = re.search(r"## Deploying\n.*?```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    exports = " ".join(line.split("#")[0] for line in block.splitlines() if line.startswith("export "))
+    exported = dict(re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S+)", exports))
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS"} <= exported.keys(), exports
+    environment = {name: value for name, value in exported.items() if value != "…"}
+    database_url = os.getenv("DATABASE_URL", "").strip() or f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    return environment | {"SECRET_KEY": secrets.token_urlsafe(50), "DATABASE_URL": database_url,
+                          "REDIS_URL": "redis://127.0.0.1:6379/0"}  # fmt: skip
 
 
 def check_deploy(**env: str) -> subprocess.CompletedProcess:
-    """manage.py check --deploy as a production server runs it: PostgreSQL, Redis, a real key."""
-    production = {"SECRET_KEY": "k" * 60 + "-a-long-random-production-key", "ALLOWED_HOSTS": "looper.example.com",
-                  "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/promptlooper", "REDIS_URL": "redis://127.0.0.1:6379/0"}  # fmt: skip
-    clean = {k: v for k, v in os.environ.items() if k not in (*SETTINGS_VARS, *HTTPS)}
-    clean.update({**production, **env})
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    return run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **env)
 
 
-def test_the_https_settings_are_off_by_default_so_plain_http_still_signs_in():
-    result = run_python(HTTPS_DUMP, SECRET_KEY=KEY)
+def test_check_deploy_passes_with_the_production_environment_readme_documents(tmp_path):
+    result = check_deploy(**readme_production_environment(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
-        "SECURE_SSL_REDIRECT": False, "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False,
-        "SECURE_HSTS_SECONDS": 0, "SECURE_HSTS_INCLUDE_SUBDOMAINS": False, "SECURE_HSTS_PRELOAD": False,
-        "SECURE_PROXY_SSL_HEADER": None,
-    }  # fmt: skip
-
-
-def test_the_environment_sets_every_https_setting():
-    result = run_python(HTTPS_DUMP, SECRET_KEY=KEY, **HTTPS)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
-        "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-        "SECURE_HSTS_SECONDS": 31536000, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True,
-        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
-    }  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "says"),
-    [
-        ("SESSION_COOKIE_SECURE", "maybe", "SESSION_COOKIE_SECURE='maybe' is not a boolean"),
-        ("SECURE_HSTS_SECONDS", "a year", "SECURE_HSTS_SECONDS='a year' is not a whole number"),
-        ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS=-1 must be at least 0"),
-        ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto", "SECURE_PROXY_SSL_HEADER='X-Forwarded-Proto' is not a request header"),
-    ],
-)  # fmt: skip
-def test_a_bad_https_setting_is_refused_naming_it(name, value, says):
-    assert says in refused(SECRET_KEY=KEY, **{name: value})
-
-
-def test_check_deploy_passes_with_the_documented_https_settings():
-    result = check_deploy(**HTTPS)
-    assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize(
-    "off", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"]
-)
-def test_check_deploy_fails_when_one_https_setting_is_off(off):
-    result = check_deploy(**{**HTTPS, off: "0"})
-    assert result.returncode != 0
-    assert off in result.stderr + result.stdout
+@pytest.mark.parametrize(("name", "off", "warning"), [
+    ("SECURE_SSL_REDIRECT", "False", "security.W008"), ("SESSION_COOKIE_SECURE", "False", "security.W012"),
+    ("CSRF_COOKIE_SECURE", "False", "security.W016"), ("SECURE_HSTS_SECONDS", "0", "security.W004"),
+])  # fmt: skip
+def test_check_deploy_fails_when_a_secure_default_is_turned_off(name, off, warning, tmp_path):
+    result = check_deploy(**readme_production_environment(tmp_path) | {name: off})
+    assert result.returncode == 1
+    assert re.findall(r"\(security\.\w+\)", result.stderr) == [f"({warning})"], result.stderr
