@@ -9,15 +9,27 @@ from typing import Any
 
 import pytest
 
+PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}  # of the `user` and `other_user` fixtures
+
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+    return django_user_model.objects.create_user("alice", password=PASSWORDS["alice"])
 
 
 @pytest.fixture
 def other_user(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw-bob-123")
+    return django_user_model.objects.create_user("bob", password=PASSWORDS["bob"])
+
+
+def logged_in(user, **client_options):
+    """A test client signed in as `user` (one of the fixtures' users) with its password, through
+    the authentication backend as a person signs in."""
+    from django.test import Client
+
+    client = Client(**client_options)
+    assert client.login(username=user.username, password=PASSWORDS[user.username])
+    return client
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_start
-from tests.conftest import spec, wait_for_sweep
+from tests.conftest import PASSWORDS, spec, wait_for_sweep
 from tests.e2e.conftest import log_in, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +20,7 @@ def test_login_is_required_and_another_users_experiment_is_not_found(page: Page,
     theirs = experiment_create(owner=other_user, data=spec(name="Bob's secret"))
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     expect(page.get_by_text("Bob's secret")).to_have_count(0)
     response = page.goto(f"/experiments/{theirs.pk}/")
     assert response.status == 404
@@ -33,7 +33,7 @@ def progress(page: Page) -> tuple[int, int]:
 
 def test_create_estimate_start_pause_resume_and_watch_it_finish_without_a_reload(page: Page, user, mock_latency):
     mock_latency(300)
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto("/experiments/new/")
     expect(page.locator("textarea#spec")).to_contain_text("Ticket triage")  # the example, prefilled
 
@@ -73,7 +73,7 @@ def test_create_estimate_start_pause_resume_and_watch_it_finish_without_a_reload
 
 
 def test_an_invalid_spec_shows_each_error_by_path_and_keeps_the_text(page: Page, user):
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto("/experiments/new/")
     editor = page.locator("textarea#spec")
     broken = editor.input_value().replace("model: mock/echo", "model: nope/gpt", 1) + "\ncolour: blue\n"
@@ -87,7 +87,7 @@ def test_an_invalid_spec_shows_each_error_by_path_and_keeps_the_text(page: Page,
 def test_a_csv_upload_fills_the_dataset(page: Page, user, tmp_path):
     csv = tmp_path / "tickets.csv"
     csv.write_text("ticket,expected\nRefund never arrived,billing\nCannot sign in,login\n")
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto("/experiments/new/")
     page.locator("input[type=file]#dataset").set_input_files(str(csv))
     page.locator("button[name=action][value=save]").click()
@@ -104,7 +104,7 @@ def test_a_csv_upload_fills_the_dataset(page: Page, user, tmp_path):
 def test_a_run_page_and_the_compare_page_show_the_outputs(page: Page, user):
     experiment = experiment_create(owner=user, data=spec())
     wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto(f"/experiments/{experiment.pk}/")
     rows = page.locator("#leaderboard tbody tr")
     expect(rows).to_have_count(4)
@@ -127,7 +127,7 @@ def test_the_pages_fit_a_phone(browser, app, user):
     wait_for_sweep(sweep_start(experiment=experiment), until=("completed",))
     context = browser.new_context(base_url=app, viewport={"width": 375, "height": 740}, is_mobile=True)
     phone = context.new_page()
-    log_in(phone, "alice", "pw-alice-123")
+    log_in(phone, "alice", PASSWORDS["alice"])
     for path in ["/", f"/experiments/{experiment.pk}/", "/experiments/new/"]:
         phone.goto(path)
         overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -137,7 +137,7 @@ def test_the_pages_fit_a_phone(browser, app, user):
 
 def test_the_controls_work_from_the_keyboard(page: Page, user, mock_latency):
     experiment = experiment_create(owner=user, data=spec())
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto(f"/experiments/{experiment.pk}/")
     start = page.locator("button[data-action=start]")
     for _ in range(60):  # tab through the page until the start button has the focus

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sweeps.services.experiments import experiment_create
-from tests.conftest import spec
+from tests.conftest import PASSWORDS, spec
 from tests.e2e.conftest import log_in, screenshot
 from tests.integration.test_dashboard_ranking import (
     BY_SCORE_ORDER,
@@ -44,7 +44,7 @@ def test_sort_by_score_per_dollar_and_plot_score_against_latency(page: Page, use
     ids = ranking_sweep(experiment)
     names = {run_id: name for name, run_id in ids.items()}
     page.add_init_script(COUNT_LIVE_UPDATES)
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto(f"/experiments/{experiment.pk}/")
 
     expect(page.locator("#leaderboard tbody tr")).to_have_count(len(ids))

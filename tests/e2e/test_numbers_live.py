@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from sweeps.models import RunSample
 from sweeps.services.experiments import experiment_create
-from tests.conftest import spec, wait_for
+from tests.conftest import PASSWORDS, spec, wait_for
 from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_stopping_a_sweep_shows_cancelled_samples_apart_from_the_done_ones(page: Page, user, mock_latency):
     mock_latency(300)
     experiment = experiment_create(owner=user, data=spec(max_concurrency=1))
-    log_in(page, "alice", "pw-alice-123")
+    log_in(page, "alice", PASSWORDS["alice"])
     page.goto(f"/experiments/{experiment.pk}/")
     page.evaluate("window.notReloaded = true")
 

@@ -26,20 +26,14 @@ from sweeps.services.tokens import (
     token_list,
     token_revoke,
 )
+from tests.conftest import logged_in
 
 pytestmark = pytest.mark.django_db
 
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
 PAGE = "/account/tokens/"
 
 
 # --- helpers ---
-
-
-def logged_in(user, **client_options) -> Client:
-    client = Client(**client_options)
-    assert client.login(username=user.username, password=PASSWORDS[user.username])
-    return client
 
 
 def revoke_url(token: ApiToken) -> str:

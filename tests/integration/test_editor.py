@@ -11,7 +11,6 @@ import pytest
 import yaml
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from sweeps.engine.budget import estimate_tokens
 from sweeps.engine.errors import SpecError
@@ -20,9 +19,8 @@ from sweeps.models import Experiment, Sweep
 from sweeps.services.experiments import experiment_create, validate_spec
 from sweeps.services.sweeps import sweep_start
 from sweeps.web.editor import EXAMPLE_SPEC
-from tests.conftest import spec, wait_for_sweep
+from tests.conftest import logged_in, spec, wait_for_sweep
 
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
 NEW = "/experiments/new/"
 ESTIMATE = "/experiments/estimate/"
 
@@ -33,12 +31,6 @@ def mock_provider(mock_latency):
 
 
 # --- helpers ---
-
-
-def logged_in(user, **options) -> Client:
-    client = Client(**options)
-    assert client.login(username=user.username, password=PASSWORDS[user.username])
-    return client
 
 
 def edit_url(experiment) -> str:

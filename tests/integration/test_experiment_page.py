@@ -20,19 +20,13 @@ from sweeps.runner.execution import execute_sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_pause, sweep_start, sweep_stop
 from sweeps.web import charts
-from tests.conftest import spec
+from tests.conftest import logged_in, spec
 from tests.pages import Table
 
 PLOTLY_JS_VERSION = charts.plotly_js_version()
 
 
 # --- helpers ---
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def make_sweep(experiment: Experiment, runs: list[dict], **fields) -> Sweep:

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from django.test import Client
 
+from tests.conftest import PASSWORDS
 from tests.integration.api_client import ApiClient
 
 A, B = "203.0.113.7", "198.51.100.9"
@@ -43,10 +44,10 @@ def test_wrong_passwords_for_one_user_throttle_that_user_from_that_address(throt
         assert response.status_code == 200 and THROTTLED not in response.content.decode()
     assert THROTTLED in sign_in(A, "alice", "wrong")[0].content.decode()  # the 10th says what happens next
 
-    refused, client = sign_in(A, "alice", "pw-alice-123")  # the right password, too late
+    refused, client = sign_in(A, "alice", PASSWORDS["alice"])  # the right password, too late
     assert refused.status_code == 200 and THROTTLED in refused.content.decode()
     assert "_auth_user_id" not in client.session
-    assert signed_in(sign_in(B, "alice", "pw-alice-123")[0])  # another address is not affected
+    assert signed_in(sign_in(B, "alice", PASSWORDS["alice"])[0])  # another address is not affected
 
     assert ApiClient(user).get("/experiments").status_code == 200  # nor are API tokens
 
@@ -62,15 +63,15 @@ def test_the_admin_login_counts_and_refuses_the_same_way(throttle_cache, admin_u
 def test_many_usernames_from_one_address_throttle_the_address(user, other_user):
     for i in range(50):
         sign_in(A, f"guess{i}", "wrong")
-    refused, _ = sign_in(A, "bob", "pw-bob-123")
+    refused, _ = sign_in(A, "bob", PASSWORDS["bob"])
     assert THROTTLED in refused.content.decode()
-    assert signed_in(sign_in(B, "bob", "pw-bob-123")[0])
+    assert signed_in(sign_in(B, "bob", PASSWORDS["bob"])[0])
 
 
 def test_a_correct_password_clears_that_users_count(user):
     for _ in range(9):
         sign_in(A, "alice", "wrong")
-    assert signed_in(sign_in(A, "alice", "pw-alice-123")[0])
+    assert signed_in(sign_in(A, "alice", PASSWORDS["alice"])[0])
     for _ in range(9):
         sign_in(A, "alice", "wrong")
-    assert signed_in(sign_in(A, "alice", "pw-alice-123")[0])
+    assert signed_in(sign_in(A, "alice", PASSWORDS["alice"])[0])

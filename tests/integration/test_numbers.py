@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from sweeps.engine import formatting
 from sweeps.events import publishing
@@ -17,15 +16,9 @@ from sweeps.models import Run, RunSample
 from sweeps.services import ServiceError
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_pause, sweep_resume, sweep_start, sweep_stop
-from tests.conftest import spec, wait_for, wait_for_sweep
+from tests.conftest import logged_in, spec, wait_for, wait_for_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def start(user, **overrides):

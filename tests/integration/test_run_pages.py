@@ -18,9 +18,8 @@ from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_start
 from sweeps.web.compare import word_diff
-from tests.conftest import spec, wait_for_sweep
+from tests.conftest import logged_in, spec, wait_for_sweep
 
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
 SCRIPT = '<script>alert("x")</script>'
 
 
@@ -30,12 +29,6 @@ def mock_provider(mock_latency):
 
 
 # --- helpers ---
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORDS[user.username])
-    return client
 
 
 @dataclass

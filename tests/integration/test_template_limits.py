@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from sweeps.engine import templating
 from sweeps.models import Experiment, RunSample
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_start
-from tests.conftest import spec, wait_for_sweep
+from tests.conftest import logged_in, spec, wait_for_sweep
 from tests.integration.api_client import ApiClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}  # as tests/conftest.py makes them
 # A bomb only for the row whose n is large: validation (no variables) cannot see it, the sample must stop it.
 ROW_BOMB = "{% for i in range(n) %}{% for j in range(n) %}{% for k in range(n) %}{% endfor %}{% endfor %}{% endfor %}{{ ticket }}"
 BOMB = "{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}"
@@ -27,12 +25,6 @@ BOMB = "{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% end
 @pytest.fixture
 def api(user, mock_latency) -> ApiClient:
     return ApiClient(user)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORDS[user.username])
-    return client
 
 
 def test_a_template_bomb_in_a_stage_fails_that_sample_and_the_sweep_goes_on(user, mock_latency):

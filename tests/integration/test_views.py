@@ -13,10 +13,8 @@ from django.test import Client
 from sweeps.models import Experiment, Run, RunSample, Score, Sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_start
-from tests.conftest import spec, wait_for, wait_for_sweep
+from tests.conftest import PASSWORDS, logged_in, spec, wait_for, wait_for_sweep
 from tests.pages import Table
-
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123"}
 
 
 @pytest.fixture(autouse=True)
@@ -25,12 +23,6 @@ def mock_provider(mock_latency):
 
 
 # --- helpers ---
-
-
-def logged_in(user, **client_options) -> Client:
-    client = Client(**client_options)
-    assert client.login(username=user.username, password=PASSWORDS[user.username])
-    return client
 
 
 def control(experiment_id: int, action: str) -> str:
@@ -101,12 +93,12 @@ def test_logging_in_through_the_form_with_csrf_leads_back_to_the_page(user):
     login_page = client.get(f"/login/?next={target}")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.content.decode()).group(1)
 
-    without_token = client.post("/login/", {"username": "alice", "password": "pw-alice-123", "next": target})
+    without_token = client.post("/login/", {"username": "alice", "password": PASSWORDS["alice"], "next": target})
     assert without_token.status_code == 403
     wrong = client.post("/login/", {"username": "alice", "password": "nope", "next": target,
                                     "csrfmiddlewaretoken": token})  # fmt: skip
     assert wrong.status_code == 200 and "_auth_user_id" not in client.session
-    response = client.post("/login/", {"username": "alice", "password": "pw-alice-123", "next": target,
+    response = client.post("/login/", {"username": "alice", "password": PASSWORDS["alice"], "next": target,
                                        "csrfmiddlewaretoken": token})  # fmt: skip
 
     assert response.status_code == 302 and response["Location"] == target
