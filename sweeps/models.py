@@ -218,6 +218,9 @@ class RunSample(models.Model):
         PRUNED = "pruned"  # never run: early stopping stopped its configuration first
         WAITING = "waiting"  # early stopping holds it back until every configuration finished the rung before
 
+    # Samples that count in their run's score (a failed one as 0)
+    SCORED = (Status.COMPLETED, Status.FAILED)
+
     # No index of their own: the unique (run, row_index, replicate) and the claim index
     # (sweep, status, id) lead with these columns and serve every lookup, and each index is one
     # more write per sample on the hottest table.

@@ -11,8 +11,8 @@ from django.db.models import Case, F, QuerySet, Value, When
 
 from sweeps.engine import ranking, stats
 from sweeps.engine.space import flatten
-from sweeps.models import Run, RunSample, Sweep
-from sweeps.selectors.runs import run_search
+from sweeps.models import Run, Sweep
+from sweeps.selectors.runs import row_scores, run_search
 
 # Full-data scores first, then runs early stopping pruned (scored on part of the rows only),
 # then unscored ones; ties in the order made.
@@ -45,10 +45,7 @@ def top_two_verdict(sweep: Sweep, *, alpha: float = 0.05) -> dict[str, Any] | No
     )
     if (verdict := cache.get(key, MISSING)) is not MISSING:
         return verdict
-    per_run: dict[int, list[tuple[int, int, float]]] = {run.pk: [] for run in top}
-    scored = RunSample.objects.filter(run__in=top, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
-    for run_id, row, replicate, score in scored.values_list("run_id", "row_index", "replicate", "score"):
-        per_run[run_id].append((row, replicate, score or 0.0))
+    per_run = row_scores([run.pk for run in top])
     first, second = (stats.row_means(per_run[run.pk]) for run in top)
     comparison = stats.compare_paired(first, second, alpha=alpha, seed=top[0].pk)
     verdict = None

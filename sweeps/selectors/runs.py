@@ -193,3 +193,15 @@ def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
 def run_configs(run_ids: Iterable[int]) -> dict[int, Any]:
     """Each run's configuration, by id (the executor's, for samples claimed from new runs)."""
     return dict(Run.objects.filter(id__in=list(run_ids)).values_list("id", "config"))
+
+
+def row_scores(run_ids: Iterable[int], *, rows: Iterable[int] | None = None) -> dict[int, list[tuple[int, int, float]]]:
+    """Per run, its scored samples as (row, replicate, score), where a failed sample scores 0, as
+    in the run's own score: what early stopping and the verdict compare, row by row."""
+    found: dict[int, list[tuple[int, int, float]]] = {run_id: [] for run_id in run_ids}
+    samples = RunSample.objects.filter(run_id__in=list(found), status__in=RunSample.SCORED)
+    if rows is not None:
+        samples = samples.filter(row_index__in=list(rows))
+    for run_id, row, replicate, score in samples.values_list("run_id", "row_index", "replicate", "score"):
+        found[run_id].append((row, replicate, score or 0.0))
+    return found

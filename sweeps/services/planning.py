@@ -25,6 +25,7 @@ from sweeps.events import publishing
 from sweeps.events.messages import run_event, sweep_event
 from sweeps.models import Run, RunSample, Sweep
 from sweeps.runner.bulk import insert_rows
+from sweeps.selectors.runs import row_scores
 from sweeps.selectors.sweeps import sweeps_with_owner
 from sweeps.services.recording import close_finished_runs
 
@@ -166,13 +167,7 @@ def open_next_rung(sweep: Sweep, spec: ExperimentSpec) -> bool:
     run_ids = set(waiting.values_list("run_id", flat=True).distinct())
     if not run_ids:
         return False
-    scored = RunSample.objects.filter(
-        run_id__in=run_ids, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)
-    ).values_list("run_id", "row_index", "replicate", "score")
-    samples: dict[int, list[tuple[int, int, float]]] = {run_id: [] for run_id in run_ids}
-    for run_id, row, replicate, score in scored:
-        samples[run_id].append((row, replicate, score or 0.0))  # a failed sample scores 0, as in the run's score
-    candidates = {run_id: row_means(scores) for run_id, scores in samples.items()}
+    candidates = {run_id: row_means(scores) for run_id, scores in row_scores(run_ids).items()}
     seen = min(len(scores) for scores in candidates.values())  # rows of the shared order done by all
     order, es = shared_row_order(sweep, spec), spec.sweep.early_stopping
     assert es is not None  # only a sweep with early stopping has waiting samples
@@ -193,19 +188,14 @@ def leader_scores(sweep: Sweep, running: set[int], rows: set[int]) -> dict[int, 
     )  # fmt: skip
     if leader is None:
         return None
-    samples = leader.samples.filter(
-        row_index__in=rows, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)
-    )
-    return row_means(
-        [(row, rep, score or 0.0) for row, rep, score in samples.values_list("row_index", "replicate", "score")]
-    )
+    return row_means(row_scores([leader.pk], rows=rows)[leader.pk])
 
 
 def prune_runs(sweep: Sweep, run_ids: set[int]) -> None:
     """Stop these runs: their waiting samples become `pruned`, the run closes on the rows it saw,
     and the sweep counts what they would have cost at the run's own rate per sample so far."""
     samples = RunSample.objects.filter(run_id__in=run_ids).values("run_id")
-    rates = samples.filter(status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED)).annotate(
+    rates = samples.filter(status__in=RunSample.SCORED).annotate(
         n=Count("id"), tokens=Sum(F("tokens_in") + F("tokens_out")), cost=Sum("cost_usd")
     )
     waiting = dict(samples.filter(status=RunSample.Status.WAITING).annotate(n=Count("id")).values_list("run_id", "n"))

@@ -170,7 +170,7 @@ def run_statistics(run_ids: Sequence[int]) -> dict[int, tuple[float | None, ...]
     averaged, a failed sample scoring 0 as in the run's score), seeded by the run so that it is
     reproducible. A sample passes when it failed no scorer; replicates agree when all pass or all fail."""
     samples = (
-        RunSample.objects.filter(run_id__in=run_ids, status__in=(RunSample.Status.COMPLETED, RunSample.Status.FAILED))
+        RunSample.objects.filter(run_id__in=run_ids, status__in=RunSample.SCORED)
         .annotate(failed_scores=Count("scores", filter=Q(scores__passed=False)))
         .values_list("run_id", "row_index", "replicate", "score", "status", "failed_scores")
     )
