@@ -5,12 +5,17 @@ raises OverflowError on it) gets a 404."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 
 from promptlooper.middleware import API_PREFIX
 from sweeps.engine.values import INT64_MAX, text_problem
+
+# Only what a URL converter accepts as an id: str.isdigit() is also true of "¹" and "٣", and
+# int("¹") raises, which was a 500 on /api/v1/runs/¹.
+ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 class RefuseUnusableQueryText:
@@ -22,7 +27,7 @@ class RefuseUnusableQueryText:
             for text in (key, *values):
                 if problem := text_problem(text):
                     return refused(request, f"The query parameter {key!r} {problem}.")
-        if any(segment.isdigit() and int(segment) > INT64_MAX for segment in request.path.split("/")):
+        if any(ASCII_DIGITS.fullmatch(segment) and int(segment) > INT64_MAX for segment in request.path.split("/")):
             return not_found(request)
         return self.get_response(request)
 

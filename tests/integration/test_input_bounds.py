@@ -211,6 +211,10 @@ def test_an_id_beyond_64_bits_in_a_path_is_not_found(user, finished):
     # The largest id that fits still reaches the view (a 404 of its own), and a real id is found.
     assert api.client.get(f"{PREFIX}/runs/{2**63 - 1}", headers=api.headers()).status_code == 404
     assert api.client.get(f"{PREFIX}/runs/{run.pk}", headers=api.headers()).status_code == 200
+    # Digits that are not ASCII ("¹" is a digit to str.isdigit, not to int: a 500 once) are no id either.
+    for segment in ("¹", "٣", "²³"):
+        assert api.client.get(f"{PREFIX}/runs/{segment}", headers=api.headers()).status_code == 404, segment
+        assert page.get(f"/runs/{segment}/").status_code == 404, segment
 
 
 # --- the editor and the CLI ---
