@@ -120,7 +120,7 @@ def seed(user: Any, n_samples: int = 100_000, n_runs: int = 200, *, seed_value: 
 
     n_rows = max(1, n_samples // n_runs)
     experiment = experiment_create(owner=user, data=seed_spec(n_rows, n_runs))
-    spec = experiment.spec()
+    spec = experiment.parsed_spec()
     now = timezone.now()
     sweep = Sweep.objects.create(
         experiment=experiment, spec=spec.to_dict(), status=Sweep.Status.COMPLETED,

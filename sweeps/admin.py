@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from sweeps.engine.errors import SpecError
+from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import (
     ApiToken,
     Experiment,
@@ -61,27 +62,33 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
-SPEC_FIELDS = ["name", "description", "pipeline", "dataset", "scorers", "parameter_space", "repeats",
-               "max_concurrency", "max_tokens", "max_cost_usd"]  # fmt: skip
-
-
 class ExperimentForm(forms.ModelForm):
-    """Edits go through the same validation as the API and CLI: the spec, and what a paused
-    sweep allows to change."""
+    """The spec is one YAML field, as in the editor and the CLI's file, and goes through the same
+    validation: every bad field is named, and a paused sweep limits what may change."""
+
+    spec_text = forms.CharField(
+        label="Spec",
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "spellcheck": "false"}),
+        help_text="YAML or JSON, as README's “The spec” describes.",
+    )
 
     class Meta:
         model = Experiment
-        fields = ["owner", *SPEC_FIELDS]
+        fields = ["owner"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["spec_text"].initial = dump_spec_text(self.instance.spec)
 
     def clean(self) -> dict:
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
-        candidate = Experiment(**{f: cleaned.get(f) for f in SPEC_FIELDS})
         try:
-            spec = validate_spec(candidate.spec_dict())
+            self.spec = validate_spec(load_spec_text(cleaned["spec_text"]))
             if self.instance.pk:
-                experiment_check_editable(experiment=self.instance, spec=spec)
+                experiment_check_editable(experiment=self.instance, spec=self.spec)
         except SpecError as e:
             raise forms.ValidationError([str(err) for err in e.errors]) from None
         except ServiceError as e:
@@ -92,17 +99,18 @@ class ExperimentForm(forms.ModelForm):
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
-    list_display = ["id", "name", "owner", "status", "max_concurrency", "max_tokens", "max_cost_usd", "updated_at"]
+    list_display = ["id", "name", "owner", "status", "updated_at"]
     list_filter = ["status", "owner"]
     search_fields = ["name", "description"]
     readonly_fields = ["status", "created_at", "updated_at"]
     actions = ["start_sweep", "pause_sweep", "resume_sweep", "stop_sweep"]
 
     def save_model(self, request, obj: Experiment, form, change: bool) -> None:
+        data = form.spec.to_dict()
         if change:
-            experiment_update(experiment=obj, data=obj.spec_dict())
+            experiment_update(experiment=obj, data=data)
         else:
-            obj.pk = experiment_create(owner=obj.owner, data=obj.spec_dict()).pk
+            obj.pk = experiment_create(owner=obj.owner, data=data).pk
             obj.refresh_from_db()
 
     @admin.action(description="Start a sweep")

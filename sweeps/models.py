@@ -51,17 +51,12 @@ class Experiment(TimeStamped):
         FAILED = "failed"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
+    # The spec, as parse_spec's normal form: the one stored copy, written only by
+    # services.experiments.experiment_save after validation. Name and description are copied
+    # out of it there, because lists show and search them without loading the whole spec.
+    spec = models.JSONField()
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    pipeline = models.JSONField(default=list)
-    dataset = models.JSONField(default=list)
-    scorers = models.JSONField(default=list)
-    parameter_space = models.JSONField(default=dict)  # the spec's `sweep` section
-    repeats = models.PositiveIntegerField(default=1)
-    max_concurrency = models.PositiveIntegerField(default=8)
-    max_tokens = models.PositiveBigIntegerField(null=True, blank=True)
-    max_cost_usd = models.FloatField(null=True, blank=True)
-    fail_fast = models.BooleanField(default=True, help_text="Stop the sweep when a provider's quota is exhausted")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
 
     class Meta:
@@ -71,22 +66,9 @@ class Experiment(TimeStamped):
     def __str__(self) -> str:
         return self.name
 
-    def spec_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "pipeline": self.pipeline,
-            "dataset": self.dataset,
-            "scorers": self.scorers,
-            "sweep": self.parameter_space,
-            "repeats": self.repeats,
-            "max_concurrency": self.max_concurrency,
-            "budget": {"max_tokens": self.max_tokens, "max_cost_usd": self.max_cost_usd},
-            "fail_fast": self.fail_fast,
-        }
-
-    def spec(self) -> ExperimentSpec:
-        return parse_spec(self.spec_dict(), max_grid=settings.PROMPTLOOPER_MAX_GRID)
+    def parsed_spec(self) -> ExperimentSpec:
+        """The stored spec as the engine's types (it was validated when saved)."""
+        return parse_spec(self.spec, max_grid=settings.PROMPTLOOPER_MAX_GRID)
 
 
 class Sweep(TimeStamped):

@@ -11,7 +11,6 @@ from ninja.errors import HttpError
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import (
     MAX_PAGE,
-    SPEC_BODY_DOCS,
     Conflict,
     ExperimentDetail,
     ExperimentPage,
@@ -27,6 +26,7 @@ from sweeps.api.schemas import (
     SpecBody,
     SweepOut,
     SweepPage,
+    spec_body_docs,
 )  # fmt: skip
 from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
 from sweeps.selectors import export
@@ -60,7 +60,7 @@ def list_experiments(
     return {"items": [experiment_out(e, s) for e, s in zip(items, latest, strict=True)], "count": experiments.count()}
 
 
-@router.post("", response={201: ExperimentDetail, 413: Message, 422: dict, **ERRORS}, openapi_extra=SPEC_BODY_DOCS)
+@router.post("", response={201: ExperimentDetail, 413: Message, 422: dict, **ERRORS}, openapi_extra=spec_body_docs())
 def create_experiment(request: ApiRequest, spec: SpecBody):
     """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
     every bad field by its path."""
@@ -75,13 +75,13 @@ def get_experiment(request: ApiRequest, experiment_id: int):
 @router.patch(
     "/{int:experiment_id}",
     response={200: ExperimentDetail, 409: Message, 413: Message, 422: dict, **ERRORS},
-    openapi_extra=SPEC_BODY_DOCS,
+    openapi_extra=spec_body_docs(partial=True),
 )
 def update_experiment(request: ApiRequest, experiment_id: int, spec: SpecBody):
     """Replace the spec's top-level keys given in the body. Refused (409) while a sweep runs; while
     one is paused, only name, description, budget, max_concurrency and fail_fast may change."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
-    data = {**experiment.spec_dict(), **spec}
+    data = {**experiment.spec, **spec}
     return detail(experiment_update(experiment=experiment, data=data))
 
 

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Body, Field, Schema
-from pydantic import ConfigDict, StringConstraints
+from pydantic import StringConstraints
+
+from sweeps.engine.spec_schema import spec_json_schema
 
 MAX_PAGE = 200  # list endpoints never answer with more items than this
 
@@ -31,31 +33,13 @@ class Page(Schema):
     offset: int = Field(0, ge=0, le=10**9)
 
 
-class SpecFields(Schema):
-    """An experiment spec, as the YAML file of `manage.py sweep` holds it (see README "The spec").
-    Every field is checked by the same validation as the CLI; a 422 names each bad field.
-    Only documentation: routes take the body as it is, so unknown keys reach that validation."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1, max_length=200)
-    description: str = ""
-    pipeline: list[dict[str, Any]] = Field(min_length=1, description="stages: {name, prompt, model, params}")
-    dataset: list[dict[str, Any]] = Field([], description="rows of template variables; `expected` for scorers")
-    scorers: list[dict[str, Any]] = Field([], description="{type, ...}: exact_match, contains, llm_judge, ...")
-    sweep: dict[str, Any] = Field(
-        {}, description="{type: grid|random|guided|tpe, params, n_trials, top_k, seed, early_stopping: {rungs, alpha}}"
-    )
-    repeats: int = Field(1, ge=1)
-    max_concurrency: int = Field(8, ge=1)
-    budget: dict[str, Any] = Field({}, description="{max_tokens, max_cost_usd}")
-    fail_fast: bool = True
-
-
 # The body is taken whole: a Schema would drop the keys it does not know before they are reported.
 SpecBody = Body[dict[str, Any]]
-SPEC_BODY_DOCS = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": SpecFields.model_json_schema()}}}
-}
+
+
+def spec_body_docs(*, partial: bool = False) -> dict[str, Any]:
+    schema = spec_json_schema(partial=partial)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class SweepOut(Schema):

@@ -33,7 +33,7 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
         "latest_sweep": sweep_out(latest) if latest else None,
     }
     if spec:
-        out["spec"] = experiment.spec_dict()
+        out["spec"] = experiment.spec
     return out
 
 

@@ -36,7 +36,7 @@ MAX_BUDGET_TOKENS = 10**15  # the budget columns are 64-bit, and sums of spent t
 MAX_BUDGET_USD = 10**9
 MAX_CALL_TOKENS = 10_000_000  # a call's params.max_tokens: more than any model answers
 
-_TOP_LEVEL_KEYS = (
+TOP_LEVEL_KEYS = (
     "name",
     "description",
     "pipeline",
@@ -48,12 +48,12 @@ _TOP_LEVEL_KEYS = (
     "budget",
     "fail_fast",
 )
-_STAGE_KEYS = ("name", "prompt", "system", "model", "params")
-_SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed", "early_stopping")
-_EARLY_STOPPING_KEYS = ("rungs", "alpha")
+STAGE_KEYS = ("name", "prompt", "system", "model", "params")
+SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed", "early_stopping")
+EARLY_STOPPING_KEYS = ("rungs", "alpha")
 DEFAULT_RUNGS = (0.1, 0.3, 1.0)
 DEFAULT_ALPHA = 0.05
-_BUDGET_KEYS = ("max_tokens", "max_cost_usd")
+BUDGET_KEYS = ("max_tokens", "max_cost_usd")
 
 # Stage names become template variables, so they must be names Jinja can read.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -181,6 +181,11 @@ def load_spec_text(text: str) -> Any:
         raise SpecError.at("", f"invalid YAML: {exc}") from exc
 
 
+def dump_spec_text(data: Mapping[str, Any]) -> str:
+    """A stored spec as the YAML a person edits (keys in the spec's order, text unescaped)."""
+    return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+
+
 def parse_spec(
     data: Any,
     *,
@@ -204,7 +209,7 @@ def _parse_spec(
 ) -> ExperimentSpec:
     max_grid = max_grid if max_grid is not None else limits.max_grid
     v = _Validator()
-    v.reject_unknown_keys(data, "", _TOP_LEVEL_KEYS)
+    v.reject_unknown_keys(data, "", TOP_LEVEL_KEYS)
 
     name = v.text(data, "name", "", required=True, max_length=MAX_NAME_LENGTH) or ""
     description = v.text(data, "description", "") or ""
@@ -271,7 +276,7 @@ def _parse_pipeline(
         if not isinstance(item, dict):
             v.error(path, f"must be an object, got {_kind(item)}")
             continue
-        v.reject_unknown_keys(item, path, _STAGE_KEYS)
+        v.reject_unknown_keys(item, path, STAGE_KEYS)
         name = v.text(item, "name", path, required=True)
         if name is not None:
             _check_stage_name(v, name, _at(path, "name"), names[:index], columns)
@@ -310,7 +315,7 @@ def _parse_sweep(
     max_trials: int | None,
     known_providers: Collection[str] | None,
 ) -> SweepSpec:
-    section = v.section(raw, "sweep", _SWEEP_KEYS)
+    section = v.section(raw, "sweep", SWEEP_KEYS)
     sweep_type = v.text(section, "type", "sweep")
     if sweep_type is None:
         sweep_type = DEFAULT_SWEEP_TYPE
@@ -358,7 +363,7 @@ def _parse_early_stopping(v: _Validator, raw: Any) -> EarlyStoppingSpec | None:
     if raw is None or raw is False:
         return None
     path = "sweep.early_stopping"
-    section = {} if raw is True else v.section(raw, path, _EARLY_STOPPING_KEYS)
+    section = {} if raw is True else v.section(raw, path, EARLY_STOPPING_KEYS)
     alpha = v.number(section, "alpha", path, default=DEFAULT_ALPHA, between=(0.0001, 0.5))
     rungs = section.get("rungs", list(DEFAULT_RUNGS))
     where = f"{path}.rungs"
@@ -504,7 +509,7 @@ def _parse_scorers(
 
 
 def _parse_budget(v: _Validator, raw: Any) -> BudgetSpec:
-    section = v.section(raw, "budget", _BUDGET_KEYS)
+    section = v.section(raw, "budget", BUDGET_KEYS)
     return BudgetSpec(
         max_tokens=v.integer(section, "max_tokens", "budget", default=None, maximum=MAX_BUDGET_TOKENS),
         max_cost_usd=v.number(section, "max_cost_usd", "budget", default=None, positive=True, maximum=MAX_BUDGET_USD),

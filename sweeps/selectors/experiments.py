@@ -24,7 +24,7 @@ def experiment_visible_to(user: Any, experiment_id: int) -> bool:
     return Experiment.objects.filter(pk=experiment_id, owner=user).exists()
 
 
-SPEC_JSON = ("pipeline", "dataset", "scorers", "parameter_space")
+SPEC_JSON = ("spec",)
 
 
 def experiment_search(*, user: Any, status: str | None = None, search: str | None = None) -> QuerySet[Experiment]:

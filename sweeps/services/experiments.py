@@ -42,22 +42,28 @@ def validate_spec(data: Any) -> ExperimentSpec:
     return parse_spec(data, limits=spec_limits(), known_providers=provider_availability())
 
 
-def apply_spec(experiment: Experiment, spec: ExperimentSpec) -> None:
-    d = spec.to_dict()
-    experiment.name, experiment.description = d["name"], d["description"]
-    experiment.pipeline, experiment.dataset, experiment.scorers = d["pipeline"], d["dataset"], d["scorers"]
-    experiment.parameter_space, experiment.repeats = d["sweep"], d["repeats"]
-    experiment.max_concurrency = d["max_concurrency"]
-    experiment.max_tokens, experiment.max_cost_usd = d["budget"]["max_tokens"], d["budget"]["max_cost_usd"]
-    experiment.fail_fast = d["fail_fast"]
+def experiment_save(experiment: Experiment, spec: ExperimentSpec) -> None:
+    """The one write of an experiment's spec: its normal form, and the columns lists read."""
+    experiment.spec = spec.to_dict()
+    experiment.name, experiment.description = spec.name, spec.description
+    experiment.save()
 
 
 def experiment_create(*, owner: Any, data: Any) -> Experiment:
     """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error."""
     experiment = Experiment(owner=owner)
-    apply_spec(experiment, validate_spec(data))
-    experiment.save()
+    experiment_save(experiment, validate_spec(data))
     return experiment
+
+
+def stored_normal_form(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's stored spec as the engine would write it today, so that comparing it with
+    an edit sees only what the user changed (a row saved before a key existed lacks its default)."""
+    stored = Experiment.objects.only("spec").get(pk=experiment.pk).spec
+    try:
+        return parse_spec(stored).to_dict()
+    except SpecError:  # a rule added since: compare as stored
+        return stored
 
 
 def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -> None:
@@ -66,7 +72,7 @@ def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -
     if active:
         raise ServiceError(f"Experiment {experiment.pk} has a {active.status} sweep: pause or stop it before editing.")
     if experiment.sweeps.filter(status=Sweep.Status.PAUSED).exists():
-        stored = Experiment.objects.get(pk=experiment.pk).spec_dict()
+        stored = stored_normal_form(experiment)
         after = spec.to_dict()
         changed = {k for k in after if after[k] != stored.get(k)} - EDITABLE_WHILE_PAUSED
         if changed:
@@ -81,8 +87,7 @@ def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
     Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
     spec = validate_spec(data)
     experiment_check_editable(experiment=experiment, spec=spec)
-    apply_spec(experiment, spec)
-    experiment.save()
+    experiment_save(experiment, spec)
     return experiment
 
 
@@ -96,7 +101,7 @@ def experiment_delete(*, experiment: Experiment) -> None:
 def experiment_duplicate(*, experiment: Experiment) -> Experiment:
     """A new draft with the same spec, named "<name> (copy)"; sweeps and results stay with the original.
     Validated like any new experiment: a copy that names a provider disabled since is refused."""
-    data = experiment.spec_dict()
+    data = dict(experiment.spec)
     name_max = cast(int, Experiment._meta.get_field("name").max_length)  # set on every CharField
     data["name"] = experiment.name[: name_max - len(" (copy)")] + " (copy)"
     try:

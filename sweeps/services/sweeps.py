@@ -74,12 +74,12 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
             "resume or stop it before starting another."
         )
     try:  # re-validated: the providers it names may have been disabled since
-        spec = validate_spec(experiment.spec_dict())
+        spec = validate_spec(experiment.spec)
     except SpecError as e:
         raise ServiceError(f"Experiment {experiment.pk} is not a valid spec: {'; '.join(map(str, e.errors))}") from e
     sweep = Sweep.objects.create(
-        experiment=experiment, spec=spec.to_dict(), max_tokens=experiment.max_tokens,
-        max_cost_usd=experiment.max_cost_usd,
+        experiment=experiment, spec=spec.to_dict(), max_tokens=spec.budget.max_tokens,
+        max_cost_usd=spec.budget.max_cost_usd,
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
     publish_on_commit([sweep_event("queued", sweep)])
@@ -130,21 +130,21 @@ def sweep_resume(*, sweep: Sweep) -> Sweep:
     sweep = locked(sweep)
     if sweep.status not in ALLOWED["resume"]:
         raise TransitionError(sweep, "resume")
-    experiment = sweep.experiment
+    edited = sweep.experiment.spec
+    budget = edited["budget"]
     # A sweep paused by its budget goes on only when that budget was raised.
-    if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, experiment.max_tokens):
+    if sweep.stopped_reason == Sweep.Reason.TOKEN_BUDGET and not raised(sweep.max_tokens, budget["max_tokens"]):
         raise ServiceError(
             f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume."
         )
-    if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, experiment.max_cost_usd):
+    if sweep.stopped_reason == Sweep.Reason.COST_BUDGET and not raised(sweep.max_cost_usd, budget["max_cost_usd"]):
         raise ServiceError(
             f"{budget_message(sweep, sweep.stopped_reason)}: raise the experiment's budget, then resume."
         )
     # What may change while paused (budget, max_concurrency, fail_fast...) reaches the snapshot
     # the workers execute; the rest of the spec stays as the sweep started.
-    edited = experiment.spec_dict()
     spec = {**sweep.spec, **{key: edited[key] for key in EDITABLE_WHILE_PAUSED}}
-    sweep.max_tokens, sweep.max_cost_usd = experiment.max_tokens, experiment.max_cost_usd
+    sweep.max_tokens, sweep.max_cost_usd = budget["max_tokens"], budget["max_cost_usd"]
     set_status(sweep, S.QUEUED, "", max_tokens=sweep.max_tokens, max_cost_usd=sweep.max_cost_usd, error="", spec=spec)
     publish_on_commit([sweep_event("resumed", sweep)])
     transaction.on_commit(lambda: dispatch_or_fail(sweep))

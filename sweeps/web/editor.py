@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sweeps.engine.errors import FieldError, SpecError
+from sweeps.engine.spec import dump_spec_text
 from sweeps.models import Experiment
 from sweeps.selectors import estimates
 from sweeps.selectors.experiments import experiment_get
@@ -54,7 +54,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
 def experiment_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     if request.method == "GET":
-        text = yaml.safe_dump(experiment.spec_dict(), sort_keys=False, allow_unicode=True)
+        text = dump_spec_text(experiment.spec)
         return editor(request, SpecSubmission(text), experiment=experiment)
     submission = SpecSubmission.from_request(request.POST, request.FILES)
     if request.POST.get("action") != "save":

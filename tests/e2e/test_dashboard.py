@@ -95,7 +95,7 @@ def test_a_csv_upload_fills_the_dataset(page: Page, user, tmp_path):
     experiment_id = int(re.search(r"/experiments/(\d+)/$", page.url).group(1))
     from sweeps.models import Experiment
 
-    assert Experiment.objects.get(pk=experiment_id).dataset == [
+    assert Experiment.objects.get(pk=experiment_id).spec["dataset"] == [
         {"ticket": "Refund never arrived", "expected": "billing"},
         {"ticket": "Cannot sign in", "expected": "login"},
     ]

@@ -4,10 +4,10 @@ results are read-only records; every changelist renders with its filters and sea
 from __future__ import annotations
 
 import html
-import json
 
 import pytest
 
+from sweeps.engine.spec import dump_spec_text
 from sweeps.models import (
     Experiment,
     Provider,
@@ -17,7 +17,7 @@ from sweeps.models import (
     Score,
     Sweep,
 )
-from sweeps.services.experiments import experiment_create
+from sweeps.services.experiments import experiment_create, validate_spec
 from sweeps.services.sweeps import sweep_start, sweep_stop
 from tests.conftest import spec, wait_for, wait_for_sweep
 
@@ -132,61 +132,80 @@ def test_experiment_actions_start_pause_resume_stop_the_latest_sweep(admin_clien
     finish(sweep)
 
 
-def change_form(experiment: Experiment, **fields) -> dict:
-    """The experiment's admin change form as a browser would post it, with some fields edited."""
-    form = {
-        "owner": experiment.owner_id, "name": experiment.name, "description": experiment.description,
-        "pipeline": json.dumps(experiment.pipeline), "dataset": json.dumps(experiment.dataset),
-        "scorers": json.dumps(experiment.scorers), "parameter_space": json.dumps(experiment.parameter_space),
-        "repeats": experiment.repeats, "max_concurrency": experiment.max_concurrency,
-        "max_tokens": experiment.max_tokens or "", "max_cost_usd": experiment.max_cost_usd or "",
-    }  # fmt: skip
-    return form | fields
+def change_form(experiment: Experiment, **edits) -> dict:
+    """The experiment's admin change form as a browser would post it, with some spec keys edited."""
+    return {"owner": experiment.owner_id, "spec_text": dump_spec_text({**experiment.spec, **edits})}
 
 
 @pytest.mark.django_db
 def test_the_experiment_admin_saves_a_valid_edit(admin_client, user):
     experiment = experiment_create(owner=user, data=spec(name="Before"))
-    assert admin_client.get(f"{EXPERIMENTS}{experiment.pk}/change/").status_code == 200
+    page = admin_client.get(f"{EXPERIMENTS}{experiment.pk}/change/")
+    assert page.status_code == 200 and "name: Before" in page.content.decode()  # the stored spec, as YAML
 
     response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", change_form(experiment, name="After"))
 
     assert response.status_code == 302
     experiment.refresh_from_db()
     assert experiment.name == "After"
-    experiment.spec()  # still a valid spec
+    experiment.parsed_spec()  # still a valid spec
 
 
 @pytest.mark.django_db
 def test_the_experiment_admin_refuses_an_edit_that_is_not_a_valid_spec(admin_client, user):
     experiment = experiment_create(owner=user, data=spec(name="Valid"))
-    broken = change_form(experiment, pipeline=json.dumps([{"name": "summarize", "model": "nope/x"}]))
+    broken = change_form(experiment, pipeline=[{"name": "summarize", "model": "nope/x"}])
 
     response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", broken)
 
     experiment.refresh_from_db()
-    experiment.spec()  # raises SpecError when the broken pipeline was saved
+    experiment.parsed_spec()  # raises SpecError when the broken pipeline was saved
     assert response.status_code == 200 and "pipeline" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_experiment_admin_names_the_line_of_bad_yaml_and_keeps_the_spec(admin_client, user):
+    experiment = experiment_create(owner=user, data=spec(name="Kept"))
+    before = experiment.spec
+    form = {"owner": user.pk, "spec_text": "name: Kept\npipeline: [unclosed\n"}
+
+    response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", form)
+
+    experiment.refresh_from_db()
+    assert response.status_code == 200 and "invalid YAML at line 2" in response.content.decode()
+    assert experiment.spec == before
+
+
+@pytest.mark.django_db
+def test_the_experiment_admin_adds_an_experiment_from_yaml(admin_client, user):
+    text = dump_spec_text(spec(name="From the admin"))
+
+    response = admin_client.post(f"{EXPERIMENTS}add/", {"owner": user.pk, "spec_text": text})
+
+    assert response.status_code == 302
+    added = Experiment.objects.get(name="From the admin")
+    assert added.owner == user and added.spec == validate_spec(spec(name="From the admin")).to_dict()
 
 
 @pytest.mark.django_db
 def test_the_experiment_admin_keeps_a_paused_sweeps_experiment_unchanged(admin_client, user):
     experiment = experiment_create(owner=user, data=spec(name="Paused"))
-    Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="paused")
-    edited = [*experiment.dataset, {"ticket": "a brand new row", "expected": "other"}]
+    Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="paused")
+    edited = [*experiment.spec["dataset"], {"ticket": "a brand new row", "expected": "other"}]
 
-    response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/",
-                                 change_form(experiment, dataset=json.dumps(edited)))  # fmt: skip
+    response = admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", change_form(experiment, dataset=edited))
 
     experiment.refresh_from_db()
-    assert len(experiment.dataset) == 3  # what the paused runs were planned on
+    assert len(experiment.spec["dataset"]) == 3  # what the paused runs were planned on
     assert response.status_code == 200 and "paused" in response.content.decode()
 
 
 @pytest.mark.django_db
 def test_starting_an_experiment_that_is_not_a_valid_spec_warns_instead_of_500(admin_client, user):
     broken = experiment_create(owner=user, data=spec(name="Broken"))
-    Experiment.objects.filter(pk=broken.pk).update(pipeline=[{"name": "summarize", "model": "nope/x"}])
+    Experiment.objects.filter(pk=broken.pk).update(
+        spec={**broken.spec, "pipeline": [{"name": "summarize", "model": "nope/x"}]}
+    )
     admin_client.raise_request_exception = False
 
     [(level, text)] = act(admin_client, EXPERIMENTS, "start_sweep", [broken])
@@ -202,7 +221,7 @@ def test_starting_an_experiment_that_is_not_a_valid_spec_warns_instead_of_500(ad
 def records(user):
     """One of each result record, written directly."""
     experiment = experiment_create(owner=user, data=spec(name="Records"))
-    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="completed")
+    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="completed")
     run = Run.objects.create(experiment=experiment, sweep=sweep, config={"model": "mock/echo"}, config_hash="h1",
                              status="completed", score=0.5)  # fmt: skip
     sample = RunSample.objects.create(run=run, sweep=sweep, row_index=0, output="billing", status="completed")

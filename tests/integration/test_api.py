@@ -142,7 +142,7 @@ def test_a_dataset_of_a_few_megabytes_is_accepted_inline(api):
     assert 3_000_000 < len(json.dumps(body)) < 5 * 1024 * 1024
     response = api.post("/experiments", body)
     assert response.status_code == 201
-    assert len(Experiment.objects.get(pk=response.json()["id"]).dataset) == 10_000
+    assert len(Experiment.objects.get(pk=response.json()["id"]).spec["dataset"]) == 10_000
 
 
 def test_list_is_paginated_filtered_and_capped(api, user):
@@ -175,7 +175,7 @@ def test_patch_replaces_the_given_keys_and_is_refused_while_a_sweep_runs(api):
     assert api.patch(f"/experiments/{experiment_id}", {"max_concurrency": -1}).status_code == 422
 
     experiment = Experiment.objects.get(pk=experiment_id)
-    Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running")
+    Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="running")
     refused = api.patch(f"/experiments/{experiment_id}", {"description": "again"})
     assert refused.status_code == 409 and "running sweep" in refused.json()["detail"]
     assert Experiment.objects.get(pk=experiment_id).description == "now with notes"

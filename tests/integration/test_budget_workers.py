@@ -85,7 +85,9 @@ def test_two_workers_share_one_token_budget_and_a_raised_one_after_resume(user, 
         ):
             sweep_resume(sweep=sweep)
 
-        experiment_update(experiment=experiment, data={**experiment.spec().to_dict(), "budget": {"max_tokens": 6000}})
+        experiment_update(
+            experiment=experiment, data={**experiment.parsed_spec().to_dict(), "budget": {"max_tokens": 6000}}
+        )
         experiment.refresh_from_db()
         sweep = settle(sweep_resume(sweep=sweep))
 

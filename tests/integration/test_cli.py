@@ -355,7 +355,7 @@ def test_demo_passwords_are_random(django_user_model):
 @pytest.mark.django_db
 def test_demo_pauses_sweeps_a_previous_process_left_running(user):
     experiment = experiment_create(owner=user, data=spec())
-    orphan = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running")
+    orphan = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="running")
     out = io.StringIO()
 
     call_command("demo", stdout=out)

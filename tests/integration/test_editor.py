@@ -80,7 +80,7 @@ def csv_file(text: str, name: str = "tickets.csv", *, bom: bool = False) -> Simp
 
 def running(experiment: Experiment, status: str = "running") -> Sweep:
     """A sweep in the given state, written directly (no worker)."""
-    return Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status=status)
+    return Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status=status)
 
 
 # --- login, ownership, CSRF ---
@@ -158,7 +158,7 @@ def test_the_new_page_offers_the_example_spec_which_saves_as_it_is(user):
     experiment = Experiment.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/experiments/{experiment.pk}/"
     assert experiment.owner == user and experiment.status == "draft"
-    assert experiment.spec_dict() == validate_spec(load_spec_text(text)).to_dict()
+    assert experiment.spec == validate_spec(load_spec_text(text)).to_dict()
     assert not experiment.sweeps.exists()  # saving does not start anything
 
 
@@ -227,7 +227,7 @@ def test_a_csv_upload_fills_the_dataset(user, bom):
     response = logged_in(user).post(NEW, {"spec": as_text(SMALL), "action": "save", "dataset": upload})
 
     assert response.status_code == 302
-    assert Experiment.objects.get().dataset == [
+    assert Experiment.objects.get().spec["dataset"] == [
         {"ticket": "charged twice, again", "expected": "billing"},  # header names are trimmed, quotes honoured
         {"ticket": "line one\nline two", "expected": "login"},
     ]
@@ -246,7 +246,7 @@ def test_a_jsonl_or_json_upload_fills_the_dataset(user, name, content):
     response = logged_in(user).post(NEW, {"spec": as_text(SMALL), "action": "save", "dataset": upload})
 
     assert response.status_code == 302
-    assert Experiment.objects.get().dataset == [
+    assert Experiment.objects.get().spec["dataset"] == [
         {"ticket": "charged twice", "expected": "billing", "n": 1}, {"ticket": "no login", "expected": "login", "n": 2}
     ]  # fmt: skip
 
@@ -296,11 +296,11 @@ def test_rows_from_a_file_survive_an_error_in_the_spec(user):
     # Fixed, and sent back without choosing the file again: the kept rows are used.
     form = {"spec": as_text(SMALL), "action": "save", "dataset_rows": kept, "dataset_name": "tickets.csv"}
     assert client.post(NEW, form).status_code == 302
-    assert Experiment.objects.get().dataset == json.loads(kept)
+    assert Experiment.objects.get().spec["dataset"] == json.loads(kept)
 
     # "Use the spec's own dataset" drops them.
     assert client.post(NEW, {**form, "dataset_clear": "1"}).status_code == 302
-    assert Experiment.objects.latest("id").dataset == SMALL["dataset"]
+    assert Experiment.objects.latest("id").spec["dataset"] == SMALL["dataset"]
 
 
 # --- edit ---
@@ -314,7 +314,7 @@ def test_edit_shows_the_spec_as_yaml_and_saves_through_the_service(user):
 
     text = spec_text(page)
     experiment.refresh_from_db()  # as stored: PostgreSQL's jsonb orders the keys of nested objects its own way
-    assert text == yaml.safe_dump(experiment.spec_dict(), sort_keys=False, allow_unicode=True)
+    assert text == yaml.safe_dump(experiment.spec, sort_keys=False, allow_unicode=True)
     assert f'action="{edit_url(experiment)}"' in page
 
     changed = text.replace("name: Before", "name: After", 1)
@@ -336,7 +336,7 @@ def test_an_invalid_edit_lists_the_errors_and_changes_nothing(user):
     assert field_errors(page) == [("max_concurrency", "must be at least 1, got 0")]
     assert spec_text(page) == text
     experiment.refresh_from_db()
-    assert experiment.max_concurrency == 4
+    assert experiment.spec["max_concurrency"] == 4
 
 
 @pytest.mark.django_db
@@ -370,7 +370,7 @@ def test_duplicate_makes_a_copy_and_opens_its_editor(user):
     copy = Experiment.objects.exclude(pk=original.pk).get()
     assert response.status_code == 302 and response["Location"] == edit_url(copy)
     assert copy.name == "Triage (copy)" and copy.owner == user and copy.status == "draft"
-    assert {**copy.spec_dict(), "name": "Triage"} == original.spec_dict()
+    assert {**copy.spec, "name": "Triage"} == original.spec
     assert not copy.sweeps.exists()  # results stay with the original
     assert "Triage (copy)" in client.get(edit_url(copy)).content.decode()
 

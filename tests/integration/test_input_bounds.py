@@ -272,7 +272,7 @@ def test_stop_during_a_long_planning_returns_and_the_planner_aborts(user, mock_l
     if connection.vendor != "postgresql":
         pytest.skip("SQLite has one writer at a time: a planning transaction holds it whole")
     experiment = experiment_create(owner=user, data=spec())
-    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running")
+    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="running")
     monkeypatch.setattr(planning, "INSERT_BATCH", 2)  # 12 samples: six inserts, the planner pauses after one
     inserted, release = threading.Event(), threading.Event()
     real_insert = planning.insert_rows
@@ -297,7 +297,7 @@ def test_stop_during_a_long_planning_returns_and_the_planner_aborts(user, mock_l
         thread.start()
         return thread
 
-    planner = in_thread("plan", lambda: planning.plan_next_round(sweep.pk, experiment.spec()))
+    planner = in_thread("plan", lambda: planning.plan_next_round(sweep.pk, experiment.parsed_spec()))
     try:
         assert inserted.wait(30)
         stopper = in_thread("stop", lambda: sweep_stop(sweep=Sweep.objects.get(pk=sweep.pk)))

@@ -89,7 +89,7 @@ def test_a_late_result_from_a_lost_lease_is_dropped_and_the_holders_is_recorded_
         owner=user, data={"name": "late", "pipeline": [{"name": "a", "prompt": "hi {{ t }}", "model": "mock/echo"}],
                           "dataset": [{"t": "1"}], "scorers": [{"type": "contains", "value": "hi"}]},
     )  # fmt: skip
-    spec = experiment.spec()
+    spec = experiment.parsed_spec()
     sweep = Sweep.objects.create(experiment=experiment, spec=spec.to_dict(), status="running")
     plan_next_round(sweep.pk, spec)
     [(sample_id, run_id, row, replicate, inputs)] = claim_samples(sweep.pk, "worker-a", 10)
@@ -120,7 +120,7 @@ def test_a_completed_sweep_never_turns_failed(user, mock_latency):
     experiment = experiment_create(
         owner=user, data={"name": "done", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
-    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="completed")
+    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="completed")
     sweep_fail(sweep.pk, "IntegrityError: a late worker's error")
     sweep.refresh_from_db()
     assert sweep.status == "completed" and sweep.error == ""

@@ -211,7 +211,7 @@ def test_a_starting_worker_takes_over_running_sweeps_whose_workers_all_died(user
     experiment = experiment_create(
         owner=user, data={"name": "orphan", "pipeline": [{"name": "a", "prompt": "hi", "model": "mock/echo"}]}
     )
-    spec = experiment.spec().to_dict()
+    spec = experiment.parsed_spec().to_dict()
     orphan = Sweep.objects.create(experiment=experiment, spec=spec, status="running",
                                   heartbeat_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
     alive = Sweep.objects.create(experiment=experiment, spec=spec, status="running", heartbeat_at=timezone.now())
@@ -275,7 +275,7 @@ def test_a_queued_sweep_whose_jobs_vanished_from_redis_is_enqueued_again(user, r
                           "dataset": [{"t": "1"}, {"t": "2"}]},
     )  # fmt: skip
     # What a Redis restart without persistence leaves: the sweep queued, its job nowhere.
-    lost = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="queued",
+    lost = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="queued",
                                 job_id="job-that-redis-forgot")  # fmt: skip
     Sweep.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
 

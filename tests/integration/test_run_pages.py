@@ -277,7 +277,7 @@ def make_samples(run: Run, n: int) -> None:
 def bare_run(user, *, config: dict | None = None, experiment: Experiment | None = None) -> Run:
     experiment = experiment or experiment_create(owner=user, data=spec())
     sweep = experiment.sweeps.first() or Sweep.objects.create(
-        experiment=experiment, spec=experiment.spec().to_dict(), status="completed"
+        experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="completed"
     )
     config = config or {"model": "mock/echo"}
     return Run.objects.create(experiment=experiment, sweep=sweep, config=config, config_hash=str(config))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sweeps.engine.cache import cache_key
-from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
+from sweeps.models import Experiment, ResponseCache, Run, RunSample, Score, Sweep
 from sweeps.services import ServiceError
-from sweeps.services.experiments import experiment_create
+from sweeps.services.experiments import experiment_create, experiment_update
 from sweeps.services.sweeps import (
     TransitionError,
     sweep_pause,
@@ -116,8 +116,7 @@ def test_token_budget_pauses_and_never_overshoots_past_calls_in_flight(user, moc
         sweep_resume(sweep=sweep)
 
     experiment = sweep.experiment
-    experiment.max_tokens = 1_000_000
-    experiment.save()
+    experiment_update(experiment=experiment, data={**experiment.spec, "budget": {"max_tokens": 1_000_000}})
     sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed" and sweep.completed == sweep.total == 12
 
@@ -243,11 +242,11 @@ def test_interrupted_sweep_is_recovered_as_resumable(user, mock_latency):
 
     experiment = experiment_create(owner=user, data=spec())
     # What a killed process leaves behind: a running sweep holding samples, with no heartbeat.
-    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec().to_dict(), status="running",
+    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.parsed_spec().to_dict(), status="running",
                                  heartbeat_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
     from sweeps.services.planning import plan_next_round
 
-    plan_next_round(sweep.pk, experiment.spec())
+    plan_next_round(sweep.pk, experiment.parsed_spec())
     RunSample.objects.filter(sweep=sweep, row_index=0).update(status="running", lease_owner="dead-worker")
 
     recovered = sweeps_recover_interrupted()
@@ -258,3 +257,22 @@ def test_interrupted_sweep_is_recovered_as_resumable(user, mock_latency):
     assert not RunSample.objects.filter(sweep=sweep, status="running").exists()
     sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed" and sweep.completed == 12
+
+
+def test_while_paused_only_the_editable_keys_change_even_on_a_spec_saved_before_a_key_existed(user):
+    experiment = experiment_create(owner=user, data=spec(name="Paused"))
+    Sweep.objects.create(experiment=experiment, spec=experiment.spec, status="paused")
+    # As saved before early stopping existed: the sweep section lacks the key, whose default is None.
+    older_sweep = {key: value for key, value in experiment.spec["sweep"].items() if key != "early_stopping"}
+    Experiment.objects.filter(pk=experiment.pk).update(spec={**experiment.spec, "sweep": older_sweep})
+    experiment.refresh_from_db()
+
+    experiment_update(experiment=experiment, data={**experiment.spec, "name": "Renamed", "max_concurrency": 2})
+
+    experiment.refresh_from_db()
+    assert (experiment.name, experiment.spec["name"], experiment.spec["max_concurrency"]) == ("Renamed", "Renamed", 2)
+    with pytest.raises(ServiceError, match=r"stop the sweep to edit dataset\.$"):
+        experiment_update(
+            experiment=experiment, data={**experiment.spec, "dataset": [{"ticket": "new", "expected": "x"}]}
+        )
+    assert len(Experiment.objects.get(pk=experiment.pk).spec["dataset"]) == 3
