@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from sweeps.engine.ranking import score_per_dollar
 from sweeps.engine.spec import ExperimentSpec, parse_spec
 from sweeps.providers.keys import key_env_problem
 from sweeps.providers.prices import model_price
@@ -74,6 +75,7 @@ class Experiment(TimeStamped):
 class Sweep(TimeStamped):
     Status = SweepStatus
     ACTIVE = (SweepStatus.QUEUED, SweepStatus.RUNNING)
+    FINISHED = (SweepStatus.COMPLETED, SweepStatus.STOPPED, SweepStatus.FAILED)
 
     class Reason(models.TextChoices):
         COMPLETED = "completed"
@@ -147,6 +149,9 @@ class Run(TimeStamped):
         CANCELLED = "cancelled"
         PRUNED = "pruned"  # early stopping showed it worse than the best part-way: its score is on the rows it saw
 
+    # Closed runs whose verdicts no longer change
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="runs")
     round = models.PositiveIntegerField(default=0)
@@ -171,7 +176,6 @@ class Run(TimeStamped):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    score_per_dollar: float | None  # not a column: annotated by the runs list, set by the API's run detail
 
     class Meta:
         ordering = ["id"]
@@ -186,6 +190,10 @@ class Run(TimeStamped):
 
     def __str__(self) -> str:
         return f"Run {self.pk}"
+
+    @property
+    def score_per_dollar(self) -> float | None:
+        return score_per_dollar(self.score, self.cost_usd)
 
 
 class RunSample(models.Model):
@@ -202,6 +210,10 @@ class RunSample(models.Model):
 
     # Samples that count in their run's score (a failed one as 0)
     SCORED = (Status.COMPLETED, Status.FAILED)
+    NOT_SCORED = (Status.CANCELLED, Status.PRUNED)
+    UNFINISHED = (Status.PENDING, Status.RUNNING, Status.WAITING)
+    # What the current round still owes: waiting samples belong to a later rung of early stopping
+    IN_ROUND = (Status.PENDING, Status.RUNNING)
 
     # No index of their own: the unique (run, row_index, replicate) and the claim index
     # (sweep, status, id) lead with these columns and serve every lookup, and each index is one

@@ -7,7 +7,6 @@ from ninja import Query, Router
 
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, Page, QueryText, RunDetail, RunOut
-from sweeps.engine.ranking import score_per_dollar
 from sweeps.selectors.runs import run_get, run_sample_page, sample_get
 from sweeps.services import text_limits
 
@@ -21,7 +20,6 @@ def get_run(request: ApiRequest, run_id: int, page: Query[Page]):
     samples = run_sample_page(run, limit=page.limit, offset=page.offset)
     for sample in samples:  # long texts are cut; `cut` names them, and .../text gives each in full
         sample["cut"] = text_limits.cut_for_showing(sample)
-    run.score_per_dollar = score_per_dollar(run.score, run.cost_usd)  # as the runs list annotates it
     return {**RunOut.from_orm(run).model_dump(), "samples": {"items": samples, "count": run.samples_total}}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeps.engine.ranking import score_per_dollar
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varying_params
@@ -54,7 +53,7 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
             "latency_ms": run.latency_ms,
             "samples_failed": run.samples_failed,
             "samples_truncated": run.samples_truncated,
-            "score_per_dollar": score_per_dollar(run.score, run.cost_usd),
+            "score_per_dollar": run.score_per_dollar,
             **{field: getattr(run, field) for field in CERTAINTY_FIELDS},
             "pareto": run.pk in front,
         }  # fmt: skip

@@ -37,19 +37,12 @@ RUN_ORDERS = {
     "-created": F("id").desc(),
     # Free runs (all from the cache, or a free model) first, then score per dollar, best first;
     # pruned runs last: they paid for part of the rows only, so their ratio flatters them.
+    # The ratio is Run.score_per_dollar (engine/ranking.py) in SQL, so that a page can be sorted.
     "-score_per_dollar": (
         Case(When(status=Run.Status.PRUNED, then=Value(1)), default=Value(0)).asc(),
-        F("free").desc(),
-        F("score_per_dollar").desc(nulls_last=True),
+        Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)).desc(),
+        Case(When(cost_usd__gt=0, then=F("score") / F("cost_usd")), output_field=FloatField()).desc(nulls_last=True),
         F("score").desc(nulls_last=True),
-    ),
-}
-
-
-SCORE_PER_DOLLAR = {
-    "free": Case(When(cost_usd=0, score__gt=0, then=Value(1)), default=Value(0)),
-    "score_per_dollar": Case(
-        When(cost_usd__gt=0, then=F("score") / F("cost_usd")), default=None, output_field=FloatField()
     ),
 }
 
@@ -86,7 +79,7 @@ def run_search(
     for expression in params:
         runs = runs.filter(param_filter(expression))
     ordering = RUN_ORDERS[order]
-    return runs.annotate(**SCORE_PER_DOLLAR).order_by(*(ordering if isinstance(ordering, tuple) else (ordering,)), "id")
+    return runs.order_by(*(ordering if isinstance(ordering, tuple) else (ordering,)), "id")
 
 
 SAMPLE_FIELDS = ("id", "row_index", "replicate", "status", "inputs", "stages", "output", "score", "tokens_in",
@@ -162,9 +155,6 @@ def compare_samples(runs: list[Run], keys: list[tuple[int, int]]) -> list[RunSam
     return [s for s in samples.prefetch_related("scores") if (s.row_index, s.replicate) in wanted]
 
 
-RUN_FINISHED = (Run.Status.COMPLETED, Run.Status.FAILED, Run.Status.CANCELLED)
-
-
 def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
     """Per run: each scorer's name, mean value and number of scored samples, in scorer order.
 
@@ -172,7 +162,7 @@ def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
     page, and a finished run's verdicts never change: its means are cached, keyed by when it
     finished, so paging through a comparison computes them once."""
     keys = {run.pk: f"sweeps:scorer-means:{run.pk}:{run.finished_at.isoformat()}"
-            for run in runs if run.status in RUN_FINISHED and run.finished_at}  # fmt: skip
+            for run in runs if run.status in Run.FINISHED and run.finished_at}  # fmt: skip
     cached = cache.get_many(list(keys.values()))
     means = {run.pk: cached[keys[run.pk]] for run in runs if keys.get(run.pk) in cached}
     missing = [run.pk for run in runs if run.pk not in means]

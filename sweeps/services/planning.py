@@ -88,7 +88,7 @@ def ensure_active(sweep_id: int) -> None:
 def plan_locked(sweep_id: int, spec: ExperimentSpec) -> Plan:
     lock_planning(sweep_id)
     sweep = Sweep.objects.get(id=sweep_id)
-    if RunSample.objects.filter(sweep=sweep, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)).exists():
+    if RunSample.objects.filter(sweep=sweep, status__in=RunSample.IN_ROUND).exists():
         return Plan.IN_PROGRESS  # the next round needs every score of this one
     if spec.sweep.early_stopping and open_next_rung(sweep, spec):
         return Plan.PLANNED

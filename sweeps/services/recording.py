@@ -28,8 +28,6 @@ SAMPLE_FIELDS = [
 SCORE_FIELDS = ["sample", "scorer_index", "name", "weight", "value", "passed", "reason"]
 RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error",
               "score_ci_low", "score_ci_high", "score_spread", "consistency", "samples_truncated"]  # fmt: skip
-UNFINISHED = (RunSample.Status.PENDING, RunSample.Status.RUNNING, RunSample.Status.WAITING)
-NOT_SCORED = (RunSample.Status.CANCELLED, RunSample.Status.PRUNED)  # left out of a run's score
 
 
 def sample_row(outcome: SampleOutcome) -> tuple:
@@ -119,9 +117,9 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         RunSample.objects.filter(run_id__in=run_ids)
         .values("run_id")
         .annotate(
-            n_open=Count("id", filter=Q(status__in=UNFINISHED)),
-            score=Avg(Coalesce("score", Value(0.0)), filter=~Q(status__in=NOT_SCORED)),
-            n_done=Count("id", filter=~Q(status__in=NOT_SCORED)),
+            n_open=Count("id", filter=Q(status__in=RunSample.UNFINISHED)),
+            score=Avg(Coalesce("score", Value(0.0)), filter=~Q(status__in=RunSample.NOT_SCORED)),
+            n_done=Count("id", filter=~Q(status__in=RunSample.NOT_SCORED)),
             n_failed=Count("id", filter=Q(status=RunSample.Status.FAILED)),
             n_cancelled=Count("id", filter=Q(status=RunSample.Status.CANCELLED)),
             n_pruned=Count("id", filter=Q(status=RunSample.Status.PRUNED)),

@@ -244,9 +244,7 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
         cancel_pending(sweep)  # samples released by the executor as it stopped
         return [sweep_event("progress", sweep)]
     if reason == "drained" and sweep.status == S.RUNNING:
-        unfinished = RunSample.objects.filter(
-            sweep_id=sweep_id, status__in=(RunSample.Status.PENDING, RunSample.Status.RUNNING)
-        )
+        unfinished = RunSample.objects.filter(sweep_id=sweep_id, status__in=RunSample.IN_ROUND)
         if unfinished.exists():
             return []  # another worker still holds samples; whoever finishes last completes it
         set_status(sweep, S.COMPLETED, Sweep.Reason.COMPLETED, finished_at=timezone.now())

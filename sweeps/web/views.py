@@ -16,7 +16,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sweeps.engine import formatting, ranking
+from sweeps.engine import formatting
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 from sweeps.selectors.experiments import experiment_page_get, experiment_search
@@ -40,7 +40,6 @@ from sweeps.web import charts
 PAGE_SIZE = 50  # experiments per list page, runs per leaderboard page
 CHART_RUNS = 500  # the best runs the charts show: enough to see the shape, small enough to redraw live
 FEED_SIZE = 20  # events the page starts with; the browser keeps up to 50 as more arrive
-FINISHED = (Sweep.Status.COMPLETED, Sweep.Status.STOPPED, Sweep.Status.FAILED)
 
 
 # --- experiments list ---
@@ -94,7 +93,7 @@ def experiment_list_live(request: HttpRequest) -> HttpResponse:
 
 def actions(sweep: Sweep | None, allowed: list[str]) -> list[str]:
     """The controls to offer now: a new sweep once the last one is over, else what it allows."""
-    return (["start"] if sweep is None or sweep.status in FINISHED else []) + allowed
+    return (["start"] if sweep is None or sweep.status in Sweep.FINISHED else []) + allowed
 
 
 def duration(seconds: float | None) -> str:
@@ -116,7 +115,7 @@ def feed(sweep: Sweep) -> list[dict[str, Any]]:
     items = [feed_item(sweep.created_at, "sweep.queued", f"Sweep {sweep.pk} queued")]
     if sweep.started_at:
         items.append(feed_item(sweep.started_at, "sweep.started", f"Sweep {sweep.pk} started"))
-    if sweep.status in (*FINISHED, Sweep.Status.PAUSED):
+    if sweep.status in (*Sweep.FINISHED, Sweep.Status.PAUSED):
         reason = f" ({sweep.stopped_reason})" if sweep.stopped_reason not in ("", sweep.status) else ""
         at = sweep.finished_at or sweep.updated_at
         items.append(feed_item(at, f"sweep.{sweep.status}", f"Sweep {sweep.pk} {sweep.status}{reason}"))
@@ -132,11 +131,11 @@ def truncated(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def per_dollar(score: float | None, cost: float) -> str:
+def per_dollar(run: Run) -> str:
     """The score / $ cell: a dash while unscored, "free" when it cost nothing (nothing to divide by)."""
-    if score is None:
+    if run.score is None:
         return "–"
-    value = ranking.score_per_dollar(score, cost)
+    value = run.score_per_dollar
     if value is None:
         return "free"
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -169,7 +168,7 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
             "values": [truncated(formatting.param(get_path(run.config, p, ""))) for p in params],
             "tokens": formatting.count(run.tokens_in + run.tokens_out),
             "cost": f"${run.cost_usd:.5f}",
-            "per_dollar": per_dollar(run.score, run.cost_usd),
+            "per_dollar": per_dollar(run),
             "latency": "" if run.latency_ms is None else f"{run.latency_ms:.0f} ms",
             "front": run.pk in front,
             "truncated": run.samples_truncated,
