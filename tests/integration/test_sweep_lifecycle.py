@@ -259,7 +259,7 @@ def test_interrupted_sweep_is_recovered_as_resumable(user, mock_latency):
     assert sweep.status == "completed" and sweep.completed == 12
 
 
-def test_while_paused_only_the_editable_keys_change_even_on_a_spec_saved_before_a_key_existed(user):
+def test_while_paused_only_the_editable_keys_change_even_on_a_spec_saved_before_a_key_existed(user, mock_latency):
     experiment = experiment_create(owner=user, data=spec(name="Paused"))
     Sweep.objects.create(experiment=experiment, spec=experiment.spec, status="paused")
     # As saved before early stopping existed: the sweep section lacks the key, whose default is None.
