@@ -233,6 +233,11 @@ PROMPTLOOPER_MAX_GRID = env_int("PROMPTLOOPER_MAX_GRID", 10_000)
 PROMPTLOOPER_MAX_TRIALS = env_int("PROMPTLOOPER_MAX_TRIALS", 10_000)  # sweep.n_trials
 PROMPTLOOPER_MAX_REPEATS = env_int("PROMPTLOOPER_MAX_REPEATS", 100)  # repeats
 PROMPTLOOPER_MAX_SAMPLES = env_int("PROMPTLOOPER_MAX_SAMPLES", 1_000_000)  # configurations x rows x repeats per sweep
+# Python modules (and their submodules) whose functions specs may name as scorers, comma-separated;
+# the project's scorers/ folder by default. Packages add theirs by entry point (README).
+PROMPTLOOPER_SCORER_MODULES = tuple(
+    name.strip() for name in os.environ.get("PROMPTLOOPER_SCORER_MODULES", "scorers").split(",") if name.strip()
+)
 # The largest request body accepted (an inline dataset counts): a clear 413 beyond it.
 PROMPTLOOPER_MAX_BODY_BYTES = env_int("PROMPTLOOPER_MAX_BODY_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = PROMPTLOOPER_MAX_BODY_BYTES

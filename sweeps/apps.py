@@ -9,6 +9,7 @@ class SweepsConfig(AppConfig):
         from django.conf import settings
 
         from sweeps.engine import templating
+        from sweeps.engine.scorers import python
 
         templating.configure(
             templating.TemplateLimits(
@@ -17,3 +18,4 @@ class SweepsConfig(AppConfig):
                 max_chars=settings.PROMPTLOOPER_TEMPLATE_MAX_CHARS,
             )
         )
+        python.configure(settings.PROMPTLOOPER_SCORER_MODULES)

@@ -35,7 +35,7 @@ from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
 from sweeps.engine.provider import ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.engine.scorers import ModelCall, Scorer, ScoreResult, weighted_mean
+from sweeps.engine.scorers import ModelCall, SampleFacts, Scorer, ScoreResult, weighted_mean
 from sweeps.engine.templating import TemplateError, render
 
 __all__ = [
@@ -75,6 +75,10 @@ JUDGE_PREFIX = "judge:"
 
 # What a scorer that calls a model (an LLM judge) gets to call it: ("provider/model", messages, params) -> text.
 JudgeCall = ModelCall
+
+
+async def _no_model_call(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> str:
+    raise TypeError("only a scorer with calls_model may call a model")
 
 
 @dataclass(frozen=True)
@@ -299,12 +303,17 @@ class Executor:
                 item, tuple(stages), error=f"stage '{current}': internal error {type(e).__name__}: {e}"
             )
         output = stages[-1].response.text if stages else ""
+        facts = SampleFacts(
+            row=item.row,
+            latency_ms=sum(stage.response.latency_ms for stage in stages),
+            cost_usd=sum(stage.response.cost_usd for stage in stages),
+        )
         verdicts = []
         for scorer in self.scorers:
             if scorer.calls_model:
                 result = await self._judge(scorer, output, variables, item.replicate, stages)
             else:
-                result = scorer.score(output, variables)
+                result = await scorer.ascore(output, variables, _no_model_call, sample=facts)
             verdicts.append(ScoredVerdict(scorer.name, scorer.weight, result))
         return SampleOutcome(item, tuple(stages), tuple(verdicts))
 

@@ -22,7 +22,12 @@ SPECS = {
     "max_length": {"value": 30},
     "similarity": {"value": "billing"},
     "llm_judge": {"model": "openai/gpt-4o-mini", "rubric": "Is it right?"},
+    "python": {"function": "scorers.examples:label_matches"},
+    "latency": {"threshold": 1000},
+    "cost": {"threshold": 0.01},
 }
+# A model call, the user's function within its time limit, or the sample's facts
+AWAITED_ONLY = ("llm_judge", "python", "latency", "cost")
 
 
 def test_every_scorer_type_has_a_spec_here():
@@ -45,7 +50,7 @@ def test_template_keys_are_options_of_their_type_and_only_the_rubric_sees_the_ou
         assert set(keys) <= set(SCORER_TYPES[kind].options)
 
 
-@pytest.mark.parametrize("kind", [kind for kind, cls in SCORER_TYPES.items() if not cls.calls_model])
+@pytest.mark.parametrize("kind", [kind for kind in SCORER_TYPES if kind not in AWAITED_ONLY])
 async def test_a_scorer_without_a_model_gives_the_same_verdict_through_ascore_and_calls_nothing(kind):
     scorer = build_scorer({"type": kind, **SPECS[kind]}, "scorers[0]")
 
@@ -56,7 +61,8 @@ async def test_a_scorer_without_a_model_gives_the_same_verdict_through_ascore_an
     assert verdict == scorer.score("billing", {"expected": "billing"})
 
 
-def test_the_judge_gives_no_verdict_without_its_model_call():
-    scorer = build_scorer({"type": "llm_judge", **SPECS["llm_judge"]}, "scorers[0]")
-    with pytest.raises(TypeError, match="needs a model call"):
+@pytest.mark.parametrize("kind", AWAITED_ONLY)
+def test_the_judge_and_python_scorers_give_no_verdict_outside_ascore(kind):
+    scorer = build_scorer({"type": kind, **SPECS[kind]}, "scorers[0]")
+    with pytest.raises(TypeError, match="needs a model call|through ascore"):
         scorer.score("billing", {})

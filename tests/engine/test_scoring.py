@@ -74,7 +74,8 @@ def test_scorer_verdicts(spec, output, passed, reason):
 def test_every_contract_scorer_type_is_registered():
     assert set(SCORER_TYPES) == {
         "exact_match", "equals_expected", "contains", "not_contains", "icontains", "regex", "starts_with",
-        "json_valid", "json_schema", "min_length", "max_length", "similarity", "llm_judge",
+        "json_valid", "json_schema", "min_length", "max_length", "similarity", "llm_judge", "python", "latency",
+        "cost",
     }  # fmt: skip
 
 
@@ -215,9 +216,9 @@ def test_weighted_mean_of_nothing_is_none():
 def test_unknown_type_names_the_allowed_types():
     [error] = spec_errors({"type": "contain", "value": "x"}, "scorers[2]")
     assert error == (
-        "scorers[2].type: unknown scorer type 'contain'; expected one of: contains, equals_expected, "
-        "exact_match, icontains, json_schema, json_valid, llm_judge, max_length, min_length, not_contains, "
-        "regex, similarity, starts_with"
+        "scorers[2].type: unknown scorer type 'contain'; expected one of: contains, cost, equals_expected, "
+        "exact_match, icontains, json_schema, json_valid, latency, llm_judge, max_length, min_length, not_contains, "
+        "python, regex, similarity, starts_with"
     )
 
 

@@ -6,9 +6,9 @@ compiled, regexes and JSON schemas validated) so a sweep never stops halfway on 
 String `value`s are templates rendered with the row's variables (dataset columns and stage
 outputs); when that fails for a row, the scorer gives it 0 and says why.
 
-Every scorer offers `score` (no model call) and `ascore` (may call a model through the function
-it is given). The executor asks `calls_model` which one to use: an LLM judge is a scorer like
-the others, whose verdict takes a model call.
+Every scorer offers `ascore`, which the executor awaits; most give `score`'s verdict, which
+needs no model call. The LLM judge is a scorer like the others whose verdict takes a model call
+(`calls_model`), and a python scorer awaits the user's function within its time limit.
 """
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ from sweeps.engine.templating import TemplateError, compile_template, limit_erro
 # How a scorer calls a model: ("provider/model", messages, params) -> the answer's text. The
 # executor's makes the call like a stage's (cache, budget, retries, rate limits).
 ModelCall = Callable[[str, Sequence[Mapping[str, str]], Mapping[str, Any]], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """What the executor knows of a sample besides its text, for scorers that judge more than
+    the output. Latency and cost are the pipeline's stages' (a judge's calls come later)."""
+
+    row: Mapping[str, Any]  # the dataset row alone, of the template variables
+    latency_ms: float = 0.0  # the stages' summed; a call served from the cache keeps its first latency
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -153,9 +163,11 @@ class Scorer(ABC):
         except TemplateError as exc:
             return ScoreResult(0.0, False, f"value template failed: {exc}")
 
-    async def ascore(self, output: str, variables: Mapping[str, Any], call: ModelCall) -> ScoreResult:
+    async def ascore(
+        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+    ) -> ScoreResult:
         """The verdict, calling a model through `call` when the scorer needs one (`calls_model`);
-        one that needs none gives `score`'s."""
+        one that needs none gives `score`'s. `sample`: what else is known of the sample."""
         return self.score(output, variables)
 
     @abstractmethod

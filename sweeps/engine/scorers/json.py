@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json  # the standard library's: imports are absolute, this module does not shadow it
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +13,20 @@ from jsonschema.exceptions import SchemaError, best_match
 
 from sweeps.engine.scorers.base import Scorer, ScoreResult, SpecOptions, verdict
 
+# Chat models often wrap JSON in a Markdown code fence, with or without a language tag
+_FENCED = re.compile(r"\A\s*```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n?```\s*\Z", re.DOTALL)
+
+
+def unfenced(output: str) -> str:
+    """The output without the code fence around it, if it is one fenced block."""
+    found = _FENCED.match(output)
+    return found.group(1) if found else output
+
 
 class JsonValid(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         try:
-            json.loads(output)
+            json.loads(unfenced(output))
         except ValueError as exc:
             return verdict(False, f"output is not valid JSON: {exc}")
         return verdict(True, "output is valid JSON")
@@ -44,7 +54,7 @@ class JsonSchema(Scorer):
 
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         try:
-            document = json.loads(output)
+            document = json.loads(unfenced(output))
         except ValueError as exc:
             return verdict(False, f"output is not valid JSON: {exc}")
         error = best_match(self.validator.iter_errors(document))

@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from sweeps.engine.scorers.base import ModelCall, Scorer, ScoreResult, SpecOptions, quote, verdict
+from sweeps.engine.scorers.base import ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, quote, verdict
 from sweeps.engine.templating import render_template, template_variables
 
 JUDGE_INSTRUCTIONS = {
@@ -62,7 +62,9 @@ class LlmJudge(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError("llm_judge needs a model call: the executor runs it through ascore")
 
-    async def ascore(self, output: str, variables: Mapping[str, Any], call: ModelCall) -> ScoreResult:
+    async def ascore(
+        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+    ) -> ScoreResult:
         rubric = render_template(self.rubric, {**variables, "output": output})
         if self.appends_output:
             rubric += f"\n\nThe output to grade:\n{output}"

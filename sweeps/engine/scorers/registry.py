@@ -9,6 +9,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.scorers.base import Scorer, SpecOptions
 from sweeps.engine.scorers.json import JsonSchema, JsonValid
 from sweeps.engine.scorers.judge import LlmJudge
+from sweeps.engine.scorers.python import PythonScorer
 from sweeps.engine.scorers.similarity import Similarity
 from sweeps.engine.scorers.text import (
     Contains,
@@ -21,6 +22,7 @@ from sweeps.engine.scorers.text import (
     Regex,
     StartsWith,
 )
+from sweeps.engine.scorers.thresholds import Cost, Latency
 
 SCORER_TYPES: dict[str, type[Scorer]] = {
     "exact_match": ExactMatch,
@@ -36,6 +38,9 @@ SCORER_TYPES: dict[str, type[Scorer]] = {
     "max_length": MaxLength,
     "similarity": Similarity,
     "llm_judge": LlmJudge,
+    "python": PythonScorer,
+    "latency": Latency,
+    "cost": Cost,
 }
 
 _COMMON_KEYS = ("type", "name", "weight")
