@@ -173,6 +173,9 @@ class Run(TimeStamped):
     score_ci_high = models.FloatField(null=True, blank=True)
     score_spread = models.FloatField(null=True, blank=True)
     consistency = models.FloatField(null=True, blank=True)
+    # Each scorer's mean, in scorer order, as [{"name", "mean", "n"}], set when the run closes:
+    # the weighted score's parts (selectors.runs.scorer_means reads them, live while it runs).
+    scorer_means = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -28,7 +28,7 @@ from sweeps.api.schemas import (
     SweepPage,
     spec_body_docs,
 )  # fmt: skip
-from sweeps.api.serialize import experiment_out, leaderboard_out, sweep_out
+from sweeps.api.serialize import experiment_out, leaderboard_out, runs_out, sweep_out
 from sweeps.selectors import export
 from sweeps.selectors.experiments import experiment_get, experiment_search
 from sweeps.selectors.leaderboard import leaderboard as ranked_runs
@@ -123,7 +123,7 @@ def list_runs(
         runs = run_search(sweep_of(experiment, sweep), status=status, order=order, params=param or [])
     except ValueError as e:
         raise HttpError(422, str(e)) from e
-    return {"items": list(runs[page.offset : page.offset + page.limit]), "count": runs.count()}
+    return {"items": runs_out(list(runs[page.offset : page.offset + page.limit])), "count": runs.count()}
 
 
 @router.get("/{int:experiment_id}/leaderboard", response={200: Leaderboard, **ERRORS})

@@ -6,7 +6,8 @@ from django.http import HttpResponse
 from ninja import Query, Router
 
 from sweeps.api.auth import ApiRequest
-from sweeps.api.schemas import Message, Page, QueryText, RunDetail, RunOut
+from sweeps.api.schemas import Message, Page, QueryText, RunDetail
+from sweeps.api.serialize import runs_out
 from sweeps.selectors.runs import run_get, run_sample_page, sample_get
 from sweeps.services import text_limits
 
@@ -20,7 +21,8 @@ def get_run(request: ApiRequest, run_id: int, page: Query[Page]):
     samples = run_sample_page(run, limit=page.limit, offset=page.offset)
     for sample in samples:  # long texts are cut; `cut` names them, and .../text gives each in full
         sample["cut"] = text_limits.cut_for_showing(sample)
-    return {**RunOut.from_orm(run).model_dump(), "samples": {"items": samples, "count": run.samples_total}}
+    [out] = runs_out([run])
+    return {**out, "samples": {"items": samples, "count": run.samples_total}}
 
 
 @router.get("/{int:run_id}/samples/{int:sample_id}/text", response={200: str, 401: Message, 404: Message})

@@ -105,6 +105,15 @@ class SweepPage(Schema):
     count: int
 
 
+class ScorerMean(Schema):
+    name: str
+    mean: float | None = Field(description="mean over the run's scored samples (a failed sample counts 0)")
+    n: int = Field(description="samples counted")
+
+
+SCORES_DESCRIPTION = "each scorer's mean, in the spec's scorer order: the parts of the weighted score"
+
+
 class RunOut(Schema):
     id: int
     sweep_id: int
@@ -124,6 +133,7 @@ class RunOut(Schema):
     score_ci_high: float | None
     score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
     consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
+    scores: list[ScorerMean] = Field(default_factory=list, description=SCORES_DESCRIPTION)
     error: str
     started_at: datetime | None
     finished_at: datetime | None
@@ -194,6 +204,7 @@ class LeaderboardEntry(Schema):
     score_ci_high: float | None
     score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
     consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
+    scores: list[ScorerMean] = Field(description=SCORES_DESCRIPTION)
     pareto: bool = Field(description="no run of the sweep beats it on score, cost and latency at once")
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sweeps.api.schemas import RunOut
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, Sweep
 from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varying_params
+from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.sweeps import sweep_progress
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
@@ -36,8 +38,14 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
     return out
 
 
+def runs_out(runs: list[Run]) -> list[dict[str, Any]]:
+    means = scorer_means(runs)
+    return [{**RunOut.from_orm(run).model_dump(), "scores": means[run.pk]} for run in runs]
+
+
 def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
     params = varying_params(runs) if runs else []
+    means = scorer_means(runs)
     front = pareto_run_ids(sweep) if sweep else []
     entries = [
         {
@@ -55,6 +63,7 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
             "samples_truncated": run.samples_truncated,
             "score_per_dollar": run.score_per_dollar,
             **{field: getattr(run, field) for field in CERTAINTY_FIELDS},
+            "scores": means[run.pk],
             "pareto": run.pk in front,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=1)

@@ -22,6 +22,12 @@ def param(value: Any) -> str:
     return str(value)
 
 
+def scorer_means(means: list[dict[str, Any]], columns: int) -> list[str]:
+    """A run's scorer means as cells, one per scorer of the spec (a dash where it has none yet)."""
+    cells = ["–" if m["mean"] is None else f"{m['mean']:.3f}" for m in means[:columns]]
+    return cells + ["–"] * (columns - len(cells))
+
+
 def per_call(total: int | float, calls: int | float) -> str:
     """The mean per call of a total (e.g. output tokens), rounded: "–" with no call."""
     return count(total / calls) if calls else "–"

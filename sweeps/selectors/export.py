@@ -31,12 +31,11 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 
-from sweeps.engine.executor import (
-    JUDGE_PREFIX,  # an llm_judge's call is among the stages, so named  # an llm_judge's call is among the stages, so named
-)
+from sweeps.engine.executor import JUDGE_PREFIX  # an llm_judge's call is among the stages, so named
 from sweeps.engine.scorers import SCORER_TYPES
 from sweeps.engine.space import flatten
 from sweeps.models import Run, RunSample, Score, Sweep
+from sweeps.selectors.runs import compute_scorer_means
 
 CHUNK = 500  # samples per query: ~2 KB each in memory; 1,000 or 2,000 per query were no faster
 BATCH = 250  # rows per string yielded: big enough that a write per string costs nothing, small enough to stream
@@ -48,8 +47,9 @@ SAMPLE_COLUMNS = ("id", *ORDER, "status", "inputs_json", "stages_json", "output"
 # CHUNK samples. Each is decoded when its row is made (CSV), or copied as is (JSONL).
 JSON_AS_TEXT = {"inputs_json": Cast("inputs", TextField()), "stages_json": Cast("stages", TextField())}
 SCORE_COLUMNS = ("sample_id", "scorer_index", "name", "value", "passed", "reason")
-FIXED_COLUMNS = ("run_id", "run_status", "run_score", "row_index", "replicate", "status", "output", "score",
-                 "tokens_in", "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
+RUN_COLUMNS = ("run_id", "run_status", "run_score")  # then run_score.<scorer>: the run's mean of each
+FIXED_COLUMNS = ("row_index", "replicate", "status", "output", "score", "tokens_in", "tokens_out", "cost_usd",
+                 "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
 # A spreadsheet runs a cell starting with one of these as a formula: =HYPERLINK(...) in a
 # model's output or a dataset row would run on the machine of whoever opens the export. OWASP
 # (CSV Injection) advises prefixing such cells with an apostrophe, which shows as text.
@@ -63,7 +63,8 @@ class RunFacts:
     score: float | None
     samples: int  # how many samples it has (samples_total: rows x repeats, set when it is made)
     params: dict[str, Any]  # the run's config, flattened to dotted paths
-    prefixed: dict[str, Any]  # the same, keyed param.<path>
+    prefixed: dict[str, Any]  # the same, keyed param.<path>, and each scorer's mean as run_score.<scorer>
+    means: list[dict[str, Any]]  # each scorer's mean (selectors.runs.scorer_means)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class Layout:
     def columns_around_inputs(self) -> tuple[list[str], list[str]]:
         """The columns before the input.* ones and after them: keys of export_rows' dicts, where
         the inputs are one dict."""
-        before = [*FIXED_COLUMNS, *(f"param.{p}" for p in self.params)]
+        before = [*RUN_COLUMNS, *(f"run_score.{label}" for label in self.scorer_labels), *FIXED_COLUMNS,
+                  *(f"param.{p}" for p in self.params)]  # fmt: skip
         after = [*(f"stage.{name}" for name in self.stages), *(f"score.{name}" for name in self.scorer_labels),
                  *(f"reason.{name}" for name in self.scorer_labels)]  # fmt: skip
         return before, after
@@ -103,20 +105,26 @@ def unique_labels(names: Iterable[str]) -> list[str]:
 def layout(sweep: Sweep) -> Layout:
     """Columns from the sweep's spec snapshot (stages, scorers, dataset) and its runs' configs."""
     spec = sweep.spec
+    scorer_names = [s.get("name") or s["type"] for s in spec["scorers"]]
+    labels = unique_labels(scorer_names)
     runs: dict[int, RunFacts] = {}
     param_keys: dict[str, None] = {}  # an ordered set: in order of first appearance
-    fields = ("id", "status", "score", "samples_total", "config")
-    for run_id, status, score, samples, config in Run.objects.filter(sweep=sweep).values_list(*fields):
+    fields = ("id", "status", "score", "samples_total", "config", "finished_at", "scorer_means")
+    found = list(Run.objects.filter(sweep=sweep).values_list(*fields))
+    live = compute_scorer_means([run[0] for run in found if run[5] is None])
+    for run_id, status, score, samples, config, _, stored_means in found:
         params = flatten(config)
-        runs[run_id] = RunFacts(status, score, samples, params, {f"param.{k}": v for k, v in params.items()})
+        means = live.get(run_id, stored_means)
+        prefixed = {**{f"run_score.{label}": m["mean"] for label, m in zip(labels, means, strict=False)},
+                    **{f"param.{k}": v for k, v in params.items()}}  # fmt: skip
+        runs[run_id] = RunFacts(status, score, samples, params, prefixed, means)
         param_keys.update(dict.fromkeys(params))
-    scorer_names = [s.get("name") or s["type"] for s in spec["scorers"]]
     judges = [JUDGE_PREFIX + name for s, name in zip(spec["scorers"], scorer_names, strict=True)
               if SCORER_TYPES[s["type"]].calls_model]  # fmt: skip
     inputs = {key: None for row in spec["dataset"] for key in row}
     return Layout(
         runs=runs,
-        scorer_labels=unique_labels(scorer_names),
+        scorer_labels=labels,
         params=list(param_keys),
         inputs=list(inputs),
         stages=unique_labels([*(stage["name"] for stage in spec["pipeline"]), *judges]),
@@ -253,7 +261,8 @@ def export_csv(sweep: Sweep) -> Iterator[str]:
 def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
     (_, run_id, row_index, replicate, status, inputs, stages, output, score,
      tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated) = sample  # fmt: skip
-    head = {"run_id": run_id, "run_status": run.status, "run_score": run.score, "params": run.params,
+    head = {"run_id": run_id, "run_status": run.status, "run_score": run.score,
+            "run_scores": [{"name": m["name"], "mean": m["mean"]} for m in run.means], "params": run.params,
             "row_index": row_index, "replicate": replicate, "status": status}  # fmt: skip
     tail = {
         "output": output, "score": score,

@@ -8,8 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.core.cache import cache
-from django.db.models import Avg, Case, Count, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Sum, Value, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -155,28 +154,34 @@ def compare_samples(runs: list[Run], keys: list[tuple[int, int]]) -> list[RunSam
     return [s for s in samples.prefetch_related("scores") if (s.row_index, s.replicate) in wanted]
 
 
-def scorer_means(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
-    """Per run: each scorer's name, mean value and number of scored samples, in scorer order.
+def scorer_means(runs: Iterable[Run]) -> dict[int, list[dict[str, Any]]]:
+    """Per run: each scorer's name, mean and number of samples counted, in scorer order. A
+    closed run's were stored as it closed; a run in progress has its computed now."""
+    means = {run.pk: run.scorer_means for run in runs if run.finished_at}
+    open_runs = [run.pk for run in runs if not run.finished_at]
+    return {**means, **(compute_scorer_means(open_runs) if open_runs else {})}
 
-    Averaging every verdict of six runs of thousands of samples is the slowest part of the compare
-    page, and a finished run's verdicts never change: its means are cached, keyed by when it
-    finished, so paging through a comparison computes them once."""
-    keys = {run.pk: f"sweeps:scorer-means:{run.pk}:{run.finished_at.isoformat()}"
-            for run in runs if run.status in Run.FINISHED and run.finished_at}  # fmt: skip
-    cached = cache.get_many(list(keys.values()))
-    means = {run.pk: cached[keys[run.pk]] for run in runs if keys.get(run.pk) in cached}
-    missing = [run.pk for run in runs if run.pk not in means]
-    if missing:
-        means.update({run_id: [] for run_id in missing})
-        rows = (
-            Score.objects.filter(sample__run__in=missing)
-            .values("sample__run_id", "scorer_index", "name")
-            .annotate(mean=Avg("value"), n=Count("id"))
-            .order_by("sample__run_id", "scorer_index")
-        )
-        for row in rows:
-            means[row["sample__run_id"]].append({"name": row["name"], "mean": row["mean"], "n": row["n"]})
-        cache.set_many({keys[i]: means[i] for i in missing if i in keys}, timeout=24 * 3600)
+
+def compute_scorer_means(run_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each scorer's mean over the run's scored samples, where a failed sample (which no scorer
+    saw) counts 0, as in the run's score: so the means are the parts of the weighted score."""
+    counted = dict(
+        RunSample.objects.filter(run_id__in=run_ids, status__in=RunSample.SCORED)
+        .values("run_id")
+        .annotate(n=Count("id"))
+        .values_list("run_id", "n")
+    )
+    means: dict[int, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+    totals = (
+        Score.objects.filter(sample__run_id__in=run_ids, sample__status__in=RunSample.SCORED)
+        .values("sample__run_id", "scorer_index", "name")
+        .annotate(total=Sum("value"))
+        .order_by("sample__run_id", "scorer_index")
+    )
+    for row in totals:
+        n = counted.get(row["sample__run_id"], 0)
+        mean = round(row["total"] / n, 9) if n else None  # rounded: sums come in no fixed order
+        means[row["sample__run_id"]].append({"name": row["name"], "mean": mean, "n": n})
     return means
 
 

@@ -74,6 +74,12 @@ def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
     return experiment.sweeps.defer("spec").order_by("-created_at").first()
 
 
+def sweep_scorer_names(sweep: Sweep) -> list[str]:
+    """The names of the sweep's scorers, in order, read without the rest of its spec."""
+    scorers = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", flat=True).first() or []
+    return [scorer.get("name", scorer.get("type", "?")) for scorer in scorers]
+
+
 def sweeps_with_owner() -> QuerySet[Sweep]:
     """Sweeps that carry their experiment owner's id (`owner_id`), which the events need for the
     owner's group (the experiments list). Load sweeps that events are built from this way:

@@ -18,6 +18,7 @@ from sweeps.engine import stats
 from sweeps.engine.executor import SampleOutcome
 from sweeps.models import ResponseCache, Run, RunSample, Score, Sweep
 from sweeps.runner.bulk import insert_rows, update_rows
+from sweeps.selectors.runs import compute_scorer_means
 from sweeps.selectors.sweeps import sweeps_with_owner
 from sweeps.services.text_limits import stored, stored_stage
 
@@ -27,7 +28,8 @@ SAMPLE_FIELDS = [
 ]  # fmt: skip
 SCORE_FIELDS = ["sample", "scorer_index", "name", "weight", "value", "passed", "reason"]
 RUN_FIELDS = ["status", "score", "samples_failed", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "error",
-              "score_ci_low", "score_ci_high", "score_spread", "consistency", "samples_truncated"]  # fmt: skip
+              "score_ci_low", "score_ci_high", "score_spread", "consistency", "samples_truncated",
+              "scorer_means"]  # fmt: skip
 
 
 def sample_row(outcome: SampleOutcome) -> tuple:
@@ -134,6 +136,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
     )
     figures = list(figures_query)
     certainty = run_statistics([s["run_id"] for s in figures])
+    means = compute_scorer_means([s["run_id"] for s in figures]) if figures else {}
     rows = []
     for s in figures:
         if s["n_pruned"]:
@@ -147,7 +150,7 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
         # Rounded: the database sums in no fixed order, and a re-run must rank identically.
         score = round(s["score"], 9) if s["n_done"] else None
         rows.append((s["run_id"], status, score, s["n_failed"], s["tokens_in"], s["tokens_out"], s["cost"],
-                     s["latency"], s["first_error"] or "", *certainty[s["run_id"]], s["n_truncated"]))  # fmt: skip
+                     s["latency"], s["first_error"] or "", *certainty[s["run_id"]], s["n_truncated"], means[s["run_id"]]))  # fmt: skip
     if not rows:
         return []
     update_rows(Run, RUN_FIELDS, rows, common={"finished_at": timezone.now()})

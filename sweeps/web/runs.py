@@ -57,6 +57,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "run": run,
         "swept": sorted(flatten(run.config).items()),
+        "scorer_means": scorer_means([run])[run.pk],
         "stages": [(stage, compare.items(stage.params)) for stage in resolved_stages(run)],
         "filters": filters,
         "problems": problems,

@@ -32,7 +32,8 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
-from sweeps.selectors.sweeps import latest_sweeps, sweep_latest_figures, sweep_progress
+from sweeps.selectors.runs import scorer_means
+from sweeps.selectors.sweeps import latest_sweeps, sweep_latest_figures, sweep_progress, sweep_scorer_names
 from sweeps.services import ServiceError, tokens
 from sweeps.services.sweeps import ALLOWED, sweep_start, sweep_transition
 from sweeps.web import charts
@@ -153,10 +154,14 @@ def certainty(run: Run) -> str:
     return text
 
 
-def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front: set[int]) -> list[dict[str, Any]]:
+def leaderboard_rows(
+    runs: list[Run], params: list[str], first_rank: int, front: set[int], scorers: int
+) -> list[dict[str, Any]]:
     """Cells as text, formatted here rather than by template filters: with 50 rows of a dozen
     cells, floatformat alone would take a good share of the page's time budget. `front`: the
-    ids of the runs on the Pareto front over score, cost and latency."""
+    ids of the runs on the Pareto front over score, cost and latency; `scorers`: how many
+    columns of scorer means the table has."""
+    means = scorer_means(runs)
     return [
         {
             "rank": rank,
@@ -165,6 +170,7 @@ def leaderboard_rows(runs: list[Run], params: list[str], first_rank: int, front:
             "status_text": formatting.run_status(run.status, run.samples_failed),
             "score": "–" if run.score is None else f"{run.score:.3f}",
             "certainty": certainty(run),
+            "scorer_means": formatting.scorer_means(means[run.pk], scorers),
             "values": [truncated(formatting.param(get_path(run.config, p, ""))) for p in params],
             "tokens": formatting.count(run.tokens_in + run.tokens_out),
             "cost": f"${run.cost_usd:.5f}",
@@ -207,6 +213,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     # Page 1 by score: the charts' runs already have it.
     reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
     shown = chart_runs[:PAGE_SIZE] if reuse else list(page)
+    scorer_names = sweep_scorer_names(sweep)
     return {
         "experiment": experiment,
         "sweep": sweep,
@@ -216,7 +223,8 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "tokens": sweep.tokens_in + sweep.tokens_out,
         "eta": duration(progress["eta_seconds"]),
         "params": params,
-        "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep))),
+        "scorer_names": scorer_names,
+        "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep)), len(scorer_names)),
         "page": page,
         "order": order,
         "orders": LEADERBOARD_ORDERS.items(),

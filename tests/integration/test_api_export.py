@@ -23,7 +23,7 @@ from tests.conftest import spec, wait_for_sweep
 
 # Cells a spreadsheet would run as formulas: every one must come out as text.
 TICKETS = ["=1+2 billing charged twice", "-5 login broken", "@home parcel lost in shipping"]
-COLUMNS = [*export.FIXED_COLUMNS, "param.model", "input.ticket", "input.expected", "stage.summarize", "stage.label",
+COLUMNS = [*export.RUN_COLUMNS, "run_score.icontains", "run_score.short", *export.FIXED_COLUMNS, "param.model", "input.ticket", "input.expected", "stage.summarize", "stage.label",
            "score.icontains", "score.short", "reason.icontains", "reason.short"]  # fmt: skip
 
 
@@ -61,6 +61,8 @@ def test_rows_hold_every_sample_once_in_order_with_its_values(small_sweep):
         sample = expected[(row["run_id"], row["row_index"], row["replicate"])]
         scores = {s.name: s for s in sample.scores.all()}
         assert row["run_status"] == sample.run.status and row["run_score"] == sample.run.score
+        means = {m["name"]: m["mean"] for m in sample.run.scorer_means}
+        assert (row["run_score.icontains"], row["run_score.short"]) == (means["icontains"], means["short"])
         assert row["param.model"] == sample.run.config["model"]
         assert row["inputs"] == sample.inputs and row["status"] == "completed"
         assert row["stage.summarize"] == sample.stages[0]["output"] and row["stage.label"] == sample.stages[1]["output"]
@@ -121,6 +123,8 @@ def test_jsonl_is_one_nested_object_per_sample(small_sweep):
             {"name": s.name, "value": s.value, "passed": s.passed, "reason": s.reason} for s in sample.scores.all()
         ]
         assert record["run_status"] == sample.run.status and record["cache_hit"] is sample.cache_hit
+        assert record["run_scores"] == [{"name": m["name"], "mean": m["mean"]} for m in sample.run.scorer_means]
+        assert [m["name"] for m in record["run_scores"]] == ["icontains", "short"]
 
 
 @pytest.mark.django_db(transaction=True)

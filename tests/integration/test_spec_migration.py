@@ -28,9 +28,11 @@ COLUMNS = {
 }
 
 
-def migrate(targets):
+def migrate(targets=None):
+    """Migrate to `targets`, by default the latest migrations; returns the models of that state."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
+    targets = targets or executor.loader.graph.leaf_nodes()
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
 
@@ -53,4 +55,4 @@ def test_existing_experiments_keep_their_spec_through_the_migration_and_back(use
     migrate(BEFORE)
     back = old_apps.get_model("sweeps", "Experiment").objects.get(pk=old.pk)
     assert {column: getattr(back, column) for column in COLUMNS} == COLUMNS
-    migrate(AFTER)  # the rest of the suite runs on the current schema
+    migrate()  # the rest of the suite runs on the current schema

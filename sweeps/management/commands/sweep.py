@@ -39,7 +39,8 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
-from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_progress
+from sweeps.selectors.runs import scorer_means
+from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_progress, sweep_scorer_names
 from sweeps.services import ServiceError
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import ALLOWED, sweep_pause, sweep_start, sweep_transition
@@ -209,15 +210,18 @@ class Command(BaseCommand):
     def print_leaderboard(self, sweep: Sweep, limit: int = 10) -> None:
         runs = leaderboard(sweep, limit=limit)
         params = varying_params(runs) if runs else []
+        scorers = sweep_scorer_names(sweep)
+        means = scorer_means(runs)
         table = Table(title=f"Leaderboard · sweep {sweep.pk} · {sweep.status}")
-        for header in ["#", "score [95 %]", *params, "status", "tokens", "cost $"]:
+        for header in ["#", "score [95 %]", *scorers, *params, "status", "tokens", "cost $"]:
             table.add_column(header, overflow="fold")
         for rank, run in enumerate(runs, 1):
             score = f"{run.score:.3f}" if run.score is not None else "–"
             if run.score_ci_low is not None:
                 score += f" [{run.score_ci_low:.2f}–{run.score_ci_high:.2f}]"
             values = [formatting.param(get_path(run.config, p, "")) for p in params]
-            table.add_row(str(rank), score, *values, formatting.run_status(run.status, run.samples_failed),
+            table.add_row(str(rank), score, *formatting.scorer_means(means[run.pk], len(scorers)), *values,
+                          formatting.run_status(run.status, run.samples_failed),
                           formatting.count(run.tokens_in + run.tokens_out), f"{run.cost_usd:.5f}")  # fmt: skip
         self.console.print(table)
         count = formatting.count
