@@ -34,3 +34,13 @@ def cache_key(
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# An embedding call's texts, as the messages of its key: no chat message has this role.
+EMBEDDING_INPUT = "embedding input"
+
+
+def embedding_key(*, provider: str, model: str, texts: Sequence[str], namespace: str = "") -> str:
+    """The cache key of the embeddings of `texts`: one answer whatever the replicate."""
+    messages = [{"role": EMBEDDING_INPUT, "content": text} for text in texts]
+    return cache_key(provider=provider, model=model, params={}, messages=messages, replicate=0, namespace=namespace)

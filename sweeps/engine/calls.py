@@ -11,17 +11,29 @@ a throttled provider), so waiting never keeps another sample from working.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 from sweeps.engine.budget import BudgetLedger, estimate_tokens
-from sweeps.engine.cache import cache_key
+from sweeps.engine.cache import cache_key, embedding_key
 from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter, is_throttle
-from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.provider import (
+    Completion,
+    CompletionRequest,
+    Embedding,
+    EmbeddingRequest,
+    Provider,
+    ProviderError,
+)
 from sweeps.engine.retry import RetryPolicy
+
+# The finish reason an embedding call is recorded with.
+EMBEDDING_FINISH = "embedding"
+PaidAnswer = TypeVar("PaidAnswer", Completion, Embedding)
 
 # When a call sets no max_tokens, its budget reservation assumes this many output tokens.
 DEFAULT_RESERVED_OUTPUT_TOKENS = 1024
@@ -171,12 +183,59 @@ class Calls:
         if cached is not None:
             return StageOutcome(name, model, system, prompt, cached, cached=True, key=key, attempts=0)
 
-        provider = self.providers.get(provider_name)
-        price_in, price_out = self.providers.price(provider_name, model_name)
+        request = CompletionRequest(model=model_name, messages=messages, params=params, replicate=replicate)
         est_in = sum(estimate_tokens(m["content"]) for m in messages)
         est_out = int(params.get("max_tokens") or DEFAULT_RESERVED_OUTPUT_TOKENS)
+        completion, cost, attempts = await self._paid(
+            provider_name, model_name, est_in, est_out, lambda provider: provider.complete(request)
+        )
+        response = CachedResponse(
+            completion.text, completion.tokens_in, completion.tokens_out,
+            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated,
+        )  # fmt: skip
+        # Committed before scoring: after a crash this call is never paid for again.
+        await self.store.put(key, provider_name, model_name, response)
+        return StageOutcome(name, model, system, prompt, response, cached=False, key=key, attempts=attempts)
+
+    async def embed(self, name: str, model: str, texts: tuple[str, ...]) -> tuple[StageOutcome, list[list[float]]]:
+        """The embeddings of `texts` from `model` ("provider/model"), from the cache or the
+        provider, and the call as a sample records it (its output says what came back, not the
+        numbers: those stay in the cache)."""
+        provider_name, _, model_name = model.partition("/")
+        namespace = self.providers.cache_namespace(provider_name)
+        key = embedding_key(provider=provider_name, model=model_name, texts=texts, namespace=namespace)
+        response = await self.store.get(key)
+        attempts = 0
+        if response is None:
+            request = EmbeddingRequest(model=model_name, texts=texts)
+            est_in = sum(estimate_tokens(text) for text in texts)
+            embedding, cost, attempts = await self._paid(
+                provider_name, model_name, est_in, 0, lambda provider: provider.embed(request)
+            )
+            vectors_json = json.dumps([list(vector) for vector in embedding.vectors], separators=(",", ":"))
+            response = CachedResponse(
+                vectors_json, embedding.tokens_in, 0, EMBEDDING_FINISH, embedding.latency_ms, cost,
+                embedding.usage_estimated,
+            )  # fmt: skip
+            await self.store.put(key, provider_name, model_name, response)
+        vectors = json.loads(response.text)
+        shown = replace(response, text=f"{len(vectors)} embeddings of {len(vectors[0]) if vectors else 0} dimensions")
+        prompt = "\n\n".join(texts)
+        return StageOutcome(name, model, None, prompt, shown, cached=attempts == 0, key=key, attempts=attempts), vectors
+
+    async def _paid(
+        self,
+        provider_name: str,
+        model_name: str,
+        est_in: int,
+        est_out: int,
+        attempt_with: Callable[[Provider], Awaitable[PaidAnswer]],
+    ) -> tuple[PaidAnswer, float, int]:
+        """A provider call within the budget, retried as its errors allow: (the answer, its cost,
+        the attempts made). The reservation covers the estimate and is settled at the real usage."""
+        provider = self.providers.get(provider_name)
+        price_in, price_out = self.providers.price(provider_name, model_name)
         est_cost = (est_in * price_in + est_out * price_out) / 1e6
-        request = CompletionRequest(model=model_name, messages=messages, params=params, replicate=replicate)
         attempt = 0
         while True:
             attempt += 1
@@ -184,7 +243,7 @@ class Calls:
             if reservation is None:
                 raise BudgetExhausted
             try:
-                completion = await self._attempt(provider_name, provider, request, est_in + est_out)
+                answer = await self._attempt(provider_name, provider, attempt_with, est_in + est_out)
                 break
             except ProviderError as error:
                 await self.budget.release(reservation)
@@ -203,19 +262,17 @@ class Calls:
                 await self.budget.release(reservation)
                 raise
 
-        cost = (completion.tokens_in * price_in + completion.tokens_out * price_out) / 1e6
-        await self.budget.settle(reservation, completion.tokens_in + completion.tokens_out, cost)
-        response = CachedResponse(
-            completion.text, completion.tokens_in, completion.tokens_out,
-            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated,
-        )  # fmt: skip
-        # Committed before scoring: after a crash this call is never paid for again.
-        await self.store.put(key, provider_name, model_name, response)
-        return StageOutcome(name, model, system, prompt, response, cached=False, key=key, attempts=attempt)
+        cost = (answer.tokens_in * price_in + answer.tokens_out * price_out) / 1e6
+        await self.budget.settle(reservation, answer.tokens_in + answer.tokens_out, cost)
+        return answer, cost, attempt
 
     async def _attempt(
-        self, provider_name: str, provider: Provider, request: CompletionRequest, tokens: int
-    ) -> Completion:
+        self,
+        provider_name: str,
+        provider: Provider,
+        attempt_with: Callable[[Provider], Awaitable[PaidAnswer]],
+        tokens: int,
+    ) -> PaidAnswer:
         """One call to the provider, once its rate limit and its adaptive concurrency let it go."""
         if self.limiter is not None:
             wait = await self.limiter.acquire(provider_name, tokens)
@@ -226,7 +283,7 @@ class Calls:
             await self.slots.without_slot(limit.room())
         limit.start()
         try:
-            completion = await provider.complete(request)
+            answer = await attempt_with(provider)
         except ProviderError as error:
             limit.finish(ok=False, throttled=is_throttle(error))
             raise
@@ -234,7 +291,7 @@ class Calls:
             limit.finish(ok=False)
             raise
         limit.finish(ok=True)
-        return completion
+        return answer
 
 
 def is_rate_limit(error: ProviderError) -> bool:

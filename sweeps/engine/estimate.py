@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from sweeps.engine.budget import estimate_tokens
-from sweeps.engine.cache import cache_key
+from sweeps.engine.cache import EMBEDDING_INPUT, cache_key, embedding_key
 from sweeps.engine.calls import CachedResponse
 from sweeps.engine.executor import JUDGE_PREFIX
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
@@ -248,6 +248,7 @@ class _Call:
     messages: Messages
     params: Mapping[str, Any]
     feeds_next: bool = True  # a stage's answer is a variable of what follows; a judge's is not
+    embedding: bool = False  # embeddings of the messages' contents: no output tokens
 
 
 class _Tally:
@@ -267,9 +268,7 @@ class _Tally:
                     chain.failure = f"dataset[{chain.row_index}]: {what}: {e}"
                 continue  # else stand-in text broke it, which real text may not: nothing to count
             provider, _, model = call.model.partition("/")
-            key = cache_key(provider=provider, model=model, params=call.params, messages=call.messages,
-                            replicate=chain.replicate, namespace=self.sources.cache_namespace(provider),
-                            ) if chain.all_cached else None  # fmt: skip
+            key = self._key(call, chain) if chain.all_cached else None
             calls.append((chain, call, key))
         found = self.sources.cached([key for _, _, key in calls if key is not None])
         for chain, call, key in calls:
@@ -282,7 +281,7 @@ class _Tally:
                     chain.variables[call.name] = hit.text
                 continue
             chain.all_cached = False
-            tokens_out, source = self._expected_output(call)
+            tokens_out, source = (0, "embedding") if call.embedding else self._expected_output(call)
             tokens_in = sum(estimate_tokens(m["content"]) for m in call.messages)
             price_in, price_out = self.sources.price(call.model)
             line.tokens_in += tokens_in
@@ -291,6 +290,15 @@ class _Tally:
             line.output_from.add(source)
             if call.feeds_next:
                 chain.variables[call.name] = "x" * (4 * tokens_out)  # stand-in of the expected length
+
+    def _key(self, call: _Call, chain: _Chain) -> str:
+        provider, _, model = call.model.partition("/")
+        namespace = self.sources.cache_namespace(provider)
+        if call.embedding:
+            texts = [m["content"] for m in call.messages]
+            return embedding_key(provider=provider, model=model, texts=texts, namespace=namespace)
+        return cache_key(provider=provider, model=model, params=call.params, messages=call.messages,
+                         replicate=chain.replicate, namespace=namespace)  # fmt: skip
 
     def _expected_output(self, call: _Call) -> tuple[int, str]:
         memo = (call.model, repr(call.params.get("max_tokens")))
@@ -310,8 +318,11 @@ def _stage_call(step: int, chain: _Chain) -> _Call:
 
 
 class _JudgeCalled(Exception):
-    def __init__(self, model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> None:
+    def __init__(
+        self, model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any], *, embedding: bool = False
+    ) -> None:
         self.model, self.messages, self.params = model, tuple(dict(m) for m in messages), params
+        self.embedding = embedding
 
 
 def _judge_call(judge: Scorer, chain: _Chain) -> _Call:
@@ -321,12 +332,16 @@ def _judge_call(judge: Scorer, chain: _Chain) -> _Call:
     async def capture(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> str:
         raise _JudgeCalled(model, messages, params)
 
+    async def capture_embedding(model: str, texts: tuple[str, ...]) -> list[list[float]]:
+        raise _JudgeCalled(model, [{"role": EMBEDDING_INPUT, "content": text} for text in texts], {}, embedding=True)
+
     output = chain.variables.get(chain.stages[-1].name, "") if chain.stages else ""  # the last stage's answer
-    coroutine = judge.ascore(output, chain.variables, capture)
+    coroutine = judge.ascore(output, chain.variables, capture, embed=capture_embedding)
     try:
         coroutine.send(None)  # runs until `capture` raises: no event loop is needed
     except _JudgeCalled as called:
-        return _Call(f"{JUDGE_PREFIX}{judge.name}", called.model, called.messages, called.params, feeds_next=False)
+        return _Call(f"{JUDGE_PREFIX}{judge.name}", called.model, called.messages, called.params, feeds_next=False,
+                     embedding=called.embedding)  # fmt: skip
     finally:
         coroutine.close()
     raise RuntimeError(f"judge {judge.name!r} answered without calling its model")

@@ -325,9 +325,9 @@ class Executor:
         replicate: int,
         stages: list[StageOutcome],
     ) -> ScoreResult:
-        """The verdict of a scorer that calls a model (an LLM judge). Its calls are calls like any
-        other (cache, budget, retries, rate limits) and are added to the sample's stages, so their
-        cost counts."""
+        """The verdict of a scorer that calls a model (an LLM judge, similarity by embedding). Its
+        calls are calls like any other (cache, budget, retries, rate limits) and are added to the
+        sample's stages, so their cost counts."""
         name = JUDGE_PREFIX + scorer.name
         calls = self._calls
 
@@ -339,12 +339,17 @@ class Executor:
             stages.append(outcome)
             return outcome.response.text
 
+        async def embed(model: str, texts: tuple[str, ...]) -> list[list[float]]:
+            outcome, vectors = await calls.embed(name, model, texts)
+            stages.append(outcome)
+            return vectors
+
         try:
-            return await scorer.ascore(output, variables, call)
+            return await scorer.ascore(output, variables, call, embed=embed)
         except (BudgetExhausted, Halted):
             raise
         except Exception as e:  # the call failed, the rubric did not render, or the answer held no verdict
             self._defer_on_quota(e)
             if not isinstance(e, (ProviderError, TemplateError, ValueError)):  # else: a bug in the scorer
-                log.exception("judge %r failed unexpectedly", scorer.name)
-            return ScoreResult(0.0, False, f"judge error: {e}")
+                log.exception("scorer %r failed unexpectedly", scorer.name)
+            return ScoreResult(0.0, False, f"{scorer.model_error}: {e}")

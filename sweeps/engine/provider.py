@@ -1,4 +1,5 @@
-"""What the engine needs of an LLM adapter: one chat completion per call, and one error type.
+"""What the engine needs of an LLM adapter: one chat completion per call (and, where the
+server has an embeddings endpoint, the embeddings of some texts), and one error type.
 
 The engine defines this and the adapters in sweeps/providers/ (mock, and the httpx-based OpenAI
 and Anthropic ones) subclass Provider, so the dependency points one way: providers import the
@@ -36,6 +37,21 @@ class Completion:
     usage_estimated: bool = False  # the server sent no usable token counts: tokens_in/out are estimates
 
 
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str  # without the "provider/" prefix, e.g. "text-embedding-3-small"
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vectors: tuple[tuple[float, ...], ...]  # one per text, in the request's order
+    tokens_in: int
+    latency_ms: float = 0.0
+    usage_estimated: bool = False
+    tokens_out: int = 0  # an embedding answers with no tokens; here so that it reads like a Completion
+
+
 class ProviderError(Exception):
     """A call that produced no completion.
 
@@ -68,6 +84,13 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, request: CompletionRequest) -> Completion:
         """Return the completion, or raise ProviderError."""
+
+    async def embed(self, request: EmbeddingRequest) -> Embedding:
+        """The embeddings of the request's texts, or raise ProviderError; most adapters have none."""
+        raise ProviderError(
+            f"{self.name}: no embeddings endpoint; use an OpenAI-compatible provider's embedding model",
+            permanent=True,
+        )
 
     async def aclose(self) -> None:  # noqa: B027 (optional: most adapters hold nothing)
         """Release what the adapter holds (an HTTP client); nothing by default."""

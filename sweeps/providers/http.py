@@ -26,13 +26,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 from httpx_aiohttp import HttpxAiohttpClient
 
 from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
+
+T = TypeVar("T")
 
 # Statuses that another attempt may turn into an answer (plus every 5xx, Anthropic's 529 included).
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -181,6 +183,11 @@ class HttpProvider(Provider):
         return False
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self.post(self.path, self.request_body(request), request, self.parse_completion)
+
+    async def post(self, path: str, body: Any, request: Any, parse: Callable[[Any, Any, float], T]) -> T:
+        """POST `body` as JSON to `path` and read the answer with `parse(data, request, latency_ms)`;
+        every failure is a ProviderError saying what to do. `request` has the `model` asked for."""
         # No key variable at all (key_env "") is a keyless server: no key header is sent.
         if self._api_key is None and self.key_env:
             raise ProviderError(f"{self.name}: no API key — set {self.key_env}", permanent=True)
@@ -191,7 +198,7 @@ class HttpProvider(Provider):
         deadline = asyncio.timeout(total)  # the request and its whole body
         try:
             async with deadline:
-                response = await self._client.post(self.path, json=self.request_body(request))
+                response = await self._client.post(path, json=body)
         except TimeoutError as exc:  # the deadline's, or (unmapped) aiohttp's own read timeout
             if not deadline.expired():
                 raise ProviderError(
@@ -216,7 +223,7 @@ class HttpProvider(Provider):
         if not response.is_success:
             raise self._error_for(response, request)
         try:
-            return self.parse_completion(response.json(), request, latency_ms)
+            return parse(response.json(), request, latency_ms)
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             problem = self._describe_malformed(exc)
         # Raised outside the except block: the parsing error may quote the body, which is not
@@ -229,7 +236,7 @@ class HttpProvider(Provider):
             client, self._client = self._client, None
             await client.aclose()
 
-    def _error_for(self, response: httpx.Response, request: CompletionRequest) -> ProviderError:
+    def _error_for(self, response: httpx.Response, request: Any) -> ProviderError:
         status = response.status_code
         error = ErrorBody.read(response)
         # Scrubbed before shortening, so a cut cannot leave part of the key behind.

@@ -16,6 +16,10 @@ Models (the part after "mock/"):
            fresh draw, so retrying eventually succeeds as it would against a real provider.
 Any other model raises a permanent ProviderError (status 404) naming the choices.
 
+Embeddings (`mock/<any model>` with the similarity scorer's `method: embedding`): each text
+becomes a unit vector of EMBEDDING_DIMENSIONS counting its lower-cased words by hash, so texts
+sharing words are close (cosine = their words' overlap) and the same text is always the same vector.
+
 Params (others are accepted and ignored, as real APIs accept many):
 - `temperature` (0..2, default 0 so that a spec without it gets the clean answer): each word of
   the answer is dropped, duplicated or swapped with the next one with probability
@@ -40,10 +44,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
+from sweeps.engine.provider import (
+    Completion,
+    CompletionRequest,
+    Embedding,
+    EmbeddingRequest,
+    Provider,
+    ProviderError,
+)
 
 FLAKY_FAILURE_RATE = 0.3
 NOISE_PER_TEMPERATURE = 0.4
+EMBEDDING_DIMENSIONS = 256
 
 _WORD = re.compile(r"\S+")
 
@@ -121,6 +133,15 @@ class MockProvider(Provider):
             tokens_in=max(1, sum(_count_tokens(m.get("content", "")) for m in request.messages)),
             tokens_out=tokens_out,
             finish_reason=finish_reason,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def embed(self, request: EmbeddingRequest) -> Embedding:
+        started = time.perf_counter()
+        await self._wait(random.Random(hashlib.blake2b("\0".join(request.texts).encode(), digest_size=8).digest()))
+        return Embedding(
+            vectors=tuple(_bag_of_words(text) for text in request.texts),
+            tokens_in=sum(max(1, _count_tokens(text)) for text in request.texts),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
@@ -219,3 +240,12 @@ def _perturb(words: list[str], probability: float, rng: random.Random) -> list[s
 def _count_tokens(text: str) -> int:
     # About 1.3 tokens per English word, in integers so that truncation lands exactly.
     return (13 * len(text.split()) + 9) // 10
+
+
+def _bag_of_words(text: str) -> tuple[float, ...]:
+    counts = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        counts[int.from_bytes(digest, "big") % EMBEDDING_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(c * c for c in counts)) or 1.0
+    return tuple(c / norm for c in counts)

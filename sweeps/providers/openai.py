@@ -1,5 +1,6 @@
 """OpenAI chat completions, and every server that speaks the same protocol (vLLM, Ollama,
-llama.cpp, LiteLLM, OpenRouter...): POST {base_url}/chat/completions with a bearer key.
+llama.cpp, LiteLLM, OpenRouter...): POST {base_url}/chat/completions with a bearer key; and
+their embeddings, POST {base_url}/embeddings, for the similarity scorer's `method: embedding`.
 
 The spec's params go into the body as they are (temperature, top_p, max_tokens, stop, seed and
 anything else the server understands), so a new OpenAI parameter needs no code here.
@@ -7,10 +8,11 @@ anything else the server understands), so a new OpenAI parameter needs no code h
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sweeps.engine.provider import Completion, CompletionRequest
-from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
+from sweeps.engine.provider import Completion, CompletionRequest, Embedding, EmbeddingRequest
+from sweeps.providers.http import MAX_REPORTED_TOKENS, ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -52,6 +54,33 @@ class OpenAIProvider(HttpProvider):
             usage_estimated=estimated,
         )
 
+    async def embed(self, request: EmbeddingRequest) -> Embedding:
+        body = {"model": request.model, "input": list(request.texts)}
+        return await self.post("embeddings", body, request, parse_embedding)
+
     def is_quota_exhausted(self, status: int, error: ErrorBody) -> bool:
         # A 429 of this kind is not a rate limit: waiting does not help until someone pays.
         return status == 429 and "insufficient_quota" in (error.code, error.type)
+
+
+MAX_DIMENSIONS = 100_000
+
+
+def parse_embedding(data: Any, request: EmbeddingRequest, latency_ms: float) -> Embedding:
+    """{"data": [{"index": i, "embedding": [floats]}...], "usage": {"prompt_tokens": n}}; the
+    items may come in any order (OpenAI says to use `index`). Anything else raises as malformed."""
+    items = sorted(data["data"], key=lambda item: item.get("index", 0))
+    if len(items) != len(request.texts):
+        raise ValueError(f"{len(items)} embeddings for {len(request.texts)} texts")
+    vectors = []
+    for item in items:
+        vector = item["embedding"]
+        if not isinstance(vector, list) or not 0 < len(vector) <= MAX_DIMENSIONS:
+            raise ValueError("an embedding is not a list of numbers")
+        vectors.append(tuple(float(x) for x in vector))
+    usage = data.get("usage")
+    estimate = sum(math.ceil(len(text) / 4) for text in request.texts)
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and 0 <= tokens <= MAX_REPORTED_TOKENS:
+        return Embedding(tuple(vectors), tokens, latency_ms)
+    return Embedding(tuple(vectors), estimate, latency_ms, usage_estimated=True)  # a server that counts nothing

@@ -24,6 +24,9 @@ PRICES: dict[str, dict[str, tuple[float, float]]] = {
         "o3": (2.00, 8.00),
         "o1-mini": (1.10, 4.40),
         "o1": (15.00, 60.00),
+        "text-embedding-3-small": (0.02, 0.0),
+        "text-embedding-3-large": (0.13, 0.0),
+        "text-embedding-ada-002": (0.10, 0.0),
     },
     "anthropic": {
         "claude-3-haiku": (0.25, 1.25),

@@ -120,7 +120,7 @@ def layout(sweep: Sweep) -> Layout:
         runs[run_id] = RunFacts(status, score, samples, params, prefixed, means)
         param_keys.update(dict.fromkeys(params))
     judges = [JUDGE_PREFIX + name for s, name in zip(spec["scorers"], scorer_names, strict=True)
-              if SCORER_TYPES[s["type"]].calls_model]  # fmt: skip
+              if SCORER_TYPES[s["type"]].variant(s).calls_model]  # fmt: skip
     inputs = {key: None for row in spec["dataset"] for key in row}
     return Layout(
         runs=runs,

@@ -332,7 +332,7 @@ class FakeJudge(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise AssertionError("a judge is scored through ascore")
 
-    async def ascore(self, output: str, variables: Mapping[str, Any], call: JudgeCall) -> ScoreResult:
+    async def ascore(self, output: str, variables: Mapping[str, Any], call: JudgeCall, **_: Any) -> ScoreResult:
         messages = (
             {"role": "system", "content": "Answer PASS or FAIL."},
             {"role": "user", "content": f"Expected {variables.get('expected')!r}, got {output!r}"},

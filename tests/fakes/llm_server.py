@@ -1,5 +1,6 @@
 """A fake LLM server on 127.0.0.1 (real sockets, real HTTP) speaking OpenAI's chat completions
-(POST /v1/chat/completions) and Anthropic's messages (POST /v1/messages).
+(POST /v1/chat/completions) and embeddings (POST /v1/embeddings: vectors counting the words of
+each input by hash, so texts sharing words are close), and Anthropic's messages (POST /v1/messages).
 
 Async tests run it on their own event loop:
 
@@ -34,8 +35,10 @@ the script; `latency` and `responder` stay.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -46,6 +49,7 @@ from typing import Any
 from aiohttp import web
 
 OPENAI_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
 
 
@@ -207,7 +211,9 @@ class FakeLLMServer:
             decoded = json.loads(body) if body else None
         except ValueError:
             decoded = None
-        protocol = {OPENAI_PATH: "openai", ANTHROPIC_PATH: "anthropic"}.get(request.path, "")
+        protocol = {OPENAI_PATH: "openai", ANTHROPIC_PATH: "anthropic", EMBEDDINGS_PATH: "embeddings"}.get(
+            request.path, ""
+        )
         peer = request.transport.get_extra_info("peername") if request.transport else None
         recorded = RecordedRequest(
             path=request.path,
@@ -292,6 +298,8 @@ class FakeLLMServer:
         if body is None:
             if scripted.status >= 300:
                 body = error_body(request.protocol, scripted.status)
+            elif request.protocol == "embeddings":
+                body = embeddings_answer(request.json or {})
             elif request.protocol == "anthropic":
                 body = anthropic_answer(request.json or {}, scripted.text, next(self._ids))
             else:
@@ -355,6 +363,23 @@ def anthropic_answer(request: dict[str, Any], text: str | None = None, answer_id
         "stop_sequence": None,
         "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
     }
+
+
+def embeddings_answer(request: dict[str, Any], dimensions: int = 64) -> dict[str, Any]:
+    """OpenAI's embeddings answer to `request`: one unit vector per input counting its lower-cased
+    words by hash (cosine = shared words), usage counted in words."""
+    inputs = request.get("input")
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    data = []
+    for index, text in enumerate(texts):
+        counts = [0.0] * dimensions
+        for word in str(text).lower().split():
+            counts[int(hashlib.md5(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+        norm = math.sqrt(sum(c * c for c in counts)) or 1.0
+        data.append({"object": "embedding", "index": index, "embedding": [c / norm for c in counts]})
+    words = sum(len(str(text).split()) for text in texts)
+    return {"object": "list", "data": data, "model": request.get("model", ""),
+            "usage": {"prompt_tokens": words, "total_tokens": words}}  # fmt: skip
 
 
 def _answer_for(request: dict[str, Any], text: str | None) -> tuple[str, int, int, bool]:

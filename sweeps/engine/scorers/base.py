@@ -27,6 +27,9 @@ from sweeps.engine.templating import TemplateError, compile_template, limit_erro
 # How a scorer calls a model: ("provider/model", messages, params) -> the answer's text. The
 # executor's makes the call like a stage's (cache, budget, retries, rate limits).
 ModelCall = Callable[[str, Sequence[Mapping[str, str]], Mapping[str, Any]], Awaitable[str]]
+# How a scorer asks for embeddings: ("provider/model", texts) -> one vector per text, made like
+# any other call (cache, budget, retries) and recorded among the sample's calls.
+EmbedCall = Callable[[str, tuple[str, ...]], Awaitable[list[list[float]]]]
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,14 @@ class Scorer(ABC):
     # The verdict takes a model call: the executor awaits `ascore` with a ModelCall, and the
     # estimate counts one call per sample. Spec keys naming that provider/model: `model_keys`.
     calls_model: ClassVar[bool] = False
+    model_error: ClassVar[str] = "judge error"  # how a verdict lost to a failed model call begins
     model_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def variant(cls, spec: Mapping[str, Any]) -> type[Scorer]:
+        """The class that scores this spec entry: a type whose options choose how it works
+        (similarity's `method`) answers with the class of that method."""
+        return cls
 
     @classmethod
     def parse_options(cls, options: SpecOptions) -> dict[str, Any]:
@@ -164,10 +174,17 @@ class Scorer(ABC):
             return ScoreResult(0.0, False, f"value template failed: {exc}")
 
     async def ascore(
-        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+        self,
+        output: str,
+        variables: Mapping[str, Any],
+        call: ModelCall,
+        *,
+        sample: SampleFacts | None = None,
+        embed: EmbedCall | None = None,
     ) -> ScoreResult:
         """The verdict, calling a model through `call` when the scorer needs one (`calls_model`);
-        one that needs none gives `score`'s. `sample`: what else is known of the sample."""
+        one that needs none gives `score`'s. `sample`: what else is known of the sample; `embed`:
+        how a scorer that `calls_model` asks for embeddings."""
         return self.score(output, variables)
 
     @abstractmethod

@@ -10,7 +10,16 @@ from typing import Any
 
 import jinja2
 
-from sweeps.engine.scorers.base import ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, quote, verdict
+from sweeps.engine.scorers.base import (
+    EmbedCall,
+    ModelCall,
+    SampleFacts,
+    Scorer,
+    ScoreResult,
+    SpecOptions,
+    quote,
+    verdict,
+)
 from sweeps.engine.templating import render_template, template_variables
 
 JUDGE_INSTRUCTIONS = {
@@ -63,7 +72,13 @@ class LlmJudge(Scorer):
         raise TypeError("llm_judge needs a model call: the executor runs it through ascore")
 
     async def ascore(
-        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+        self,
+        output: str,
+        variables: Mapping[str, Any],
+        call: ModelCall,
+        *,
+        sample: SampleFacts | None = None,
+        embed: EmbedCall | None = None,
     ) -> ScoreResult:
         rubric = render_template(self.rubric, {**variables, "output": output})
         if self.appends_output:

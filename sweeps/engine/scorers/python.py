@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from sweeps.engine.scorers.base import ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions
+from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions
 
 ENTRY_POINT_GROUP = "promptlooper.scorers"
 DEFAULT_TIMEOUT = 10.0
@@ -205,7 +205,13 @@ class PythonScorer(Scorer):
         raise TypeError("a python scorer runs through ascore, with its time limit")
 
     async def ascore(
-        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+        self,
+        output: str,
+        variables: Mapping[str, Any],
+        call: ModelCall,
+        *,
+        sample: SampleFacts | None = None,
+        embed: EmbedCall | None = None,
     ) -> ScoreResult:
         row = variables if sample is None else sample.row
         context = ScorerContext(

@@ -56,7 +56,7 @@ def build_scorer(spec: Mapping[str, Any], path: str) -> Scorer:
         problem = "required" if kind is None else f"unknown scorer type {kind!r}"
         type_path = f"{path}.type" if path else "type"
         raise SpecError.at(type_path, f"{problem}; expected one of: {', '.join(sorted(SCORER_TYPES))}")
-    scorer_class = SCORER_TYPES[kind]
+    scorer_class = SCORER_TYPES[kind].variant(spec)
     options = SpecOptions(spec, path)
     allowed = _COMMON_KEYS + scorer_class.options
     for key in spec:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sweeps.engine.scorers.base import ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, verdict
+from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +29,13 @@ class _AtMost(Scorer):
         raise TypeError(f"{type(self).__name__} reads the sample's facts: the executor runs it through ascore")
 
     async def ascore(
-        self, output: str, variables: Mapping[str, Any], call: ModelCall, *, sample: SampleFacts | None = None
+        self,
+        output: str,
+        variables: Mapping[str, Any],
+        call: ModelCall,
+        *,
+        sample: SampleFacts | None = None,
+        embed: EmbedCall | None = None,
     ) -> ScoreResult:
         if sample is None:
             raise TypeError(f"{type(self).__name__} needs the sample's facts")
