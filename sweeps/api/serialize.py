@@ -45,7 +45,7 @@ def runs_out(runs: list[Run]) -> list[dict[str, Any]]:
 
 def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
     params = varying_params(runs) if runs else []
-    means = scorer_means(runs)
+    means = scorer_means(runs, live=False)
     front = pareto_run_ids(sweep) if sweep else []
     entries = [
         {

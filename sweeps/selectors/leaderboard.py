@@ -89,7 +89,8 @@ def pareto_run_ids(sweep: Sweep) -> list[int]:
 
 
 RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "score_ci_low",
-               "score_ci_high", "score_spread", "consistency", "samples_failed", "samples_truncated")  # fmt: skip
+               "score_ci_high", "score_spread", "consistency", "samples_failed", "samples_truncated", "finished_at",
+               "scorer_means")  # fmt: skip
 
 
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:

@@ -154,11 +154,13 @@ def compare_samples(runs: list[Run], keys: list[tuple[int, int]]) -> list[RunSam
     return [s for s in samples.prefetch_related("scores") if (s.row_index, s.replicate) in wanted]
 
 
-def scorer_means(runs: Iterable[Run]) -> dict[int, list[dict[str, Any]]]:
+def scorer_means(runs: Iterable[Run], *, live: bool = True) -> dict[int, list[dict[str, Any]]]:
     """Per run: each scorer's name, mean and number of samples counted, in scorer order. A
-    closed run's were stored as it closed; a run in progress has its computed now."""
-    means = {run.pk: run.scorer_means for run in runs if run.finished_at}
-    open_runs = [run.pk for run in runs if not run.finished_at]
+    closed run's were stored as it closed; a run in progress has its computed now, or none
+    without `live` (a leaderboard, which shows no score either until a run closes, and must
+    not read the samples of every run it lists)."""
+    means = {run.pk: run.scorer_means for run in runs if run.finished_at or not live}
+    open_runs = [run.pk for run in runs if live and not run.finished_at]
     return {**means, **(compute_scorer_means(open_runs) if open_runs else {})}
 
 

@@ -161,7 +161,7 @@ def leaderboard_rows(
     cells, floatformat alone would take a good share of the page's time budget. `front`: the
     ids of the runs on the Pareto front over score, cost and latency; `scorers`: how many
     columns of scorer means the table has."""
-    means = scorer_means(runs)
+    means = scorer_means(runs, live=False)
     return [
         {
             "rank": rank,

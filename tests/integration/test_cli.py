@@ -95,7 +95,8 @@ def test_sweep_file_wait_prints_the_leaderboard_and_exits_0(user, mock_latency, 
     assert f"Leaderboard · sweep {sweep.pk} · completed" in out
     header = next(line for line in out.splitlines() if line.strip().startswith("┃"))
     assert [c.strip() for c in header.strip().strip("┃").split("┃")] == [
-        "#", "score [95 %]", "model", "params.temperature", "stages.label.prompt", "status", "tokens", "cost $"
+        "#", "score [95 %]", "icontains", "max_length", "similarity", "model", "params.temperature",
+        "stages.label.prompt", "status", "tokens", "cost $"
     ]  # fmt: skip
 
     rows = table_rows(out)
@@ -104,7 +105,8 @@ def test_sweep_file_wait_prints_the_leaderboard_and_exits_0(user, mock_latency, 
     assert scores == sorted(scores, reverse=True)
     best = Run.objects.filter(sweep=sweep).order_by("-score", "id").first()
     assert rows[0][1] == f"{sweep.best_score:.3f} [{best.score_ci_low:.2f}–{best.score_ci_high:.2f}]"
-    assert rows[0][2] == best.config["model"]
+    assert rows[0][2:5] == [f"{m['mean']:.3f}" for m in best.scorer_means]  # each scorer's mean
+    assert rows[0][5] == best.config["model"]
     assert f"{sweep.completed} completed, {sweep.failed} failed" in out
     assert "#1 and #2 (the top two): " in out and "Wilcoxon over 6 rows" in out  # ranks, as the table numbers them
 

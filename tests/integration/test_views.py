@@ -341,8 +341,9 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
 
     table = leaderboard(page)
     assert table.headers[:3] == ["#", "Score", "95 % interval"]
-    assert table.headers[3:5] == ["model", "params.temperature"]  # the varying parameters
-    assert table.headers[5:] == ["Status", "Tokens", "Cost", "Score / $", "Latency", "Front"]
+    assert table.headers[3:5] == ["contains", "max_length"]  # each scorer's mean
+    assert table.headers[5:7] == ["model", "params.temperature"]  # the varying parameters
+    assert table.headers[7:] == ["Status", "Tokens", "Cost", "Score / $", "Latency", "Front"]
     runs = {r.pk: r for r in Run.objects.filter(sweep=sweep)}
     assert len(table.rows) == len(runs) == 6
 
@@ -353,10 +354,11 @@ def test_owner_sees_progress_and_a_leaderboard_ranked_best_first(user, mock_late
         assert cells[0] == str(rank)
         assert cells[1] == f"{run.score:.3f}"
         assert cells[2] == f"{run.score_ci_low:.2f}–{run.score_ci_high:.2f}"
-        assert cells[3] == run.config["model"]
-        assert float(cells[4]) == run.config["params"]["temperature"]
-        assert cells[5] == run.status
-        assert int(cells[6]) == run.tokens_in + run.tokens_out
+        assert cells[3:5] == [f"{m['mean']:.3f}" for m in run.scorer_means]
+        assert cells[5] == run.config["model"]
+        assert float(cells[6]) == run.config["params"]["temperature"]
+        assert cells[7] == run.status
+        assert int(cells[8]) == run.tokens_in + run.tokens_out
         shown.append(run.score)
     assert shown == sorted(shown, reverse=True)  # best first
     assert len(set(shown)) > 1  # the ranking is not vacuous
