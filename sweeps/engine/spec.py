@@ -13,7 +13,7 @@ import keyword
 import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 import yaml
@@ -21,6 +21,7 @@ import yaml
 from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.scorers import build_scorer
 from sweeps.engine.space import Choice, Space, Steps, Uniform, ValueSpec, parse_value_spec
+from sweeps.engine.spec_files import parse_sources, reference_problem
 from sweeps.engine.strategies import NAMES_TEXT, STRATEGIES, Strategy
 from sweeps.engine.templating import TemplateError, compile_template, limit_error, render_budget, template_variables
 from sweeps.engine.values import INT64_MAX, value_problems
@@ -47,6 +48,7 @@ TOP_LEVEL_KEYS = (
     "max_concurrency",
     "budget",
     "fail_fast",
+    "sources",  # the files a spec's fields were read from (spec_files.py), as recorded then
 )
 STAGE_KEYS = ("name", "prompt", "system", "model", "params")
 SWEEP_KEYS = ("type", "params", "n_trials", "top_k", "explore_ratio", "seed", "early_stopping")
@@ -116,6 +118,7 @@ class ExperimentSpec:
     budget: BudgetSpec
     # Stop the sweep (reason provider_error) when a provider says the account is out of quota.
     fail_fast: bool = True
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Every field, defaults filled in; `parse_spec(spec.to_dict()) == spec`."""
@@ -152,6 +155,7 @@ class ExperimentSpec:
                 "max_cost_usd": self.budget.max_cost_usd,
             },
             "fail_fast": self.fail_fast,
+            **({"sources": copy.deepcopy(dict(self.sources))} if self.sources else {}),
         }
 
 
@@ -223,6 +227,7 @@ def _parse_spec(
     max_concurrency = v.integer(data, "max_concurrency", "", default=DEFAULT_MAX_CONCURRENCY, maximum=MAX_CONCURRENCY)
     budget = _parse_budget(v, data.get("budget"))
     fail_fast = v.boolean(data, "fail_fast", "", default=True)
+    sources = parse_sources(data.get("sources"), v.errors)
     if not v.errors:
         _check_samples(v, sweep, len(dataset), repeats or 1, limits.max_samples)
 
@@ -239,6 +244,7 @@ def _parse_spec(
         max_concurrency=max_concurrency,
         budget=budget,
         fail_fast=fail_fast,
+        sources=sources,
     )
 
 
@@ -250,7 +256,7 @@ def _parse_dataset(v: _Validator, raw: Any) -> tuple[dict, ...]:
     if raw is None or raw == []:
         return ({},)
     if not isinstance(raw, list):
-        v.error("dataset", f"must be a list of objects, got {_kind(raw)}")
+        v.error("dataset", reference_problem(raw) or f"must be a list of objects, got {_kind(raw)}")
         return ({},)
     rows = []
     for index, row in enumerate(raw):
@@ -649,7 +655,7 @@ class _Validator:
                 self.error(where, "is required")
             return None
         if not isinstance(value, str):
-            self.error(where, f"must be a string, got {_kind(value)}")
+            self.error(where, reference_problem(value) or f"must be a string, got {_kind(value)}")
             return None
         if required and not value.strip():
             self.error(where, "must not be empty")

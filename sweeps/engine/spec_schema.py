@@ -64,6 +64,16 @@ def spec_json_schema(*, partial: bool = False) -> dict[str, Any]:
             "default": True,
             "description": "stop the sweep when a provider says the account is out of quota",
         },
+        "sources": {
+            "type": "object",
+            "description": "the files fields were read from by `manage.py sweep`: {field: {file, sha256[, rows]}}",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["file", "sha256"],
+                "properties": {"file": {"type": "string"}, "sha256": {"type": "string"}, "rows": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+        },
     }
     return {
         "title": "Spec",

@@ -8,6 +8,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import transaction
 
+from sweeps.engine.datasets import Dataset
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
 from sweeps.models import Experiment, Provider, Sweep
@@ -89,6 +90,16 @@ def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
     experiment_check_editable(experiment=experiment, spec=spec)
     experiment_save(experiment, spec)
     return experiment
+
+
+def experiment_set_dataset(*, experiment: Experiment, dataset: Dataset, source: str) -> Experiment:
+    """Replace the experiment's rows, recording where they came from and their SHA-256 in the
+    spec's `sources`; validated and refused as any edit is."""
+    sources = {**experiment.spec.get("sources", {}),
+               "dataset": {"file": source, "sha256": dataset.sha256, "rows": len(dataset.rows)}}  # fmt: skip
+    return experiment_update(
+        experiment=experiment, data={**experiment.spec, "dataset": dataset.rows, "sources": sources}
+    )
 
 
 @transaction.atomic

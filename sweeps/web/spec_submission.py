@@ -5,8 +5,6 @@ file travel in a hidden field, since browsers forget a chosen file when the page
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -16,14 +14,11 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from sweeps.engine.datasets import DatasetError, read_dataset
 from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.spec import load_spec_text
 
 DATASET_TYPES = ".csv,.jsonl,.json"
-
-
-class DatasetError(ValueError):
-    """A dataset file that cannot be read; the message names the line."""
 
 
 @dataclass
@@ -80,90 +75,7 @@ def read_dataset_upload(upload: Any) -> list[dict]:
     limit = settings.PROMPTLOOPER_MAX_BODY_BYTES
     if upload.size > limit:
         raise DatasetError(f"the file is {upload.size:,} bytes, more than the limit of {limit:,}")
-    return read_dataset(upload.name, upload.read())
-
-
-def read_dataset(name: str, content: bytes) -> list[dict]:
-    """Rows from a CSV file (header row -> variables) or JSON Lines (one object per line); a
-    .json file may also hold one array of objects. At least one row."""
-    text = decode(content)
-    if name.lower().endswith(".csv"):
-        rows = read_csv(text)
-    elif name.lower().endswith((".jsonl", ".ndjson", ".json")) or text.lstrip()[:1] in ("{", "["):
-        rows = read_json_array(text) if text.lstrip().startswith("[") else read_jsonl(text)
-    else:
-        rows = read_csv(text)
-    if not rows:
-        raise DatasetError("the file has no rows")
-    return rows
-
-
-def decode(content: bytes) -> str:
-    try:
-        return content.decode("utf-8-sig")  # Excel writes a BOM in front of UTF-8 CSV
-    except UnicodeDecodeError as e:
-        line = content[: e.start].count(b"\n") + 1
-        raise DatasetError(f"line {line}: not UTF-8 text (save the file as UTF-8)") from e
-
-
-def read_csv(text: str) -> list[dict]:
-    # DictReader files extra values under the key None and fills missing ones with None: real
-    # values are always text, so either means a row that does not match the header.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        if reader.fieldnames is None:
-            raise DatasetError("the file is empty: the first line must name the columns")
-        columns = [name.strip() for name in reader.fieldnames]  # "ticket, expected" means "expected"
-        check_header(columns)
-        reader.fieldnames = columns
-        rows = []
-        for row in reader:
-            values = len(columns) + len(row.pop(None, [])) - sum(value is None for value in row.values())
-            if values != len(columns):
-                plural = "" if values == 1 else "s"
-                raise DatasetError(
-                    f"line {reader.line_num}: {values} value{plural}, but the header has {len(columns)} columns "
-                    "(quote values that contain commas)"
-                )
-            if any(value.strip() for value in row.values()):  # a line of empty values is a blank line
-                rows.append(row)
-    except csv.Error as e:
-        raise DatasetError(f"line {reader.line_num}: {e}") from e
-    return rows
-
-
-def check_header(columns: list[str]) -> None:
-    for index, name in enumerate(columns, 1):
-        if not name:
-            raise DatasetError(f"line 1: column {index} has no name")
-        if columns.index(name) != index - 1:
-            raise DatasetError(f"line 1: column {name!r} appears twice")
-
-
-def read_jsonl(text: str) -> list[dict]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"line {number}: not valid JSON ({e.msg}, column {e.colno})") from e
-        if not isinstance(row, dict):
-            raise DatasetError(f'line {number}: expected an object like {{"ticket": "..."}}, got {type(row).__name__}')
-        rows.append(row)
-    return rows
-
-
-def read_json_array(text: str) -> list[dict]:
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"line {e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DatasetError(f"item {index} of the array is not an object")
-    return rows
+    return read_dataset(upload.name, upload.read()).rows
 
 
 def kept_rows(raw: str) -> list[dict]:

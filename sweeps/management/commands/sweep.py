@@ -32,6 +32,7 @@ from sweeps.engine import formatting
 from sweeps.engine.errors import SpecError
 from sweeps.engine.space import get_path
 from sweeps.engine.spec import load_spec_text
+from sweeps.engine.spec_files import resolve_files
 from sweeps.models import Sweep
 from sweeps.selectors.leaderboard import (
     leaderboard,
@@ -150,7 +151,10 @@ class Command(BaseCommand):
             raise CommandError(f"{path} is not UTF-8 text", returncode=2) from None
         try:
             with transaction.atomic():  # an invalid spec saves nothing, not even the owner
-                return experiment_create(owner=self.owner(username), data=load_spec_text(text))
+                data = resolve_files(
+                    load_spec_text(text), path.parent, max_bytes=settings.PROMPTLOOPER_MAX_BODY_BYTES
+                )  # `{file: ...}` is read relative to the spec file
+                return experiment_create(owner=self.owner(username), data=data)
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
@@ -211,7 +215,7 @@ class Command(BaseCommand):
         runs = leaderboard(sweep, limit=limit)
         params = varying_params(runs) if runs else []
         scorers = sweep_scorer_names(sweep)
-        means = scorer_means(runs)
+        means = scorer_means(runs, live=False)
         table = Table(title=f"Leaderboard · sweep {sweep.pk} · {sweep.status}")
         for header in ["#", "score [95 %]", *scorers, *params, "status", "tokens", "cost $"]:
             table.add_column(header, overflow="fold")
