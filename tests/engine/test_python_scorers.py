@@ -48,6 +48,9 @@ async def hangs_async(output, context):
     await asyncio.sleep(3)
     return 1.0
 
+def graded(output, context):
+    return {"pass": False, "score": 0.9, "reason": f"saw {context['vars']['q']} with {context['config']}"}
+
 def says_yes(output, context):
     return "yes"
 
@@ -119,6 +122,11 @@ def test_the_context_holds_the_row_the_stages_and_the_options_apart(user_module)
         ({"ticket": "t", "label": "l"}, {"draft": "d", "answer": "final"}, {"column": "label"},
          ["answer", "draft", "label", "ticket"])
     )  # fmt: skip
+
+
+def test_a_promptfoo_style_function_reads_context_by_key_and_returns_a_grading_result(user_module):
+    result = verdict(scorer("myscorers.tickets:graded", options={"k": 1}), "x", {"q": "why"})
+    assert result == ScoreResult(0.9, False, "saw why with {'k': 1}")  # its own pass decides, not the threshold
 
 
 def test_async_functions_are_awaited(user_module):

@@ -45,6 +45,13 @@ class ScorerContext:
     options: Mapping[str, Any]  # the spec entry's `options`
     vars: Mapping[str, Any] = field(default_factory=dict)  # what templates see: row and stages
 
+    def __getitem__(self, key: str) -> Any:
+        """promptfoo's get_assert(output, context) reads context["vars"] and context["config"]."""
+        found = {"vars": self.vars, "config": self.options, "test": {"vars": self.vars}}.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
 
 _allowed_modules: tuple[str, ...] = ("scorers",)
 
@@ -161,6 +168,12 @@ def as_result(value: Any, threshold: float) -> ScoreResult:
     reason = ""
     if isinstance(value, tuple | list) and len(value) == 2 and isinstance(value[1], str):
         value, reason = value
+    elif isinstance(value, Mapping) and ("pass" in value or "score" in value):  # promptfoo's GradingResult
+        reason, passed = str(value.get("reason") or ""), value.get("pass")
+        value = value["score"] if "score" in value else bool(passed)
+        if isinstance(passed, bool) and not isinstance(value, bool):
+            found = as_result(value, threshold)  # the score, with the function's own pass or fail
+            return ScoreResult(found.value, passed, reason or found.reason)
     if isinstance(value, bool):
         return ScoreResult(1.0 if value else 0.0, value, reason or ("passed" if value else "failed"))
     if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1:

@@ -33,7 +33,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.space import get_path
 from sweeps.engine.spec import load_spec_text
 from sweeps.engine.spec_files import resolve_files
-from sweeps.models import Sweep
+from sweeps.models import Experiment, Sweep
 from sweeps.selectors.leaderboard import (
     leaderboard,
     top_two_verdict,
@@ -98,8 +98,7 @@ class Command(BaseCommand):
             parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
 
     def handle(self, *args, **options) -> None:
-        width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
-        self.console = Console(file=cast(IO[str], self.stdout), highlight=False, width=width)  # a text stream
+        self.open_console()
         for action in ALLOWED:
             if options[action] is not None:
                 return self.control(action, options[action])
@@ -109,12 +108,23 @@ class Command(BaseCommand):
         if not 0 <= max_failed <= 1:  # NaN too
             raise CommandError(f"--max-failed must be a share between 0 and 1, got {max_failed}", returncode=2)
         experiment = self.create(Path(options["file"]), options["user"])
+        self.start_and_report(experiment, wait=options["wait"], max_failed=max_failed, min_score=options["min_score"])
+
+    def open_console(self) -> None:
+        width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
+        self.console = Console(file=cast(IO[str], self.stdout), highlight=False, width=width)  # a text stream
+
+    def start_and_report(
+        self, experiment: Experiment, *, wait: bool, max_failed: float = 0.0, min_score: float | None = None
+    ) -> None:
+        """Start a sweep of the experiment; unless it runs elsewhere and `wait` is off, follow it
+        to the end, print its leaderboard, and exit 1 when it failed or missed a bar."""
         try:
             sweep = sweep_start(experiment=experiment)
         except ServiceError as e:
             raise CommandError(str(e)) from None
         self.console.print(f"Experiment {experiment.pk} '{experiment.name}': sweep {sweep.pk} started.")
-        if not (options["wait"] or settings.EMBEDDED_WORKER):
+        if not (wait or settings.EMBEDDED_WORKER):
             self.console.print(f"Follow it with the API or the dashboard; control it with --pause/--stop {sweep.pk}.")
             return
         sweep = self.follow(sweep)
@@ -124,9 +134,8 @@ class Command(BaseCommand):
         if sweep.status != Sweep.Status.COMPLETED:
             self.console.print(f"Sweep {sweep.pk} is {sweep.status} ({sweep.stopped_reason}).")
         self.check_failures(sweep, max_failed)
-        minimum = options["min_score"]
-        if minimum is not None and (sweep.best_score is None or sweep.best_score < minimum):
-            raise CommandError(f"best score {sweep.best_score} is below --min-score {minimum}", returncode=1)
+        if min_score is not None and (sweep.best_score is None or sweep.best_score < min_score):
+            raise CommandError(f"best score {sweep.best_score} is below --min-score {min_score}", returncode=1)
 
     def check_failures(self, sweep: Sweep, max_failed: float) -> None:
         """Exit 1 when more than `max_failed` of the finished samples failed, after printing why
