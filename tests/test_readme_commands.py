@@ -198,6 +198,13 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
         ci = sh(clone, command("examples/ci.sh"), PROMPTLOOPER_URL=base, PROMPTLOOPER_TOKEN=token, POLL_SECONDS="0.2")
         assert ci.returncode in (0, 1) and "best score" in ci.stdout, ci.stdout + ci.stderr
         assert ci.returncode == 1 or (clone / "results.csv").exists()
+
+        # Coming from promptfoo: the example suite, imported, then imported and run offline.
+        suite = ".venv/bin/python manage.py import_promptfoo examples/promptfoo/promptfooconfig.yaml"
+        imported = ok(sh(clone, command(suite + "  ")))  # the line without --run
+        assert "3 prompts x 1 providers, 10 tests, 4 scorers." in imported and "Not imported (5):" in imported
+        ran = ok(sh(clone, command(suite + " --run")))
+        assert "Leaderboard · sweep" in ran and "completed" in ran
         for line in readme_commands():
             if line.startswith(HEART_OF_IT):
                 ok(sh(clone, f"bash -n <<'EOF'\n{line}\nEOF"))

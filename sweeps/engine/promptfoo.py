@@ -3,7 +3,7 @@ prompts × providers. What has a counterpart is mapped; everything else is liste
 in the config, never dropped in silence.
 
     prompts      strings and file:// (text files)       -> the stage's prompt, swept when several
-    providers    openai:…, anthropic:…, with config     -> the swept model; shared config -> params
+    providers    openai:…, anthropic:…, echo, with config -> the swept model; shared config -> params
     tests        vars; file:// CSV (__expected columns)  -> dataset rows
     defaultTest  vars and assert                         -> every row's vars, and scorers
     assert       see ASSERTIONS                          -> scorers (an assertion every test has,
@@ -148,6 +148,10 @@ def _providers(raw: Any, result: Imported) -> tuple[list[str], dict[str, Any]]:
     for index, item in enumerate(raw if isinstance(raw, list) else [raw] if raw else []):
         path = f"providers[{index}]"
         ident, config = (item.get("id"), item.get("config") or {}) if isinstance(item, Mapping) else (item, {})
+        if ident == "echo":  # promptfoo's offline provider that answers with the prompt
+            models.append("mock/echo")
+            configs.append(dict(config))
+            continue
         if not isinstance(ident, str) or ":" not in ident:
             result.skip(path, f"{ident!r}: only openai:… and anthropic:… providers have a counterpart")
             continue
