@@ -199,6 +199,10 @@ class Run(TimeStamped):
         return score_per_dollar(self.score, self.cost_usd)
 
 
+# RunSample.UNFINISHED, as plain values: the partial index's condition, which a migration freezes
+OPEN_STATUSES = ("pending", "running", "waiting")
+
+
 class RunSample(models.Model):
     """One dataset row (and replicate) through the pipeline for a run: the unit workers claim."""
 
@@ -251,8 +255,13 @@ class RunSample(models.Model):
             models.UniqueConstraint(fields=["run", "row_index", "replicate"], name="sample_unique_per_run_row"),
             *non_negative("sample", "cost_usd"),
         ]
-        # The claim query walks pending samples of one sweep in id order.
-        indexes = [models.Index(fields=["sweep", "status", "id"], name="sample_claim")]
+        # The claim query walks pending samples of one sweep in id order. Whether a run still has
+        # open samples (after each batch of results) is a probe of the small partial index:
+        # counting them would read a 100,000-sample run again after every batch.
+        indexes = [
+            models.Index(fields=["sweep", "status", "id"], name="sample_claim"),
+            models.Index(fields=["run"], name="sample_open_by_run", condition=Q(status__in=OPEN_STATUSES)),
+        ]
 
     def __str__(self) -> str:
         return f"Sample {self.pk} (run {self.run_id}, row {self.row_index}, replicate {self.replicate})"

@@ -22,3 +22,9 @@ def test_the_experiment_status_filter_offers_every_experiment_status():
 def test_the_run_orders_are_the_orders_the_selector_knows():
     assert set(get_args(RunOrder)) == set(RUN_ORDERS)
     assert set(LEADERBOARD_ORDERS) <= set(RUN_ORDERS)  # the page's sorts are the API's
+
+
+def test_the_open_samples_index_covers_exactly_the_unfinished_statuses():
+    from sweeps.models import OPEN_STATUSES, RunSample
+
+    assert set(OPEN_STATUSES) == set(RunSample.UNFINISHED)

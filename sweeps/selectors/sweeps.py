@@ -83,8 +83,10 @@ def sweep_scorer_names(sweep: Sweep) -> list[str]:
 def sweeps_with_owner() -> QuerySet[Sweep]:
     """Sweeps that carry their experiment owner's id (`owner_id`), which the events need for the
     owner's group (the experiments list). Load sweeps that events are built from this way:
-    events are built in async code too, where looking the owner up would be a query."""
-    return Sweep.objects.annotate(owner_id=F("experiment__owner_id"))
+    events are built in async code too, where looking the owner up would be a query. Without the
+    spec snapshot, which holds the whole dataset: read after every batch of results, a 100,000-row
+    spec was decoded a thousand times a sweep (code that needs it loads it on first use)."""
+    return Sweep.objects.annotate(owner_id=F("experiment__owner_id")).defer("spec")
 
 
 def work_left(sweep_id: int, owner: str) -> str:

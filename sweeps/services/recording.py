@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.db import transaction
-from django.db.models import Avg, Count, F, Max, Q, Sum, Value
+from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -115,8 +115,12 @@ def close_finished_runs(run_ids: Iterable[int]) -> list[Run]:
     """Aggregate every given run that has no pending or running sample left."""
     # One query tells which runs are finished (no open sample: the HAVING) and their figures.
     # A failed sample scores 0: a configuration that errors is worse, not unknown.
+    still_open = RunSample.objects.filter(run=OuterRef("pk"), status__in=RunSample.UNFINISHED)
+    closing = list(Run.objects.filter(id__in=run_ids).exclude(Exists(still_open)).values_list("id", flat=True))
+    if not closing:
+        return []
     figures_query = (
-        RunSample.objects.filter(run_id__in=run_ids)
+        RunSample.objects.filter(run_id__in=closing)
         .values("run_id")
         .annotate(
             n_open=Count("id", filter=Q(status__in=RunSample.UNFINISHED)),
