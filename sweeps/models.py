@@ -299,6 +299,7 @@ class ResponseCache(models.Model):
     tokens_out = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField(default=0)
     cost_usd = models.FloatField(default=0)
+    tool_calls = models.JSONField(default=list, blank=True)  # [{"name", "arguments"}] the answer called
     hits = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

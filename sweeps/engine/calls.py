@@ -51,6 +51,7 @@ class CachedResponse:
     latency_ms: float
     cost_usd: float
     usage_estimated: bool = False  # the provider sent no usable usage (not kept in the response cache)
+    tool_calls: tuple[Mapping[str, Any], ...] = ()  # the tools the answer called
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class StageOutcome:
             "output": r.text, "finish_reason": r.finish_reason, "tokens_in": r.tokens_in,
             "tokens_out": r.tokens_out, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms, "cached": self.cached,
             "attempts": self.attempts, "usage_estimated": r.usage_estimated,
+            **({"tool_calls": [dict(call) for call in r.tool_calls]} if r.tool_calls else {}),
         }  # fmt: skip
 
 
@@ -191,7 +193,7 @@ class Calls:
         )
         response = CachedResponse(
             completion.text, completion.tokens_in, completion.tokens_out,
-            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated,
+            completion.finish_reason, completion.latency_ms, cost, completion.usage_estimated, completion.tool_calls,
         )  # fmt: skip
         # Committed before scoring: after a crash this call is never paid for again.
         await self.store.put(key, provider_name, model_name, response)

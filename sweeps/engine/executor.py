@@ -307,6 +307,7 @@ class Executor:
             row=item.row,
             latency_ms=sum(stage.response.latency_ms for stage in stages),
             cost_usd=sum(stage.response.cost_usd for stage in stages),
+            tool_calls=stages[-1].response.tool_calls if stages else (),
         )
         verdicts = []
         for scorer in self.scorers:

@@ -10,8 +10,9 @@ may get back.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,24 @@ class Completion:
     finish_reason: str = "stop"  # "length" when max_tokens cut the answer short
     latency_ms: float = 0.0
     usage_estimated: bool = False  # the server sent no usable token counts: tokens_in/out are estimates
+    # The tools the model called, as {"name": ..., "arguments": ...} (arguments decoded when JSON)
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+
+
+def tool_call(name: Any, arguments: Any) -> dict[str, Any]:
+    """One tool call as the engine records it, whatever the protocol: arguments decoded from
+    their JSON text when they are some (OpenAI sends a string, Anthropic an object)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass  # kept as sent: a model may write broken JSON, which the scorer then reports
+    return {"name": str(name), "arguments": arguments}
+
+
+def calls_as_text(calls: Sequence[Mapping[str, Any]]) -> str:
+    """An answer that is only tool calls, as its text: what later stages and text scorers read."""
+    return json.dumps(list(calls), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from sweeps.engine.provider import Completion, CompletionRequest
+from sweeps.engine.provider import Completion, CompletionRequest, calls_as_text, tool_call
 from sweeps.providers.http import ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -62,6 +62,8 @@ class AnthropicProvider(HttpProvider):
 
     def parse_completion(self, data: Any, request: CompletionRequest, latency_ms: float) -> Completion:
         text = "".join(block["text"] for block in data["content"] if block.get("type") == "text")
+        calls = tuple(tool_call(b["name"], b.get("input")) for b in data["content"] if b.get("type") == "tool_use")
+        text = text or (calls_as_text(calls) if calls else "")
         usage = data.get("usage")
 
         def reported() -> tuple[Any, Any]:
@@ -80,6 +82,7 @@ class AnthropicProvider(HttpProvider):
             finish_reason=FINISH_REASONS.get(stop_reason, stop_reason),
             latency_ms=latency_ms,
             usage_estimated=estimated,
+            tool_calls=calls,
         )
 
     def is_quota_exhausted(self, status: int, error: ErrorBody) -> bool:

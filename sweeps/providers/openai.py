@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sweeps.engine.provider import Completion, CompletionRequest, Embedding, EmbeddingRequest
+from sweeps.engine.provider import (
+    Completion,
+    CompletionRequest,
+    Embedding,
+    EmbeddingRequest,
+    calls_as_text,
+    tool_call,
+)
 from sweeps.providers.http import MAX_REPORTED_TOKENS, ErrorBody, HttpProvider, checked_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -37,6 +44,11 @@ class OpenAIProvider(HttpProvider):
         text = message.get("content") or message.get("refusal") or ""
         if not isinstance(text, str):
             raise TypeError("message.content is not text")
+        calls = tuple(
+            tool_call(call["function"]["name"], call["function"].get("arguments"))
+            for call in message.get("tool_calls") or ()
+        )
+        text = text or (calls_as_text(calls) if calls else "")
         usage = data.get("usage")
         # A few compatible servers send no usage (or nonsense); retrying would only pay for the
         # answer again, so the counts are estimated and the stage says so.
@@ -52,6 +64,7 @@ class OpenAIProvider(HttpProvider):
             finish_reason=choice.get("finish_reason") or "stop",
             latency_ms=latency_ms,
             usage_estimated=estimated,
+            tool_calls=calls,
         )
 
     async def embed(self, request: EmbeddingRequest) -> Embedding:

@@ -8,7 +8,7 @@ from sweeps.engine.calls import CachedResponse
 from sweeps.models import ResponseCache
 
 LOOKUP_CHUNK = 500  # keys per query: well under every backend's limit on query parameters
-FIELDS = ("key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd")
+FIELDS = ("key", "text", "tokens_in", "tokens_out", "finish_reason", "latency_ms", "cost_usd", "tool_calls")
 
 
 def cached_responses(keys: Iterable[str]) -> dict[str, CachedResponse]:
@@ -24,6 +24,7 @@ def cached_responses(keys: Iterable[str]) -> dict[str, CachedResponse]:
                 row["finish_reason"],
                 row["latency_ms"],
                 row["cost_usd"],
+                tool_calls=tuple(row["tool_calls"] or ()),
             )
     return found
 

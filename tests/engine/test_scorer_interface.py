@@ -25,9 +25,10 @@ SPECS = {
     "python": {"function": "scorers.examples:label_matches"},
     "latency": {"threshold": 1000},
     "cost": {"threshold": 0.01},
+    "tool_called": {"tool": "route"},
 }
 # A model call, the user's function within its time limit, or the sample's facts
-AWAITED_ONLY = ("llm_judge", "python", "latency", "cost")
+AWAITED_ONLY = ("llm_judge", "python", "latency", "cost", "tool_called")
 
 
 def test_every_scorer_type_has_a_spec_here():

@@ -75,7 +75,7 @@ def test_every_contract_scorer_type_is_registered():
     assert set(SCORER_TYPES) == {
         "exact_match", "equals_expected", "contains", "not_contains", "icontains", "regex", "starts_with",
         "json_valid", "json_schema", "min_length", "max_length", "similarity", "llm_judge", "python", "latency",
-        "cost",
+        "cost", "tool_called",
     }  # fmt: skip
 
 
@@ -218,7 +218,7 @@ def test_unknown_type_names_the_allowed_types():
     assert error == (
         "scorers[2].type: unknown scorer type 'contain'; expected one of: contains, cost, equals_expected, "
         "exact_match, icontains, json_schema, json_valid, latency, llm_judge, max_length, min_length, not_contains, "
-        "python, regex, similarity, starts_with"
+        "python, regex, similarity, starts_with, tool_called"
     )
 
 

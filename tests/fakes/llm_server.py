@@ -19,7 +19,8 @@ Synchronous tests (Django integration tests, the benchmark) run it in a backgrou
 Each request (of either protocol, in arrival order) gets:
 1. the next response queued with `script(...)`, if any;
 2. else `responder(request)` when that is set and returns a Scripted (e.g. 10 % of 429s);
-3. else the default answer: the last user message echoed back, with usage counted in words
+3. else the default answer: the last user message echoed back (or, when the request offers
+   `tools`, a call of the first tool with {"text": <that message>} as its arguments), with usage counted in words
    (input: every message and the system prompt; output: the answer). `max_tokens` cuts the
    answer to that many words, with finish reason "length" / stop reason "max_tokens".
 Every answer waits `latency` + its own `delay` seconds first (and a `trickle`d one then sends
@@ -334,6 +335,18 @@ _ANTHROPIC_ERROR_TYPES = {
 def openai_answer(request: dict[str, Any], text: str | None = None, answer_id: int = 0) -> dict[str, Any]:
     """A chat.completion answering `request` (its decoded JSON) with `text`, or the echo."""
     answer, tokens_in, tokens_out, truncated = _answer_for(request, text)
+    if tool := _first_tool(request, "function"):
+        return {
+            "id": f"chatcmpl-fake-{answer_id}", "object": "chat.completion", "created": 0,
+            "model": request.get("model", ""),
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": f"call_{answer_id}", "type": "function",
+                                "function": {"name": tool, "arguments": json.dumps({"text": answer})}}],
+            }}],
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                      "total_tokens": tokens_in + tokens_out},
+        }  # fmt: skip
     return {
         "id": f"chatcmpl-fake-{answer_id}",
         "object": "chat.completion",
@@ -353,6 +366,14 @@ def openai_answer(request: dict[str, Any], text: str | None = None, answer_id: i
 def anthropic_answer(request: dict[str, Any], text: str | None = None, answer_id: int = 0) -> dict[str, Any]:
     """A Messages API answer to `request` (its decoded JSON) with `text`, or the echo."""
     answer, tokens_in, tokens_out, truncated = _answer_for(request, text)
+    if tool := _first_tool(request, None):
+        return {
+            "id": f"msg_fake_{answer_id}", "type": "message", "role": "assistant", "model": request.get("model", ""),
+            "content": [{"type": "text", "text": "Routing it."},
+                        {"type": "tool_use", "id": f"toolu_{answer_id}", "name": tool, "input": {"text": answer}}],
+            "stop_reason": "tool_use", "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+        }  # fmt: skip
     return {
         "id": f"msg_fake_{answer_id}",
         "type": "message",
@@ -380,6 +401,16 @@ def embeddings_answer(request: dict[str, Any], dimensions: int = 64) -> dict[str
     words = sum(len(str(text).split()) for text in texts)
     return {"object": "list", "data": data, "model": request.get("model", ""),
             "usage": {"prompt_tokens": words, "total_tokens": words}}  # fmt: skip
+
+
+def _first_tool(request: dict[str, Any], wrapper: str | None) -> str | None:
+    """The name of the first tool the request offers: OpenAI's {"type": "function", "function":
+    {"name"}} (wrapper "function"), Anthropic's {"name", "input_schema"} (no wrapper)."""
+    tools = request.get("tools")
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
+        return None
+    tool = tools[0].get(wrapper) if wrapper else tools[0]
+    return tool.get("name") if isinstance(tool, dict) else None
 
 
 def _answer_for(request: dict[str, Any], text: str | None) -> tuple[str, int, int, bool]:

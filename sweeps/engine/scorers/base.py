@@ -40,6 +40,7 @@ class SampleFacts:
     row: Mapping[str, Any]  # the dataset row alone, of the template variables
     latency_ms: float = 0.0  # the stages' summed; a call served from the cache keeps its first latency
     cost_usd: float = 0.0
+    tool_calls: tuple[Mapping[str, Any], ...] = ()  # the tools the final answer called
 
 
 @dataclass(frozen=True)

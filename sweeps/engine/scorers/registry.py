@@ -23,6 +23,7 @@ from sweeps.engine.scorers.text import (
     StartsWith,
 )
 from sweeps.engine.scorers.thresholds import Cost, Latency
+from sweeps.engine.scorers.tools import ToolCalled
 
 SCORER_TYPES: dict[str, type[Scorer]] = {
     "exact_match": ExactMatch,
@@ -41,6 +42,7 @@ SCORER_TYPES: dict[str, type[Scorer]] = {
     "python": PythonScorer,
     "latency": Latency,
     "cost": Cost,
+    "tool_called": ToolCalled,
 }
 
 _COMMON_KEYS = ("type", "name", "weight")
