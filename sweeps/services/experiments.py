@@ -3,6 +3,7 @@ sweep allows, copied and deleted."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from django.conf import settings
@@ -86,10 +87,21 @@ def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -
 @transaction.atomic
 def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
     Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
-    spec = validate_spec(data)
+    spec = validate_spec(without_stale_sources(experiment.spec, data))
     experiment_check_editable(experiment=experiment, spec=spec)
     experiment_save(experiment, spec)
     return experiment
+
+
+def without_stale_sources(stored: dict[str, Any], data: Any) -> Any:
+    """`data` without the `sources` records of sections it edits by hand: a file's SHA-256 no
+    longer says what a typed-over dataset or prompt holds. (A caller that sends new records, as
+    PUT .../dataset does, keeps its own.)"""
+    if not isinstance(data, dict) or data.get("sources") != stored.get("sources") or not stored.get("sources"):
+        return data
+    kept = {path: source for path, source in stored["sources"].items()
+            if data.get(section := re.split(r"[.\[]", path)[0]) == stored.get(section)}  # fmt: skip
+    return {key: value for key, value in data.items() if key != "sources"} | ({"sources": kept} if kept else {})
 
 
 def experiment_set_dataset(*, experiment: Experiment, dataset: Dataset, source: str) -> Experiment:

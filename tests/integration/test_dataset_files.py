@@ -161,3 +161,13 @@ def test_a_spec_posted_with_a_file_reference_is_told_what_to_do(api):
     assert response.status_code == 422
     [problem] = [d for d in response.json()["detail"] if d["field"] == "dataset"]
     assert "PUT /api/v1/experiments/{id}/dataset" in problem["msg"]
+
+
+def test_editing_a_section_by_hand_drops_the_record_of_the_file_it_came_from(api):
+    experiment_id = api.post("/experiments", spec()).json()["id"]
+    put(api, experiment_id, TICKETS.encode(), "text/csv")
+    api.patch(f"/experiments/{experiment_id}", {"description": "renamed only"})
+    assert "dataset" in api.get(f"/experiments/{experiment_id}").json()["spec"]["sources"]  # untouched
+
+    api.patch(f"/experiments/{experiment_id}", {"dataset": [{"ticket": "typed", "expected": "x"}]})
+    assert "sources" not in api.get(f"/experiments/{experiment_id}").json()["spec"]  # no longer the file's rows
