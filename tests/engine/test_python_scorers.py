@@ -18,6 +18,7 @@ from sweeps.engine.scorers import python as python_scorers
 
 USER_MODULE = """
 import asyncio, pathlib, time
+from subprocess import run
 IMPORTED = pathlib.Path(__file__).with_name("imported")
 IMPORTED.write_text("yes")
 
@@ -176,6 +177,7 @@ def test_a_module_that_is_not_allowed_is_refused_before_it_is_imported(user_modu
         ("myscorers.nothing:f", "cannot import 'myscorers.nothing:f': no module named 'myscorers.nothing'"),
         ("myscorers.tickets:absent", "module 'myscorers.tickets' has no function 'absent'"),
         ("myscorers.tickets:NOT_A_FUNCTION", "'myscorers.tickets:NOT_A_FUNCTION' is not a function"),
+        ("myscorers.tickets:run", "'myscorers.tickets:run' is not defined in 'myscorers.tickets' (it is imported there)"),
         ("myscorers.tickets:one_argument", "'myscorers.tickets:one_argument' must accept (output, context); "
                                            "its signature is (output)"),
         ("myscorers.tickets", "'myscorers.tickets' is not an installed scorer (entry point group "

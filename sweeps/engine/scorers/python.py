@@ -101,6 +101,10 @@ def resolve_function(reference: Any) -> Callable[..., Any]:
         function = getattr(module, function_name, None)
         if function is None:
             raise ValueError(f"module {module_name!r} has no function {function_name!r}")
+        # Only what the module defines: `from subprocess import run` in a scorer module must not
+        # make subprocess.run a function a spec can name.
+        if callable(function) and getattr(function, "__module__", None) != module_name:
+            raise ValueError(f"{reference!r} is not defined in {module_name!r} (it is imported there)")
     if not callable(function):
         raise ValueError(f"{reference!r} is not a function")
     _check_signature(function, reference)
