@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, Page, QueryText, RunDetail
@@ -32,5 +32,7 @@ def get_sample_text(request: ApiRequest, run_id: int, sample_id: int, part: Quer
     sample = sample_get(user=request.auth, sample_id=sample_id, run_id=run_id)
     text = text_limits.full_text(sample, part)
     if text is None:
-        return 404, {"detail": f"no text {part!r}: use output, inputs.<column> or stages.<i>.system|prompt|output"}
+        return Status(
+            404, {"detail": f"no text {part!r}: use output, inputs.<column> or stages.<i>.system|prompt|output"}
+        )
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
