@@ -192,6 +192,8 @@ def test_a_fresh_clone_runs_the_quick_start_the_cli_and_the_ci_example(clone, tm
         wait_until(lambda: api(base, token, "/sweeps/3")["status"] == "paused")
         # After sweep 3 (README pauses that id): the CI gate on failed samples.
         ok(sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --wait --max-failed")))
+        junit = sh(clone, command(".venv/bin/python manage.py sweep examples/ticket-triage.yaml --experiment"))
+        assert junit.returncode in (0, 1) and "<testsuites" in (clone / "report.xml").read_text()
 
         # The CI example: its export line is a placeholder for this server and this token.
         command("export PROMPTLOOPER_URL=")

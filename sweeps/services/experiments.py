@@ -93,6 +93,16 @@ def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
     return experiment
 
 
+def experiment_named(*, owner: Any, name: str, data: Any) -> Experiment:
+    """The owner's experiment called `name` (the latest, if several) with `data` as its new spec,
+    or a new one: what CI runs of the same suite add their sweeps to."""
+    data = {**data, "name": name} if isinstance(data, dict) else data
+    found = Experiment.objects.filter(owner=owner, name=name).order_by("-created_at", "-pk").first()
+    if found is None:
+        return experiment_create(owner=owner, data=data)
+    return experiment_update(experiment=found, data=data)
+
+
 def without_stale_sources(stored: dict[str, Any], data: Any) -> Any:
     """`data` without the `sources` records of sections it edits by hand: a file's SHA-256 no
     longer says what a typed-over dataset or prompt holds. (A caller that sends new records, as

@@ -34,6 +34,7 @@ from sweeps.engine.space import get_path
 from sweeps.engine.spec import load_spec_text
 from sweeps.engine.spec_files import resolve_files
 from sweeps.models import Experiment, Sweep
+from sweeps.selectors.junit import junit_xml
 from sweeps.selectors.leaderboard import (
     leaderboard,
     top_two_verdict,
@@ -43,7 +44,7 @@ from sweeps.selectors.leaderboard import (
 from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_progress, sweep_scorer_names
 from sweeps.services import ServiceError
-from sweeps.services.experiments import experiment_create
+from sweeps.services.experiments import experiment_create, experiment_named
 from sweeps.services.sweeps import ALLOWED, sweep_pause, sweep_start, sweep_transition
 from sweeps.services.users import cli_user, user_named
 
@@ -94,6 +95,10 @@ class Command(BaseCommand):
         parser.add_argument("--max-failed", type=float, default=0.0, metavar="SHARE",
                             help="exit 1 when more than this share (0-1) of the finished samples failed (default 0)")  # fmt: skip
         parser.add_argument("--user", help="owner of the experiment (default: demo, or the first superuser)")
+        parser.add_argument("--experiment", metavar="NAME",
+                            help="add a sweep to your experiment of this name (its spec becomes FILE's) "
+                                 "instead of creating another; created when there is none")  # fmt: skip
+        parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report of the sweep (with --wait)")
         for action in ALLOWED:
             parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
 
@@ -107,15 +112,22 @@ class Command(BaseCommand):
         max_failed = options["max_failed"]
         if not 0 <= max_failed <= 1:  # NaN too
             raise CommandError(f"--max-failed must be a share between 0 and 1, got {max_failed}", returncode=2)
-        experiment = self.create(Path(options["file"]), options["user"])
-        self.start_and_report(experiment, wait=options["wait"], max_failed=max_failed, min_score=options["min_score"])
+        experiment = self.create(Path(options["file"]), options["user"], options["experiment"])
+        self.start_and_report(experiment, wait=options["wait"] or bool(options["junit"]), max_failed=max_failed,
+                              min_score=options["min_score"], junit=options["junit"])  # fmt: skip
 
     def open_console(self) -> None:
         width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
         self.console = Console(file=cast(IO[str], self.stdout), highlight=False, width=width)  # a text stream
 
     def start_and_report(
-        self, experiment: Experiment, *, wait: bool, max_failed: float = 0.0, min_score: float | None = None
+        self,
+        experiment: Experiment,
+        *,
+        wait: bool,
+        max_failed: float = 0.0,
+        min_score: float | None = None,
+        junit: str | None = None,
     ) -> None:
         """Start a sweep of the experiment; unless it runs elsewhere and `wait` is off, follow it
         to the end, print its leaderboard, and exit 1 when it failed or missed a bar."""
@@ -129,6 +141,9 @@ class Command(BaseCommand):
             return
         sweep = self.follow(sweep)
         self.print_leaderboard(sweep)
+        if junit:
+            Path(junit).write_bytes(junit_xml(sweep))
+            self.console.print(f"JUnit report: {junit}", markup=False)
         if sweep.status == Sweep.Status.FAILED:
             raise CommandError(f"sweep {sweep.pk} failed: {sweep.error}", returncode=1)
         if sweep.status != Sweep.Status.COMPLETED:
@@ -151,7 +166,7 @@ class Command(BaseCommand):
             raise CommandError(f"{share:.1%} of the finished samples failed, more than --max-failed {max_failed:g}",
                                returncode=1)  # fmt: skip
 
-    def create(self, path: Path, username: str | None):
+    def create(self, path: Path, username: str | None, name: str | None = None):
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
@@ -163,10 +178,14 @@ class Command(BaseCommand):
                 data = resolve_files(
                     load_spec_text(text), path.parent, max_bytes=settings.PROMPTLOOPER_MAX_BODY_BYTES
                 )  # `{file: ...}` is read relative to the spec file
-                return experiment_create(owner=self.owner(username), data=data)
+                if name is None:
+                    return experiment_create(owner=self.owner(username), data=data)
+                return experiment_named(owner=self.owner(username), name=name, data=data)
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
+        except ServiceError as e:  # the named experiment has a sweep in progress
+            raise CommandError(str(e), returncode=1) from None
 
     def owner(self, username: str | None):
         if not username:

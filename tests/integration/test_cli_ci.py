@@ -1,0 +1,83 @@
+"""CI runs of one suite: `manage.py sweep FILE --experiment NAME` adds a sweep to the same
+experiment instead of another copy of it, and `--junit PATH` writes a report that a JUnit XML
+library (junitparser, as CI systems read them) parses: a suite per configuration, a case per row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from junitparser import Error, Failure, JUnitXml
+
+from sweeps.models import Experiment, RunSample, Sweep
+from sweeps.services.sweeps import sweep_pause
+from tests.conftest import spec
+from tests.integration.test_cli import sweep_cli
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GRID = {"type": "grid", "params": {"model": ["mock/echo", "mock/error"]}}
+SCORERS = [{"type": "icontains", "value": "{{ expected }}"}, {"type": "max_length", "value": 12, "name": "short"}]
+
+
+@pytest.fixture(autouse=True)
+def mock_provider(mock_latency):
+    """The mock provider's row, even after a transactional test flushed it."""
+
+
+def write(path, **overrides):
+    path.write_text(json.dumps(spec(scorers=SCORERS, sweep=GRID, fail_fast=False, **overrides)))
+    return str(path)
+
+
+def test_runs_of_one_suite_add_sweeps_to_one_named_experiment(tmp_path, user):
+    suite = write(tmp_path / "suite.json")
+    assert sweep_cli(suite, "--experiment", "Nightly triage", "--max-failed", "1")[0] == 0
+    write(tmp_path / "suite.json", repeats=2)  # the suite changed between two CI runs
+    status, out = sweep_cli(suite, "--experiment", "Nightly triage", "--max-failed", "1")
+
+    assert status == 0, out
+    experiment = Experiment.objects.get()
+    assert experiment.name == "Nightly triage" and experiment.spec["repeats"] == 2
+    assert [s.total for s in experiment.sweeps.order_by("pk")] == [6, 12]  # the second ran the new spec
+
+
+def test_a_named_experiment_with_a_sweep_in_progress_is_refused(tmp_path, user):
+    suite = write(tmp_path / "suite.json")
+    sweep_cli(suite, "--experiment", "Nightly", "--max-failed", "1")
+    sweep = Sweep.objects.get()
+    Sweep.objects.filter(pk=sweep.pk).update(status="running")
+    sweep_pause(sweep=sweep)
+
+    status, out = sweep_cli(suite, "--experiment", "Nightly")
+    assert status == 1 and f"already has a paused sweep ({sweep.pk}): resume or stop it before starting" in out
+    assert Sweep.objects.count() == 1
+
+
+def test_the_junit_report_has_a_suite_per_configuration_and_a_case_per_row(tmp_path, user):
+    report = tmp_path / "report.xml"
+    status, out = sweep_cli(write(tmp_path / "suite.json"), "--junit", str(report), "--max-failed", "1")
+    assert status == 0 and f"JUnit report: {report}" in out, out
+
+    xml = JUnitXml.fromfile(str(report))
+    suites = {suite.name.split(": ", 1)[1]: suite for suite in xml}
+    assert set(suites) == {"model=mock/echo", "model=mock/error"}
+    assert (xml.tests, xml.errors) == (6, 3)
+    for suite in suites.values():
+        assert suite.tests == 3 and len(list(suite)) == 3
+    samples = {(s.run_id, s.row_index): s for s in RunSample.objects.select_related("run").prefetch_related("scores")}
+    for suite in suites.values():
+        for case in suite:
+            run_id = int(case.classname.split()[1])
+            sample = samples[(run_id, int(case.name.split()[1]))]
+            [result] = case.result or [None]
+            failed = [s for s in sample.scores.all() if not s.passed]
+            if sample.status == "failed":
+                assert isinstance(result, Error) and "mock/error always fails" in result.message
+            elif failed:
+                assert isinstance(result, Failure)
+                assert result.text == "\n".join(f"{s.name}: {s.reason}" for s in failed)
+            else:
+                assert result is None and case.system_out == sample.output
+    assert xml.failures == sum(1 for s in samples.values() if s.status == "completed"
+                               and any(not x.passed for x in s.scores.all()))  # fmt: skip
