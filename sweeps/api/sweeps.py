@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Conflict, Message, SweepOut
 from sweeps.api.serialize import sweep_out
+from sweeps.selectors.regression import regression_out, sweep_regression
 from sweeps.selectors.sweeps import sweep_get
 from sweeps.services.sweeps import sweep_transition
 
@@ -41,3 +42,13 @@ def resume_sweep(request: ApiRequest, sweep_id: int):
 def stop_sweep(request: ApiRequest, sweep_id: int):
     """Pending samples are cancelled and the sweep ends `stopped`."""
     return control(request, sweep_id, "stop")
+
+
+@router.get("/{int:before_id}/compare/{int:after_id}", response={200: dict, **ERRORS})
+def compare_sweeps(request: ApiRequest, before_id: int, after_id: int, alpha: float = Query(0.05, gt=0, lt=1)):
+    """Regression view: for every configuration both sweeps ran, the score before and after, a
+    paired Wilcoxon signed-rank test over the rows both scored (`p_value`; `verdict` worse, better
+    or unchanged at `alpha`) and the rows that flipped pass to fail and fail to pass."""
+    before = sweep_get(user=request.auth, sweep_id=before_id)
+    after = sweep_get(user=request.auth, sweep_id=after_id)
+    return regression_out(before, after, sweep_regression(before, after, alpha=alpha))

@@ -81,3 +81,58 @@ def test_the_junit_report_has_a_suite_per_configuration_and_a_case_per_row(tmp_p
                 assert result is None and case.system_out == sample.output
     assert xml.failures == sum(1 for s in samples.values() if s.status == "completed"
                                and any(not x.passed for x in s.scores.all()))  # fmt: skip
+
+
+TWELVE = [{"ticket": f"billing issue number {i}", "expected": "billing"} for i in range(12)]
+ECHO_UPPER = {"type": "grid", "params": {"model": ["mock/echo", "mock/upper"]}}
+
+
+def regression_suite(path, prompt: str, grid=ECHO_UPPER):
+    path.write_text(json.dumps(spec(
+        pipeline=[{"name": "label", "prompt": prompt, "model": "mock/echo"}], dataset=TWELVE,
+        scorers=[{"type": "icontains", "value": "{{ expected }}"}], sweep=grid,
+    )))  # fmt: skip
+    return str(path)
+
+
+def test_a_baseline_gate_exits_1_on_a_significant_regression_and_says_where(tmp_path, user):
+    suite = tmp_path / "suite.json"
+    assert sweep_cli(regression_suite(suite, "Label: {{ ticket }}"), "--experiment", "Gate")[0] == 0
+    same, out = sweep_cli(regression_suite(suite, "Label this: {{ ticket }}"), "--experiment", "Gate",
+                          "--baseline", "previous")  # fmt: skip
+    assert same == 0 and "0 configurations got significantly worse, 0 better, 2 unchanged." in out, out
+
+    status, out = sweep_cli(regression_suite(suite, "Label: nothing"), "--experiment", "Gate", "--baseline", "previous")
+
+    assert status == 1, out
+    assert "2 configurations got significantly worse, 0 better, 0 unchanged." in out
+    assert "pass -> fail rows [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]" in out
+    assert "regression against sweep" in out and "a configuration got significantly worse" in out
+
+
+def test_the_api_compares_two_sweeps_per_configuration(tmp_path, user, other_user):
+    from tests.integration.api_client import ApiClient
+
+    suite = tmp_path / "suite.json"
+    sweep_cli(regression_suite(suite, "Label: {{ ticket }}"), "--experiment", "Api", "--user", user.username)
+    sweep_cli(regression_suite(suite, "Label: nothing"), "--experiment", "Api", "--user", user.username)
+    first, second = Sweep.objects.order_by("pk")
+
+    body = ApiClient(user).get(f"/sweeps/{first.pk}/compare/{second.pk}").json()
+    assert body["summary"] == {"worse": 2, "better": 0, "unchanged": 0,
+                               "text": "2 configurations got significantly worse, 0 better, 0 unchanged"}  # fmt: skip
+    echo = next(c for c in body["configurations"] if c["config"]["model"] == "mock/echo")
+    assert (echo["score_before"], echo["score_after"], echo["rows"], echo["verdict"]) == (1.0, 0.0, 12, "worse")
+    assert echo["p_value"] < 0.001 and echo["pass_to_fail"] == list(range(12)) and echo["fail_to_pass"] == []
+    assert ApiClient(other_user).get(f"/sweeps/{first.pk}/compare/{second.pk}").status_code == 404
+    assert ApiClient(user).get(f"/sweeps/{first.pk}/compare/{second.pk}", alpha=2).status_code == 422
+
+
+def test_a_baseline_with_no_configuration_in_common_exits_2(tmp_path, user):
+    suite = tmp_path / "suite.json"
+    sweep_cli(regression_suite(suite, "Label: {{ ticket }}", {"type": "grid", "params": {"model": ["mock/echo"]}}))
+    baseline = Sweep.objects.get()
+    status, out = sweep_cli(regression_suite(suite, "Label: {{ ticket }}", {"type": "grid", "params": {
+        "model": ["mock/upper"]}}), "--baseline", str(baseline.pk))  # fmt: skip
+    assert status == 2 and f"has no configuration in common with sweep {baseline.pk}: nothing to compare" in out
+    assert sweep_cli(str(suite), "--baseline", "yesterday")[0] == 2

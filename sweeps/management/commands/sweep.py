@@ -18,6 +18,7 @@ from typing import IO, Any, cast
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.http import Http404
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -41,8 +42,9 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
+from sweeps.selectors.regression import sweep_regression
 from sweeps.selectors.runs import scorer_means
-from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_progress, sweep_scorer_names
+from sweeps.selectors.sweeps import failure_reasons, sweep_by_id, sweep_get, sweep_progress, sweep_scorer_names
 from sweeps.services import ServiceError
 from sweeps.services.experiments import experiment_create, experiment_named
 from sweeps.services.sweeps import ALLOWED, sweep_pause, sweep_start, sweep_transition
@@ -99,6 +101,10 @@ class Command(BaseCommand):
                             help="add a sweep to your experiment of this name (its spec becomes FILE's) "
                                  "instead of creating another; created when there is none")  # fmt: skip
         parser.add_argument("--junit", metavar="PATH", help="write a JUnit XML report of the sweep (with --wait)")
+        parser.add_argument("--baseline", metavar="previous|SWEEP_ID",
+                            help="exit 1 when a configuration is significantly worse than in this sweep, or the "
+                                 "best score drops (with --wait)")  # fmt: skip
+        parser.add_argument("--alpha", type=float, default=0.05, help="--baseline's significance level (default 0.05)")
         for action in ALLOWED:
             parser.add_argument(f"--{action}", type=int, metavar="SWEEP_ID", help=f"{action} a sweep")
 
@@ -112,9 +118,13 @@ class Command(BaseCommand):
         max_failed = options["max_failed"]
         if not 0 <= max_failed <= 1:  # NaN too
             raise CommandError(f"--max-failed must be a share between 0 and 1, got {max_failed}", returncode=2)
+        if not 0 < options["alpha"] < 1:
+            raise CommandError(f"--alpha must be between 0 and 1, got {options['alpha']}", returncode=2)
         experiment = self.create(Path(options["file"]), options["user"], options["experiment"])
-        self.start_and_report(experiment, wait=options["wait"] or bool(options["junit"]), max_failed=max_failed,
-                              min_score=options["min_score"], junit=options["junit"])  # fmt: skip
+        baseline = self.baseline(experiment, options["baseline"]) if options["baseline"] else None
+        self.start_and_report(experiment, wait=options["wait"] or bool(options["junit"] or baseline),
+                              max_failed=max_failed, min_score=options["min_score"], junit=options["junit"],
+                              baseline=baseline, alpha=options["alpha"])  # fmt: skip
 
     def open_console(self) -> None:
         width = shutil.get_terminal_size((140, 40)).columns  # pipes and CI logs get a wide table
@@ -128,6 +138,8 @@ class Command(BaseCommand):
         max_failed: float = 0.0,
         min_score: float | None = None,
         junit: str | None = None,
+        baseline: Sweep | None = None,
+        alpha: float = 0.05,
     ) -> None:
         """Start a sweep of the experiment; unless it runs elsewhere and `wait` is off, follow it
         to the end, print its leaderboard, and exit 1 when it failed or missed a bar."""
@@ -149,8 +161,47 @@ class Command(BaseCommand):
         if sweep.status != Sweep.Status.COMPLETED:
             self.console.print(f"Sweep {sweep.pk} is {sweep.status} ({sweep.stopped_reason}).")
         self.check_failures(sweep, max_failed)
+        if baseline is not None:
+            self.check_regression(baseline, sweep, alpha)
         if min_score is not None and (sweep.best_score is None or sweep.best_score < min_score):
             raise CommandError(f"best score {sweep.best_score} is below --min-score {min_score}", returncode=1)
+
+    def baseline(self, experiment: Experiment, which: str) -> Sweep:
+        """The sweep to compare with: the experiment's latest so far ("previous"), or one by id."""
+        if which == "previous":
+            found = experiment.sweeps.order_by("-pk").first()
+            if found is None:
+                raise CommandError(f"--baseline previous: experiment {experiment.pk} has no sweep yet to compare "
+                                   "with (run it once first, or name a sweep id)", returncode=2)  # fmt: skip
+            return found
+        if not which.isascii() or not which.isdigit():
+            raise CommandError(f"--baseline must be previous or a sweep id, got {which!r}", returncode=2)
+        try:
+            return sweep_get(user=experiment.owner, sweep_id=int(which))
+        except Http404:
+            raise CommandError(f"--baseline: no sweep {which} of yours", returncode=2) from None
+
+    def check_regression(self, baseline: Sweep, sweep: Sweep, alpha: float) -> None:
+        """Print what changed since the baseline; exit 1 when a configuration got significantly
+        worse or the best score dropped, 2 when the two sweeps share no configuration."""
+        regression = sweep_regression(baseline, sweep, alpha=alpha)
+        if not regression.changes:
+            raise CommandError(f"--baseline: sweep {sweep.pk} has no configuration in common with sweep "
+                               f"{baseline.pk}: nothing to compare", returncode=2)  # fmt: skip
+        self.stdout.write(f"Against sweep {baseline.pk} (alpha {alpha:g}): {regression.summary}.")
+        for change in regression.changes:
+            if change.verdict == "unchanged":
+                continue
+            self.stdout.write(
+                f"  {change.verdict}: run {change.before.run_id} -> run {change.after.run_id}, score "
+                f"{change.before.score} -> {change.after.score} (p = {change.p_value:.3g} over {change.rows} rows); "
+                f"pass -> fail rows {change.pass_to_fail or 'none'}, fail -> pass rows {change.fail_to_pass or 'none'}"
+            )
+        dropped = (baseline.best_score or 0) > (sweep.best_score or 0)
+        if regression.count("worse") or dropped:
+            why = "a configuration got significantly worse" if regression.count("worse") else "the best score dropped"
+            raise CommandError(f"regression against sweep {baseline.pk}: {why} (best score {baseline.best_score} "
+                               f"-> {sweep.best_score})", returncode=1)  # fmt: skip
 
     def check_failures(self, sweep: Sweep, max_failed: float) -> None:
         """Exit 1 when more than `max_failed` of the finished samples failed, after printing why
