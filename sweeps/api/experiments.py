@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
@@ -29,10 +29,11 @@ from sweeps.api.schemas import (
     spec_body_docs,
 )  # fmt: skip
 from sweeps.api.serialize import experiment_out, leaderboard_out, runs_out, sweep_out
+from sweeps.models import Sweep
 from sweeps.selectors import export
 from sweeps.selectors.experiments import experiment_get, experiment_search
 from sweeps.selectors.leaderboard import leaderboard as ranked_runs
-from sweeps.selectors.runs import run_search
+from sweeps.selectors.runs import run_get, run_search
 from sweeps.selectors.sweeps import latest_sweeps, sweep_latest, sweep_of
 from sweeps.services.experiments import (
     experiment_create,
@@ -137,15 +138,24 @@ def leaderboard(
 
 
 @router.get("/{int:experiment_id}/export", response={200: None, 404: Message, 401: Message, 409: Conflict})
-def export_results(request: ApiRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None):
-    """Every sample of the latest sweep (or `sweep`) as CSV or JSON Lines, streamed."""
+def export_results(
+    request: ApiRequest, experiment_id: int, format: ExportFormat = "csv", sweep: int | None = None,
+    run: int | None = None,
+):  # fmt: skip
+    """Every sample of the latest sweep (or `sweep`; or only `run`'s) as CSV or JSON Lines, streamed."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
-    chosen = sweep_of(experiment, sweep)
+    chosen: Sweep | None
+    if run is not None:
+        chosen = run_get(user=request.auth, run_id=run).sweep
+        if chosen.experiment_id != experiment.pk:
+            raise Http404
+    else:
+        chosen = sweep_of(experiment, sweep)
     if chosen is None:
         raise HttpError(409, "This experiment has no sweep yet: start one, then export its results.")
-    rows = export.EXPORTERS[format](chosen)
+    rows = export.EXPORTERS[format](chosen, run)
     # Under ASGI (daphne) Django would read a plain iterator whole before sending a byte.
     streamed = export.astream(rows) if isinstance(request, ASGIRequest) else rows
     response = StreamingHttpResponse(streamed, content_type=export.FORMATS[format])
-    response["Content-Disposition"] = f'attachment; filename="{export.export_filename(chosen, format)}"'
+    response["Content-Disposition"] = f'attachment; filename="{export.export_filename(chosen, format, run)}"'
     return response

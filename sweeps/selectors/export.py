@@ -102,15 +102,17 @@ def unique_labels(names: Iterable[str]) -> list[str]:
     return labels
 
 
-def layout(sweep: Sweep) -> Layout:
-    """Columns from the sweep's spec snapshot (stages, scorers, dataset) and its runs' configs."""
+def layout(sweep: Sweep, run_id: int | None = None) -> Layout:
+    """Columns from the sweep's spec snapshot (stages, scorers, dataset) and its runs' configs
+    (or one run's, with `run_id`)."""
     spec = sweep.spec
     scorer_names = [s.get("name") or s["type"] for s in spec["scorers"]]
     labels = unique_labels(scorer_names)
     runs: dict[int, RunFacts] = {}
     param_keys: dict[str, None] = {}  # an ordered set: in order of first appearance
     fields = ("id", "status", "score", "samples_total", "config", "finished_at", "scorer_means")
-    found = list(Run.objects.filter(sweep=sweep).values_list(*fields))
+    runs_of = Run.objects.filter(sweep=sweep, **({"pk": run_id} if run_id is not None else {}))
+    found = list(runs_of.values_list(*fields))
     live = compute_scorer_means([run[0] for run in found if run[5] is None])
     for run_id, status, score, samples, config, _, stored_means in found:
         params = flatten(config)
@@ -231,9 +233,9 @@ def csv_cell(value: Any) -> Any:
     return csv_cell(json.dumps(value, ensure_ascii=False))  # a list or dict in a row or a config
 
 
-def export_csv(sweep: Sweep) -> Iterator[str]:
+def export_csv(sweep: Sweep, run_id: int | None = None) -> Iterator[str]:
     """The header, then BATCH rows per string."""
-    plan = layout(sweep)
+    plan = layout(sweep, run_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)  # lines end in \r\n, as RFC 4180 says
 
@@ -280,18 +282,19 @@ def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
     )
 
 
-def export_jsonl(sweep: Sweep) -> Iterator[str]:
+def export_jsonl(sweep: Sweep, run_id: int | None = None) -> Iterator[str]:
     """One JSON object per sample and line, BATCH lines per string."""
-    plan = layout(sweep)
+    plan = layout(sweep, run_id)
     lines = (json_line(sample, scores, plan.runs[sample[1]]) for sample, scores in samples_of(plan))
     while batch := list(islice(lines, BATCH)):
         yield "".join(batch)
 
 
-def export_filename(sweep: Sweep, fmt: str) -> str:
+def export_filename(sweep: Sweep, fmt: str, run_id: int | None = None) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: expected {' or '.join(FORMATS)}")
-    return f"experiment-{sweep.experiment_id}-sweep-{sweep.pk}.{fmt}"
+    run = f"-run-{run_id}" if run_id is not None else ""
+    return f"experiment-{sweep.experiment_id}-sweep-{sweep.pk}{run}.{fmt}"
 
 
 EXPORTERS = {"csv": export_csv, "jsonl": export_jsonl}

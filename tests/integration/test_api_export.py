@@ -201,3 +201,31 @@ def test_a_30000_sample_export_streams_in_bounded_memory_and_queries(user, mock_
     assert rows == n
     # The runs, then per page of CHUNK samples (here a run) one query for them, one for their scores.
     assert len(queries) <= 1 + 2 * math.ceil(n / export.CHUNK)
+
+
+def link(page: str, link_id: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.search(rf'id="{link_id}"[^>]*href="([^"]+)"', page, re.S).group(1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_experiment_and_run_pages_link_their_downloads(small_sweep, user, other_user):
+    from tests.conftest import logged_in
+
+    client = logged_in(user)
+    page = client.get(f"/experiments/{small_sweep.experiment_id}/").content.decode()
+    response = client.get(link(page, "export-csv"))  # the signed-in session is enough
+    assert response.status_code == 200 and response["Content-Disposition"].endswith(f'sweep-{small_sweep.pk}.csv"')
+    assert len(list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))) == 6
+
+    run = small_sweep.runs.order_by("pk").first()
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    response = client.get(link(page, "export-jsonl"))
+    records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert response["Content-Disposition"].endswith(f'sweep-{small_sweep.pk}-run-{run.pk}.jsonl"')
+    assert len(records) == 3 and {r["run_id"] for r in records} == {run.pk}
+    assert logged_in(other_user).get(link(page, "export-jsonl")).status_code == 404
+    other = experiment_create(owner=user, data=spec(name="Other"))
+    assert client.get(f"/api/v1/experiments/{other.pk}/export?run={run.pk}").status_code == 404
