@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Evaluate a prompt experiment in CI with nothing but curl: create it from a spec file, start a
 # sweep, wait for it, download the results, and fail the build when the best score is too low.
+# With PROMPTLOOPER_EXPERIMENT=ID, the spec replaces that experiment's instead, the new sweep is
+# compared with its previous one, and the build fails when a configuration got significantly worse.
 #
 #   PROMPTLOOPER_URL=https://looper.example.com PROMPTLOOPER_TOKEN=pl_... \
 #     examples/ci.sh examples/ticket-triage.yaml 0.8
@@ -17,7 +19,15 @@ call() {  # on an HTTP error, print the API's explanation and fail
 }
 field() { grep -o "\"$1\": *[^,}]*" | head -1 | sed 's/^[^:]*: *//; s/"//g'; }  # first "key": value
 
-experiment=$(call -H "Content-Type: application/yaml" --data-binary "@$spec" "$api/experiments" | field id)
+experiment=${PROMPTLOOPER_EXPERIMENT:-}
+baseline=
+if [ -n "$experiment" ]; then
+  latest=$(call "$api/experiments/$experiment/sweeps?limit=1")
+  baseline=$(field id <<<"$latest" || true)  # its latest sweep, if it has one
+  call -X PATCH -H "Content-Type: application/yaml" --data-binary "@$spec" "$api/experiments/$experiment" >/dev/null
+else
+  experiment=$(call -H "Content-Type: application/yaml" --data-binary "@$spec" "$api/experiments" | field id)
+fi
 sweep=$(call -X POST "$api/experiments/$experiment/sweeps" | field id)
 echo "experiment $experiment: sweep $sweep started"
 while :; do
@@ -31,6 +41,11 @@ call -o results.csv "$api/experiments/$experiment/export?format=csv"
 best=$(field best_score <<<"$state")
 echo "sweep $sweep $status; best score $best; results in results.csv"
 [ "$status" = completed ] || exit 1
+if [ -n "$baseline" ]; then
+  changes=$(call "$api/sweeps/$baseline/compare/$sweep")
+  echo "against sweep $baseline: $(grep -o '"text": *"[^"]*"' <<<"$changes" | sed 's/^[^:]*: *//; s/"//g')"
+  [ "$(field worse <<<"$changes")" = 0 ] || exit 1
+fi
 if ! awk -v best="$best" -v min="$min_score" 'BEGIN { exit !(best != "null" && best + 0 >= min + 0) }'; then
   echo "best score $best is below $min_score"
   exit 1
