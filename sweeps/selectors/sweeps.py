@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, F, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -67,6 +68,24 @@ def sweep_progress(sweep: Sweep) -> dict[str, Any]:
 def sweep_pipeline(sweep_id: int) -> list[dict[str, Any]]:
     """The stages of a sweep's spec snapshot, read without the rest of the snapshot."""
     return Sweep.objects.filter(pk=sweep_id).values_list("spec__pipeline", flat=True).first() or []
+
+
+HISTORY = 50  # sweeps an experiment page lists
+
+
+def sweep_history(experiment: Experiment) -> list[Sweep]:
+    """The experiment's latest sweeps, newest first, without their spec snapshots."""
+    return list(experiment.sweeps.defer("spec").order_by("-created_at", "-pk")[:HISTORY])
+
+
+def sweep_shown(experiment: Experiment, asked: str | None, history: list[Sweep]) -> Sweep | None:
+    """The sweep a page shows: the one `?sweep=` names (404 unless it is this experiment's), or
+    the latest (the first of its `history`)."""
+    if not asked:
+        return history[0] if history else None
+    if not (asked.isascii() and asked.isdigit() and len(asked) <= 18):  # beyond 64 bits: no such row
+        raise Http404("No such sweep")
+    return get_object_or_404(experiment.sweeps.defer("spec"), pk=int(asked))
 
 
 def sweep_latest_figures(experiment: Experiment) -> Sweep | None:

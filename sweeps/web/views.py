@@ -33,7 +33,14 @@ from sweeps.selectors.leaderboard import (
     verdict_names,
 )
 from sweeps.selectors.runs import scorer_means
-from sweeps.selectors.sweeps import latest_sweeps, sweep_latest_figures, sweep_progress, sweep_scorer_names
+from sweeps.selectors.sweeps import (
+    latest_sweeps,
+    sweep_history,
+    sweep_latest_figures,
+    sweep_progress,
+    sweep_scorer_names,
+    sweep_shown,
+)
 from sweeps.services import ServiceError, tokens
 from sweeps.services.sweeps import ALLOWED, sweep_start, sweep_transition
 from sweeps.web import charts
@@ -202,9 +209,12 @@ def charts_context(figures: dict[str, Any]) -> dict[str, Any]:
 def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
     """What the live part of the experiment page shows. Reads runs, never samples, in a fixed
     number of queries, so the page costs the same at 100 samples or 100,000."""
-    sweep = sweep_latest_figures(experiment)
+    history = sweep_history(experiment)
+    sweep = sweep_shown(experiment, request.GET.get("sweep"), history)
     if sweep is None:
         return {"experiment": experiment, "sweep": None, "actions": actions(None, []), **charts_context({"runs": 0})}
+    # An earlier sweep is shown for reading: its controls are the latest's, on the latest's page.
+    latest = not history or history[0].pk == sweep.pk
     progress = sweep_progress(sweep)
     chart_runs = list(run_ranking(sweep)[:CHART_RUNS])
     params = varying_params(chart_runs) if chart_runs else []
@@ -217,7 +227,10 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     return {
         "experiment": experiment,
         "sweep": sweep,
-        "actions": actions(sweep, progress["allowed_actions"]),
+        "actions": actions(sweep, progress["allowed_actions"]) if latest else [],
+        "history": history,
+        "latest": latest,
+        "sweep_query": "" if latest else f"sweep={sweep.pk}&",
         "done": sweep.done,
         "progress_text": progress["progress_text"],
         "tokens": sweep.tokens_in + sweep.tokens_out,

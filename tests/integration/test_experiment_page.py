@@ -453,3 +453,23 @@ def test_page_and_partial_read_only_the_top_two_runs_samples_of_100_000(user):
             ids = re.search(r'"run_id" IN \(([\d, ]+)\)', sql)
             assert ids and len(ids.group(1).split(",")) == 2, (url, sql)
     assert len(Table("leaderboard", client.get(f"/experiments/{experiment.pk}/").content.decode()).rows) == 50
+
+
+@pytest.mark.django_db
+def test_an_earlier_sweep_is_shown_by_its_id_and_anything_else_is_404(user, other_user):
+    experiment = experiment_create(owner=user, data=spec())
+    first = make_sweep(experiment, grid_runs(models=["mock/a"]), status="completed", total=4)
+    make_sweep(experiment, grid_runs(models=["mock/b"]), status="completed", total=4)
+    client = logged_in(user)
+
+    page = client.get(f"/experiments/{experiment.pk}/", {"sweep": first.pk}).content.decode()
+    assert {row["attrs"]["data-run-id"] for row in Table("leaderboard", page).rows} == {
+        str(pk) for pk in first.runs.values_list("pk", flat=True)
+    }
+    assert 'id="earlier-sweep"' in page and "data-action=" not in page
+    assert f'href="?sweep={first.pk}&amp;order=-score_per_dollar"' in page  # the sort keeps the sweep
+    live = client.get(f"/experiments/{experiment.pk}/live/", {"sweep": first.pk}).content.decode()
+    assert f"Sweep {first.pk}" in live
+    theirs = make_sweep(experiment_create(owner=other_user, data=spec()), [], status="completed")
+    for bad in ("abc", "1" * 30, str(theirs.pk), "-1"):
+        assert client.get(f"/experiments/{experiment.pk}/", {"sweep": bad}).status_code == 404
