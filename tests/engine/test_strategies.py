@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
 from sweeps.engine.space import Choice, Space, Steps, Uniform, config_hash, flatten
 from sweeps.engine.strategies import grid, guided, propose, random_search
+from sweeps.engine.strategies.grid import interleaved
 
 FOUR_POINTS = Space({"model": Choice(("mock/echo", "mock/upper")), "params.temperature": Choice((0.0, 1.0))})
 
@@ -36,16 +38,26 @@ def hashes(configs: list[dict]) -> set[str]:
 # --- grid -----------------------------------------------------------------------------------
 
 
-def test_grid_is_the_cartesian_product_over_sorted_keys():
+def test_grid_is_the_cartesian_product_over_sorted_keys_interleaved():
     space = Space({"params.temperature": Choice((0.0, 1.0)), "model": Choice(("a", "b", "c"))})
     assert [(c["model"], c["params"]["temperature"]) for c in grid(space)] == [
         ("a", 0.0),
+        ("b", 1.0),  # the next configuration changes every parameter it can
+        ("c", 0.0),  # three in: every model and every temperature tried
         ("a", 1.0),
         ("b", 0.0),
-        ("b", 1.0),
-        ("c", 0.0),
         ("c", 1.0),
     ]
+
+
+@pytest.mark.parametrize("sizes", [(4, 10), (3, 5, 2), (7,), (2, 2, 2, 3)])
+def test_every_stretch_of_an_interleaved_grid_covers_every_value_evenly(sizes):
+    axes = [[f"v{i}" for i in range(size)] for size in sizes]
+    combos = interleaved(axes)
+    assert sorted(combos) == sorted(itertools.product(*axes))  # every combination once
+    longest = max(sizes)
+    for axis in range(len(sizes)):  # the first `longest` configurations try every value of every axis
+        assert {combo[axis] for combo in combos[:longest]} == set(axes[axis])
 
 
 def test_grid_enumerates_steps():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import math
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -14,8 +14,29 @@ if TYPE_CHECKING:
     from sweeps.engine.spec import SweepSpec
 
 
+def interleaved(axes: Sequence[Sequence[object]]) -> list[tuple[object, ...]]:
+    """Every combination of the axes' values, in an order where the first max(len(axis))
+    combinations already try every value of every axis: a sweep stopped at 30 % has tried every
+    model and every prompt, not the first model with all prompts. Combination i is i's
+    mixed-radix digits (the longest axis fastest) with each slower digit shifted by the sum of
+    the faster ones, modulo its axis: a bijection, so nothing is left out or repeated."""
+    order = sorted(range(len(axes)), key=lambda a: len(axes[a]))  # slowest first: the shortest axis
+    sizes = [len(axes[a]) for a in order]
+    combos = []
+    for index in range(math.prod(sizes)):
+        shifted = [0] * len(sizes)
+        faster = 0
+        for position in range(len(sizes) - 1, -1, -1):  # fastest first
+            index, digit = divmod(index, sizes[position])
+            shifted[position] = (digit + faster) % sizes[position]
+            faster += digit
+        values = {a: axes[a][d] for a, d in zip(order, shifted, strict=True)}
+        combos.append(tuple(values[a] for a in range(len(axes))))
+    return combos
+
+
 def grid(space: Space) -> list[Config]:
-    """Every combination, in ``itertools.product`` order over the sorted keys."""
+    """Every combination over the sorted keys, interleaved (see ``interleaved``)."""
     keys = space.keys()
     axes = []
     for key in keys:
@@ -26,7 +47,7 @@ def grid(space: Space) -> list[Config]:
                 axes.append(steps.values())
             case Uniform():
                 raise ValueError(f"grid cannot enumerate {key}: a range without step is continuous")
-    return [make_config(dict(zip(keys, combo))) for combo in itertools.product(*axes)]
+    return [make_config(dict(zip(keys, combo, strict=True))) for combo in interleaved(axes)]
 
 
 class GridSearch:
