@@ -93,6 +93,14 @@ RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "co
                "scorer_means")  # fmt: skip
 
 
+def run_history(sweep: Sweep) -> list[tuple[int, float, bool]]:
+    """Every scored run's (id, score, full: not pruned), in the order the runs finished: what the
+    best-so-far chart draws. Three numbers a run, whatever the sweep's size."""
+    runs = sweep.runs.filter(finished_at__isnull=False, score__isnull=False).order_by("finished_at", "id")
+    found = runs.values_list("id", "score", "status")
+    return [(pk, score, status != Run.Status.PRUNED) for pk, score, status in found if score is not None]
+
+
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:
     """A sweep's runs best first (unscored last), with what the leaderboard shows."""
     return sweep.runs.only(*RUN_FIGURES).order_by(*BEST_FIRST)

@@ -205,7 +205,37 @@ def pareto(runs: Sequence[Run], texts: list[str], axis: str = "cost") -> dict[st
     return {"data": data, "layout": layout, "front": [runs[i].pk for i in front]}
 
 
-def figures(runs: Sequence[Run], params: Sequence[str]) -> dict[str, Any]:
+MAX_HISTORY_POINTS = 2000  # runs the history draws as points; the best-so-far line is exact
+
+
+def history(points: Sequence[tuple[int, float, bool]]) -> dict[str, Any]:
+    """Each run's score in the order the runs finished, and the best full-data score so far
+    (Optuna dashboard's history plot): is the search still finding better configurations?"""
+    best, line = None, []
+    for _, score, full in points:
+        if full and (best is None or score > best):
+            best = score
+        line.append(best)
+    step = max(1, math.ceil(len(points) / MAX_HISTORY_POINTS))  # an even sample, never only the best
+    shown = range(0, len(points), step)
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "runs", "x": [i + 1 for i in shown],
+         "y": [points[i][1] for i in shown], "customdata": [points[i][0] for i in shown],
+         "hovertemplate": "run %{x} to finish<br>score %{y:.3f}<extra></extra>",
+         "marker": {"color": ACCENT, "size": 6, "opacity": 0.45}},
+        {"type": "scatter", "mode": "lines", "name": "best so far", "x": list(range(1, len(points) + 1)), "y": line,
+         "hovertemplate": "best after %{x} runs: %{y:.3f}<extra></extra>",
+         "line": {"color": FRONT, "shape": "hv", "width": 2}},
+    ]  # fmt: skip
+    layout = {**BASE_LAYOUT, "height": 320, "showlegend": True, "legend": {"orientation": "h", "y": 1.1},
+              "xaxis": {"title": {"text": "runs, in the order they finished"}},
+              "yaxis": {"title": {"text": "score"}, "range": [-0.05, 1.05]}}  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
+def figures(
+    runs: Sequence[Run], params: Sequence[str], finished: Sequence[tuple[int, float, bool]] = ()
+) -> dict[str, Any]:
     """Every chart of the page, from the runs that have a score (finished ones)."""
     scored = [run for run in runs if run.score is not None]
     if not scored:
@@ -218,6 +248,7 @@ def figures(runs: Sequence[Run], params: Sequence[str]) -> dict[str, Any]:
         "parallel": parallel(scored, columns, texts),
         "pareto": pareto(scored, texts),
         "pareto_latency": pareto(scored, texts, "latency"),  # the page's toggle swaps the two
+        "history": history(finished),
     }
 
 

@@ -25,6 +25,7 @@ from sweeps.selectors.leaderboard import (
     LEADERBOARD_ORDERS,
     leaderboard_order,
     pareto_run_ids,
+    run_history,
     run_leaderboard,
     run_ranking,
     runs_recently_finished,
@@ -246,7 +247,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "chart_limit": CHART_RUNS,
         "verdict": verdict_context(sweep, [run.pk for run in chart_runs]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
-        **charts_context({**charts.figures(chart_runs, params), "active": sweep.is_active}),
+        **charts_context({**charts.figures(chart_runs, params, run_history(sweep)), "active": sweep.is_active}),
     }
 
 

@@ -27,6 +27,7 @@ def test_the_picker_shows_an_earlier_sweep_and_leads_back(page: Page, user, mock
 
     rows = page.locator("#leaderboard tbody tr")
     expect(rows).to_have_count(2)  # the latest sweep: two configurations
+    expect(page.locator("#chart-history .plot-container")).to_be_visible()  # best score so far, drawn
     expect(page.locator("#sweep-title")).to_contain_text(f"Sweep {second.pk}")
     page.locator("#sweep-history summary").click()
     expect(page.locator("#sweep-picker tbody tr")).to_have_count(2)

@@ -425,9 +425,9 @@ def test_page_and_partial_queries_do_not_grow_with_runs_or_samples(user, django_
     add_samples(sweep, 20)
 
     assert (page_queries(client, page), page_queries(client, partial)) == small
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):  # one of them: the best-so-far chart's scores, in one query
         client.get(page)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         client.get(partial)
 
 
@@ -473,3 +473,28 @@ def test_an_earlier_sweep_is_shown_by_its_id_and_anything_else_is_404(user, othe
     theirs = make_sweep(experiment_create(owner=other_user, data=spec()), [], status="completed")
     for bad in ("abc", "1" * 30, str(theirs.pk), "-1"):
         assert client.get(f"/experiments/{experiment.pk}/", {"sweep": bad}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_history_chart_draws_every_finished_run_and_the_best_full_score_so_far(user):
+    from django.utils import timezone
+
+    from sweeps.web import charts
+
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = make_sweep(experiment, [], status="running", total=8)
+    now = timezone.now()
+    scores = [(0.4, "completed"), (0.9, "pruned"), (0.6, "completed"), (0.5, "completed")]
+    for i, (score, status) in enumerate(scores):
+        Run.objects.create(experiment=experiment, sweep=sweep, config_hash=f"h{i}", config={"model": f"m{i}"},
+                           score=score, status=status, finished_at=now + timezone.timedelta(seconds=i))  # fmt: skip
+    Run.objects.create(experiment=experiment, sweep=sweep, config_hash="open", config={"model": "x"})
+
+    figure = charts_data(logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode())["history"]
+
+    points, best = figure["data"]
+    assert points["y"] == [0.4, 0.9, 0.6, 0.5] and points["x"] == [1, 2, 3, 4]
+    assert best["y"] == [0.4, 0.4, 0.6, 0.6]  # a pruned run's score is of part of the rows: not a best
+    many = charts.history([(i, i / 10_000, True) for i in range(10_000)])
+    assert len(many["data"][0]["y"]) == 2000 and many["data"][0]["y"][0] == 0  # an even sample, from the start
+    assert len(many["data"][1]["y"]) == 10_000 and many["data"][1]["y"][-1] == 0.9999
