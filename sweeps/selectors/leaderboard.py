@@ -101,6 +101,21 @@ def run_history(sweep: Sweep) -> list[tuple[int, float, bool]]:
     return [(pk, score, status != Run.Status.PRUNED) for pk, score, status in found if score is not None]
 
 
+def chart_runs(sweep: Sweep, *, limit: int, top: int) -> list[Run]:
+    """The runs the charts draw, best first: all of them up to `limit`; beyond, the best `top`
+    and an even sample of the rest by rank, so the charts show the whole sweep's shape rather
+    than only its best corner (and the leaderboard's first page is among them)."""
+    best = list(run_ranking(sweep)[: limit + 1])
+    if len(best) <= limit:
+        return best
+    ranked = list(sweep.runs.order_by(*BEST_FIRST).values_list("id", flat=True))
+    rest = ranked[top:]
+    step = len(rest) / (limit - top)
+    chosen = [rest[int(i * step)] for i in range(limit - top)]
+    sampled = run_ranking(sweep).in_bulk(chosen)
+    return best[:top] + [sampled[pk] for pk in chosen]
+
+
 def run_ranking(sweep: Sweep) -> QuerySet[Run]:
     """A sweep's runs best first (unscored last), with what the leaderboard shows."""
     return sweep.runs.only(*RUN_FIGURES).order_by(*BEST_FIRST)

@@ -23,11 +23,11 @@ from sweeps.selectors.experiments import experiment_page_get, experiment_search
 from sweeps.selectors.leaderboard import (
     LEADERBOARD_DEFAULT,
     LEADERBOARD_ORDERS,
+    chart_runs,
     leaderboard_order,
     pareto_run_ids,
     run_history,
     run_leaderboard,
-    run_ranking,
     runs_recently_finished,
     top_two_verdict,
     varying_params,
@@ -47,7 +47,10 @@ from sweeps.services.sweeps import ALLOWED, sweep_start, sweep_transition
 from sweeps.web import charts
 
 PAGE_SIZE = 50  # experiments per list page, runs per leaderboard page
-CHART_RUNS = 500  # the best runs the charts show: enough to see the shape, small enough to redraw live
+# The runs the charts show: enough to see the shape, few enough to redraw live; beyond it the
+# best CHART_TOP and an even sample of the rest.
+CHART_RUNS = 500
+CHART_TOP = 250
 FEED_SIZE = 20  # events the page starts with; the browser keeps up to 50 as more arrive
 
 
@@ -217,13 +220,13 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     # An earlier sweep is shown for reading: its controls are the latest's, on the latest's page.
     latest = not history or history[0].pk == sweep.pk
     progress = sweep_progress(sweep)
-    chart_runs = list(run_ranking(sweep)[:CHART_RUNS])
-    params = varying_params(chart_runs) if chart_runs else []
+    drawn = chart_runs(sweep, limit=CHART_RUNS, top=CHART_TOP)
+    params = varying_params(drawn) if drawn else []
     order = leaderboard_order(request.GET.get("order"))
     page = Paginator(run_leaderboard(sweep, order=order), PAGE_SIZE).get_page(request.GET.get("page"))
     # Page 1 by score: the charts' runs already have it.
     reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
-    shown = chart_runs[:PAGE_SIZE] if reuse else list(page)
+    shown = drawn[:PAGE_SIZE] if reuse else list(page)
     scorer_names = sweep_scorer_names(sweep)
     return {
         "experiment": experiment,
@@ -245,9 +248,10 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         # Pagination links keep the sort; the sort links start again at page 1.
         "order_query": "" if order == LEADERBOARD_DEFAULT else f"{urlencode({'order': order})}&",
         "chart_limit": CHART_RUNS,
-        "verdict": verdict_context(sweep, [run.pk for run in chart_runs]),  # the charts' runs: best first
+        "chart_top": CHART_TOP,
+        "verdict": verdict_context(sweep, [run.pk for run in drawn]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
-        **charts_context({**charts.figures(chart_runs, params, run_history(sweep)), "active": sweep.is_active}),
+        **charts_context({**charts.figures(drawn, params, run_history(sweep)), "active": sweep.is_active}),
     }
 
 

@@ -498,3 +498,23 @@ def test_the_history_chart_draws_every_finished_run_and_the_best_full_score_so_f
     many = charts.history([(i, i / 10_000, True) for i in range(10_000)])
     assert len(many["data"][0]["y"]) == 2000 and many["data"][0]["y"][0] == 0  # an even sample, from the start
     assert len(many["data"][1]["y"]) == 10_000 and many["data"][1]["y"][-1] == 0.9999
+
+
+@pytest.mark.django_db
+def test_beyond_500_runs_the_charts_draw_the_best_and_an_even_sample_of_the_rest(user):
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = make_sweep(experiment, [], status="completed", total=700)
+    Run.objects.bulk_create(
+        Run(experiment=experiment, sweep=sweep, config_hash=f"h{i}", config={"model": f"m{i}"}, score=i / 700,
+            status="completed", cost_usd=0.001)
+        for i in range(700)
+    )  # fmt: skip
+    page = logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode()
+
+    drawn = charts_data(page)["pareto"]["data"][0]["customdata"]
+    scores = dict(Run.objects.filter(sweep=sweep).values_list("id", "score"))
+    assert charts_data(page)["runs"] == len(drawn) == 500 and len(set(drawn)) == 500
+    ranked = sorted(scores, key=lambda pk: -scores[pk])
+    assert set(ranked[:250]) <= set(drawn)  # the best, all of them
+    assert min(scores[pk] for pk in drawn) < 0.01  # and the worst end of the sweep too, not only its best 500
+    assert "the charts show 500 of them: the best 250 and an even sample of the rest" in page
