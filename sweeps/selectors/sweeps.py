@@ -95,8 +95,17 @@ def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
 
 def sweep_scorer_names(sweep: Sweep) -> list[str]:
     """The names of the sweep's scorers, in order, read without the rest of its spec."""
-    scorers = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", flat=True).first() or []
-    return [scorer.get("name", scorer.get("type", "?")) for scorer in scorers]
+    return sweep_page_facts(sweep)[0]
+
+
+def sweep_page_facts(sweep: Sweep) -> tuple[list[str], set[str]]:
+    """What the experiment page needs of a sweep's spec, read without the rest of it (the dataset
+    above all): its scorers' names in order, and the parameters swept on a log scale."""
+    found = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", "spec__sweep__params").first()
+    scorers, params = found or (None, None)
+    names = [scorer.get("name", scorer.get("type", "?")) for scorer in scorers or []]
+    logs = {key for key, value in (params or {}).items() if isinstance(value, dict) and value.get("log")}
+    return names, logs
 
 
 def sweeps_with_owner() -> QuerySet[Sweep]:

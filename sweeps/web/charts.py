@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,9 +84,17 @@ def hover_texts(runs: Sequence[Run], columns: Columns) -> list[str]:
     return ["<br>".join([f"run {run.pk}", *(column[i] for column in lines)]) for i, run in enumerate(runs)]
 
 
-def by_param(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[str, Any]:
-    """Score against each parameter, one subplot each: numbers as a scatter, anything else
-    (models, prompts) as a box per value with every run shown as a point."""
+def on_log_scale(param: str, values: Sequence[Any], log_params: Collection[str]) -> bool:
+    """A parameter swept with `log: true`, whose values a log axis can show (all above 0)."""
+    return param in log_params and all(is_number(v) and v > 0 for v in values)
+
+
+def by_param(
+    runs: Sequence[Run], columns: Columns, texts: list[str], log_params: Collection[str] = ()
+) -> dict[str, Any]:
+    """Score against each parameter, one subplot each: numbers as a scatter (on a log axis when
+    swept with `log: true`), anything else (models, prompts) as a box per value with every run
+    shown as a point."""
     scores = [run.score for run in runs]
     data: list[dict[str, Any]] = []
     layout: dict[str, Any] = {**BASE_LAYOUT}
@@ -96,7 +104,8 @@ def by_param(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[st
         if all(is_number(v) for v in values):
             data.append({"type": "scatter", "mode": "markers", "x": values, "y": scores,
                          "marker": {"color": ACCENT, "size": 8, "opacity": 0.7}, **axis})  # fmt: skip
-            layout[f"xaxis{i}"] = {"title": {"text": param}, "zeroline": False}
+            layout[f"xaxis{i}"] = {"title": {"text": param}, "zeroline": False,
+                                   **({"type": "log"} if on_log_scale(param, values, log_params) else {})}  # fmt: skip
         else:
             labels = categories(values)
             data.append({"type": "box", "x": [labels[repr(v)] for v in values], "y": scores, "boxpoints": "all",
@@ -112,14 +121,17 @@ def by_param(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[st
     return {"data": data, "layout": layout}
 
 
-def axis_heights(values: Sequence[Any]) -> tuple[list[float], list[tuple[float, str]]]:
+def axis_heights(values: Sequence[Any], log: bool = False) -> tuple[list[float], list[tuple[float, str]]]:
     """Each value's height on its parallel axis (0 to 1), and the axis's labels as (height, text):
     numbers from their smallest to their largest, anything else one step per distinct value."""
     if all(is_number(v) for v in values):
         low, high = min(values), max(values)
         if high == low:
             return [0.5] * len(values), [(0.5, f"{low:g}")]
-        return [(v - low) / (high - low) for v in values], [(0.0, f"{low:g}"), (1.0, f"{high:g}")]
+        scale = math.log if log else float  # a log-scale parameter is spread by its order of magnitude
+        span = scale(high) - scale(low)
+        ticks = [(0.0, f"{low:g}"), (1.0, f"{high:g}")]
+        return [(scale(v) - scale(low)) / span for v in values], ticks
     labels = categories(values, PARALLEL_LABEL_CHARS)
     step = 1 / (len(labels) - 1) if len(labels) > 1 else 0
     height = {key: i * step if step else 0.5 for i, key in enumerate(labels)}
@@ -127,12 +139,16 @@ def axis_heights(values: Sequence[Any]) -> tuple[list[float], list[tuple[float, 
     return [height[repr(v)] for v in values], [(height[k], label) for k, label in list(labels.items())[::every]]
 
 
-def parallel(runs: Sequence[Run], columns: Columns, texts: list[str]) -> dict[str, Any]:
+def parallel(
+    runs: Sequence[Run], columns: Columns, texts: list[str], log_params: Collection[str] = ()
+) -> dict[str, Any]:
     """One line per configuration across every varying parameter and the score, coloured by
     score. Drawn as plain SVG lines rather than plotly's parcoords: that one is WebGL, and
     without a GPU (headless browsers, many virtual machines) each draw blocks the page for
     seconds. One trace per score band keeps it to a handful of paths however many runs."""
-    axes = [(param, *axis_heights(values)) for param, values in columns.items()]
+    axes = [
+        (param, *axis_heights(values, on_log_scale(param, values, log_params))) for param, values in columns.items()
+    ]
     scores = [run.score or 0.0 for run in runs]  # only scored runs are drawn (see figures)
     axes.append(("score", scores, [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]))
     bands: list[dict[str, list[Any]]] = [{"x": [], "y": [], "text": [], "customdata": []} for _ in BANDS]
@@ -234,7 +250,11 @@ def history(points: Sequence[tuple[int, float, bool]]) -> dict[str, Any]:
 
 
 def figures(
-    runs: Sequence[Run], params: Sequence[str], finished: Sequence[tuple[int, float, bool]] = ()
+    runs: Sequence[Run],
+    params: Sequence[str],
+    finished: Sequence[tuple[int, float, bool]] = (),
+    *,
+    log_params: Collection[str] = (),
 ) -> dict[str, Any]:
     """Every chart of the page, from the runs that have a score (finished ones)."""
     scored = [run for run in runs if run.score is not None]
@@ -244,8 +264,8 @@ def figures(
     texts = hover_texts(scored, columns)
     return {
         "runs": len(scored),
-        "by_param": by_param(scored, columns, texts),
-        "parallel": parallel(scored, columns, texts),
+        "by_param": by_param(scored, columns, texts, log_params),
+        "parallel": parallel(scored, columns, texts, log_params),
         "pareto": pareto(scored, texts),
         "pareto_latency": pareto(scored, texts, "latency"),  # the page's toggle swaps the two
         "history": history(finished),

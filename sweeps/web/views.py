@@ -38,8 +38,8 @@ from sweeps.selectors.sweeps import (
     latest_sweeps,
     sweep_history,
     sweep_latest_figures,
+    sweep_page_facts,
     sweep_progress,
-    sweep_scorer_names,
     sweep_shown,
 )
 from sweeps.services import ServiceError, tokens
@@ -227,7 +227,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     # Page 1 by score: the charts' runs already have it.
     reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
     shown = drawn[:PAGE_SIZE] if reuse else list(page)
-    scorer_names = sweep_scorer_names(sweep)
+    scorer_names, log_params = sweep_page_facts(sweep)
     return {
         "experiment": experiment,
         "sweep": sweep,
@@ -251,7 +251,9 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "chart_top": CHART_TOP,
         "verdict": verdict_context(sweep, [run.pk for run in drawn]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
-        **charts_context({**charts.figures(drawn, params, run_history(sweep)), "active": sweep.is_active}),
+        **charts_context(
+            {**charts.figures(drawn, params, run_history(sweep), log_params=log_params), "active": sweep.is_active}
+        ),
     }
 
 

@@ -518,3 +518,23 @@ def test_beyond_500_runs_the_charts_draw_the_best_and_an_even_sample_of_the_rest
     assert set(ranked[:250]) <= set(drawn)  # the best, all of them
     assert min(scores[pk] for pk in drawn) < 0.01  # and the worst end of the sweep too, not only its best 500
     assert "the charts show 500 of them: the best 250 and an even sample of the rest" in page
+
+
+@pytest.mark.django_db
+def test_a_parameter_swept_on_a_log_scale_is_charted_on_one(user):
+    log_space = {"type": "random", "n_trials": 3, "params": {"params.temperature": {"min": 0.01, "max": 1.0, "log": True},
+                                                             "model": ["mock/echo", "mock/upper"]}}  # fmt: skip
+    experiment = experiment_create(owner=user, data=spec(sweep=log_space))
+    runs = [{"config": {"model": m, "params": {"temperature": t}}, "score": 0.5, "cost_usd": 0.001}
+            for m, t in (("mock/echo", 0.01), ("mock/upper", 0.1), ("mock/echo", 1.0))]  # fmt: skip
+    sweep = make_sweep(experiment, runs, status="completed")
+    Sweep.objects.filter(pk=sweep.pk).update(spec=experiment.spec)  # the snapshot the page reads
+
+    figures = charts_data(logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode())
+
+    axes = {v["title"]["text"]: v for k, v in figures["by_param"]["layout"].items() if k.startswith("xaxis")}
+    assert axes["params.temperature"]["type"] == "log" and axes["model"]["type"] == "category"
+    ticks = {a["text"]: a["y"] for a in figures["parallel"]["layout"]["annotations"] if a["x"] == 1}
+    lines = figures["parallel"]["data"][0]["y"]  # each run's heights: model, temperature, score, then a gap
+    assert sorted(round(lines[i], 6) for i in (1, 5, 9)) == [0.0, 0.5, 1.0]  # 0.01, 0.1, 1: evenly by magnitude
+    assert ticks == {"0.01": 0.0, "1": 1.0}
