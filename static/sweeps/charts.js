@@ -5,7 +5,8 @@
   "use strict";
   const section = document.getElementById("charts");
   if (!section || !window.Plotly) return;
-  const CHARTS = { by_param: "chart-by-param", parallel: "chart-parallel", pareto: "chart-pareto", history: "chart-history" };
+  const CHARTS = { by_param: "chart-by-param", parallel: "chart-parallel", pareto: "chart-pareto", history: "chart-history",
+    importance: "chart-importance" };
   const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
   // Redrawing plots costs the browser far more than updating the table (the parallel plot is
   // WebGL), so while a sweep runs the charts follow every few seconds; a finished one at once.

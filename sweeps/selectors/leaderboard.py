@@ -9,7 +9,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Case, F, QuerySet, Value, When
 
-from sweeps.engine import ranking, stats
+from sweeps.engine import importance, ranking, stats
 from sweeps.engine.space import flatten
 from sweeps.models import Run, Sweep
 from sweeps.selectors.runs import row_scores, run_search
@@ -91,6 +91,24 @@ def pareto_run_ids(sweep: Sweep) -> list[int]:
 RUN_FIGURES = ("id", "config", "status", "score", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "score_ci_low",
                "score_ci_high", "score_spread", "consistency", "samples_failed", "samples_truncated", "finished_at",
                "scorer_means")  # fmt: skip
+
+
+def sweep_importances(
+    sweep: Sweep, raw_params: dict[str, Any], history: list[tuple[int, float, bool]]
+) -> dict[str, float] | None:
+    """Optuna's parameter importances over the sweep's finished full-data runs (engine/importance.py),
+    cached until another run finishes: `history` is run_history's list, which says when."""
+    space = importance.space_of(raw_params)
+    full = [pk for pk, _, is_full in history if is_full]
+    if space is None or len(full) < importance.MIN_RUNS:
+        return None
+    key = f"sweeps:importance:{sweep.pk}:{len(full)}:{full[-1]}"
+    if (found := cache.get(key, MISSING)) is not MISSING:
+        return found
+    runs = Run.objects.filter(pk__in=full).values_list("config", "score")
+    found = importance.param_importances(space, [(config, score) for config, score in runs if score is not None])
+    cache.set(key, found, timeout=24 * 3600)
+    return found
 
 
 def run_history(sweep: Sweep) -> list[tuple[int, float, bool]]:

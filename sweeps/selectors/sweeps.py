@@ -98,14 +98,13 @@ def sweep_scorer_names(sweep: Sweep) -> list[str]:
     return sweep_page_facts(sweep)[0]
 
 
-def sweep_page_facts(sweep: Sweep) -> tuple[list[str], set[str]]:
+def sweep_page_facts(sweep: Sweep) -> tuple[list[str], dict[str, Any]]:
     """What the experiment page needs of a sweep's spec, read without the rest of it (the dataset
-    above all): its scorers' names in order, and the parameters swept on a log scale."""
+    above all): its scorers' names in order, and its swept parameters as written."""
     found = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", "spec__sweep__params").first()
     scorers, params = found or (None, None)
     names = [scorer.get("name", scorer.get("type", "?")) for scorer in scorers or []]
-    logs = {key for key, value in (params or {}).items() if isinstance(value, dict) and value.get("log")}
-    return names, logs
+    return names, params if isinstance(params, dict) else {}
 
 
 def sweeps_with_owner() -> QuerySet[Sweep]:

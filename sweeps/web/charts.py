@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,12 +249,28 @@ def history(points: Sequence[tuple[int, float, bool]]) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
+def importance(importances: Mapping[str, float] | None) -> dict[str, Any]:
+    """Each swept parameter's share of the score's variation (Optuna's importances), most
+    important on top; a note instead while there is too little to tell."""
+    layout = {**BASE_LAYOUT, "height": 80 + 36 * max(1, len(importances or {})), "margin": {"l": 160, "r": 16, "t": 16, "b": 56},
+              "xaxis": {"title": {"text": "importance (share of the score's variation)"}, "range": [0, 1]}}  # fmt: skip
+    if not importances:
+        note = "Needs two swept parameters and four finished runs."
+        return {"data": [], "layout": {**layout, "annotations": [{"text": note, "showarrow": False, "x": 0.5,
+                                                                  "y": 0.5, "xref": "paper", "yref": "paper"}]}}  # fmt: skip
+    ranked = sorted(importances.items(), key=lambda item: item[1])  # plotly draws the first at the bottom
+    data = [{"type": "bar", "orientation": "h", "x": [v for _, v in ranked], "y": [short(k) for k, _ in ranked],
+             "hovertemplate": "%{y}: %{x:.2f}<extra></extra>", "marker": {"color": ACCENT}}]  # fmt: skip
+    return {"data": data, "layout": layout}
+
+
 def figures(
     runs: Sequence[Run],
     params: Sequence[str],
     finished: Sequence[tuple[int, float, bool]] = (),
     *,
     log_params: Collection[str] = (),
+    importances: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Every chart of the page, from the runs that have a score (finished ones)."""
     scored = [run for run in runs if run.score is not None]
@@ -269,6 +285,7 @@ def figures(
         "pareto": pareto(scored, texts),
         "pareto_latency": pareto(scored, texts, "latency"),  # the page's toggle swaps the two
         "history": history(finished),
+        "importance": importance(importances),
     }
 
 

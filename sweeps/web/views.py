@@ -29,6 +29,7 @@ from sweeps.selectors.leaderboard import (
     run_history,
     run_leaderboard,
     runs_recently_finished,
+    sweep_importances,
     top_two_verdict,
     varying_params,
     verdict_names,
@@ -227,7 +228,9 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     # Page 1 by score: the charts' runs already have it.
     reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
     shown = drawn[:PAGE_SIZE] if reuse else list(page)
-    scorer_names, log_params = sweep_page_facts(sweep)
+    scorer_names, raw_params = sweep_page_facts(sweep)
+    log_params = {key for key, value in raw_params.items() if isinstance(value, dict) and value.get("log")}
+    finished = run_history(sweep)
     return {
         "experiment": experiment,
         "sweep": sweep,
@@ -252,7 +255,16 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "verdict": verdict_context(sweep, [run.pk for run in drawn]),  # the charts' runs: best first
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context(
-            {**charts.figures(drawn, params, run_history(sweep), log_params=log_params), "active": sweep.is_active}
+            {
+                **charts.figures(
+                    drawn,
+                    params,
+                    finished,
+                    log_params=log_params,
+                    importances=sweep_importances(sweep, raw_params, finished),
+                ),
+                "active": sweep.is_active,
+            }  # fmt: skip
         ),
     }
 

@@ -538,3 +538,28 @@ def test_a_parameter_swept_on_a_log_scale_is_charted_on_one(user):
     lines = figures["parallel"]["data"][0]["y"]  # each run's heights: model, temperature, score, then a gap
     assert sorted(round(lines[i], 6) for i in (1, 5, 9)) == [0.0, 0.5, 1.0]  # 0.01, 0.1, 1: evenly by magnitude
     assert ticks == {"0.01": 0.0, "1": 1.0}
+
+
+@pytest.mark.django_db
+def test_the_importance_chart_ranks_the_swept_parameters_once_runs_finish(user):
+    from django.utils import timezone
+
+    space = {"type": "random", "n_trials": 30, "params": {"params.temperature": {"min": 0.0, "max": 1.0},
+                                                          "model": ["mock/echo", "mock/upper"]}}  # fmt: skip
+    experiment = experiment_create(owner=user, data=spec(sweep=space))
+    sweep = make_sweep(experiment, [], status="completed")
+    Sweep.objects.filter(pk=sweep.pk).update(spec=experiment.spec)
+    client = logged_in(user)
+    empty = charts_data(client.get(f"/experiments/{experiment.pk}/").content.decode())
+    assert empty["runs"] == 0  # no finished run yet: no charts at all
+    for i in range(30):
+        t = i / 30
+        Run.objects.create(experiment=experiment, sweep=sweep, config_hash=f"h{i}", status="completed",
+                           config={"model": ["mock/echo", "mock/upper"][i % 2], "params": {"temperature": t}},
+                           score=1 - t, finished_at=timezone.now())  # fmt: skip
+
+    figure = charts_data(client.get(f"/experiments/{experiment.pk}/").content.decode())["importance"]
+
+    [bars] = figure["data"]
+    assert bars["y"][-1] == "params.temperature" and bars["x"][-1] > 0.8  # on top: the one the score follows
+    assert set(bars["y"]) == {"params.temperature", "model"}

@@ -64,21 +64,21 @@ def tpe(
     """
     if n <= 0:
         return []
-    optuna = _quiet_optuna()
-    distributions = {key: _distribution(space.params[key]) for key in space.keys()}
+    optuna = quiet_optuna()
+    distributions = {key: optuna_distribution(space.params[key]) for key in space.keys()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=rng.getrandbits(32), constant_liar=True)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         trials = []
         for config, score in history:
-            params = _to_params(space, config)
+            params = optuna_params(space, config)
             if params is not None and math.isfinite(score):
-                trials.append(_trial(optuna, params, distributions, score))
+                trials.append(optuna_trial(optuna, params, distributions, score))
         for config in pending:
-            params = _to_params(space, config)
+            params = optuna_params(space, config)
             if params is not None:
-                trials.append(_trial(optuna, params, distributions, None))
+                trials.append(optuna_trial(optuna, params, distributions, None))
         study.add_trials(trials)
 
         taken: list[Config] = []
@@ -120,14 +120,14 @@ class TpeSearch:
         return tpe(space, history, n, rng=rng, seen=seen, pending=pending)
 
 
-def _quiet_optuna() -> Any:
+def quiet_optuna() -> Any:
     import optuna  # imported on first use: grid and random sweeps never pay for it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
 
-def _distribution(spec: ValueSpec) -> Any:
+def optuna_distribution(spec: ValueSpec) -> Any:
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -144,7 +144,7 @@ def _distribution(spec: ValueSpec) -> Any:
     raise TypeError(f"not a value spec: {spec!r}")
 
 
-def _trial(optuna: Any, params: dict[str, Any], distributions: dict[str, Any], score: float | None) -> Any:
+def optuna_trial(optuna: Any, params: dict[str, Any], distributions: dict[str, Any], score: float | None) -> Any:
     state = optuna.trial.TrialState.COMPLETE if score is not None else optuna.trial.TrialState.RUNNING
     return optuna.trial.create_trial(params=params, distributions=distributions, value=score, state=state)
 
@@ -164,7 +164,7 @@ def _from_param(spec: ValueSpec, param: Any) -> Any:
     raise TypeError(f"not a value spec: {spec!r}")
 
 
-def _to_params(space: Space, config: Config) -> dict[str, Any] | None:
+def optuna_params(space: Space, config: Config) -> dict[str, Any] | None:
     """The Optuna params of a config; None when a value is not in the space (then it is left out)."""
     params = {}
     for key in space.keys():
