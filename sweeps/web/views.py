@@ -17,7 +17,7 @@ from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sweeps.engine import formatting
-from sweeps.engine.space import get_path
+from sweeps.engine.space import flatten, get_path
 from sweeps.models import Experiment, Run, Sweep
 from sweeps.selectors.experiments import experiment_page_get, experiment_search
 from sweeps.selectors.leaderboard import (
@@ -144,6 +144,20 @@ def truncated(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def param_cell(value: Any) -> dict[str, str]:
+    """A parameter's cell: cut to fit the table (a prompt is long), whole in its tooltip."""
+    full = formatting.param(value)
+    return {"text": truncated(full), "full": full}
+
+
+def shared_params(runs: list[Run], varying: list[str]) -> list[tuple[str, str]]:
+    """The parameters every shown run has alike: one line above the table, not a column each."""
+    if not runs:
+        return []
+    first = flatten(runs[0].config)
+    return [(key, truncated(formatting.param(value), 80)) for key, value in sorted(first.items()) if key not in varying]
+
+
 def per_dollar(run: Run) -> str:
     """The score / $ cell: a dash while unscored, "free" when it cost nothing (nothing to divide by)."""
     if run.score is None:
@@ -183,7 +197,7 @@ def leaderboard_rows(
             "score": "–" if run.score is None else f"{run.score:.3f}",
             "certainty": certainty(run),
             "scorer_means": formatting.scorer_means(means[run.pk], scorers),
-            "values": [truncated(formatting.param(get_path(run.config, p, ""))) for p in params],
+            "values": [param_cell(get_path(run.config, p, "")) for p in params],
             "tokens": formatting.count(run.tokens_in + run.tokens_out),
             "cost": f"${run.cost_usd:.5f}",
             "per_dollar": per_dollar(run),
@@ -244,6 +258,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "eta": duration(progress["eta_seconds"]),
         "params": params,
         "scorer_names": scorer_names,
+        "shared_params": shared_params(drawn, params),
         "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep)), len(scorer_names)),
         "page": page,
         "order": order,

@@ -4,6 +4,7 @@ and a constant, small cost in queries and time however many samples an experimen
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -563,3 +564,21 @@ def test_the_importance_chart_ranks_the_swept_parameters_once_runs_finish(user):
     [bars] = figure["data"]
     assert bars["y"][-1] == "params.temperature" and bars["x"][-1] > 0.8  # on top: the one the score follows
     assert set(bars["y"]) == {"params.temperature", "model"}
+
+
+@pytest.mark.django_db
+def test_shared_parameters_collapse_into_a_line_and_long_values_keep_their_whole_text(user):
+    experiment = experiment_create(owner=user, data=spec())
+    prompt = "Classify this support ticket into exactly one team, then explain why: {{ ticket }}"
+    runs = [{"config": {"model": m, "prompt": p, "params": {"temperature": 0.2}}, "score": 0.5, "cost_usd": 0.001}
+            for m in ("mock/echo", "mock/upper") for p in (prompt, "Label: {{ ticket }}")]  # fmt: skip
+    make_sweep(experiment, runs, status="completed")
+    page = logged_in(user).get(f"/experiments/{experiment.pk}/").content.decode()
+
+    table = Table("leaderboard", page)
+    assert "params.temperature" not in table.headers and {"model", "prompt"} <= set(table.headers)
+    assert 'id="shared-params">Every run: <span title="0.2">params.temperature = 0.2</span>' in page
+    column = table.headers.index("prompt")
+    cut = [row["cells"][column] for row in table.rows if row["cells"][column].startswith("Classify")]
+    assert cut and all(len(c) <= 60 and c.endswith("…") for c in cut)
+    assert page.count(f'title="{html.escape(prompt)}"') == 2  # the whole prompt in the tooltip
