@@ -73,8 +73,10 @@
       if (node.nodeValue !== next.nodeValue) node.nodeValue = next.nodeValue;
       return;
     }
-    for (const { name } of Array.from(node.attributes)) if (!next.hasAttribute(name)) node.removeAttribute(name);
-    for (const { name, value } of Array.from(next.attributes)) if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+    // A <details> the reader opened or closed stays so: "open" is theirs, not the server's.
+    const kept = node.nodeName === "DETAILS" ? "open" : null;
+    for (const { name } of Array.from(node.attributes)) if (name !== kept && !next.hasAttribute(name)) node.removeAttribute(name);
+    for (const { name, value } of Array.from(next.attributes)) if (name !== kept && node.getAttribute(name) !== value) node.setAttribute(name, value);
     morphChildren(node, next);
   }
 

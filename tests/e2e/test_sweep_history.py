@@ -12,6 +12,7 @@ from sweeps.services.experiments import experiment_create, experiment_update
 from sweeps.services.sweeps import sweep_start
 from tests.conftest import PASSWORDS, spec, wait_for_sweep
 from tests.e2e.conftest import log_in
+from tests.e2e.test_dashboard_ranking import COUNT_LIVE_UPDATES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,12 +24,14 @@ def test_the_picker_shows_an_earlier_sweep_and_leads_back(page: Page, user, mock
         "model": ["mock/upper", "mock/short"]}}))  # fmt: skip
     second = wait_for_sweep(sweep_start(experiment=experiment))
     log_in(page, "alice", PASSWORDS["alice"])
+    page.add_init_script(COUNT_LIVE_UPDATES)
     page.goto(f"/experiments/{experiment.pk}/")
 
     rows = page.locator("#leaderboard tbody tr")
     expect(rows).to_have_count(2)  # the latest sweep: two configurations
     expect(page.locator("#chart-history .plot-container")).to_be_visible()  # best score so far, drawn
     expect(page.locator("#sweep-title")).to_contain_text(f"Sweep {second.pk}")
+    page.wait_for_function("window.liveUpdates > 0")  # the live part re-read once connected
     page.locator("#sweep-history summary").click()
     expect(page.locator("#sweep-picker tbody tr")).to_have_count(2)
     page.get_by_role("link", name=f"Sweep {first.pk}", exact=True).click()
