@@ -110,7 +110,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         if change:
             experiment_update(experiment=obj, data=data)
         else:
-            obj.pk = experiment_create(owner=obj.owner, data=data).pk
+            obj.pk = experiment_create(owner=obj.owner, data=data, source=Experiment.Source.ADMIN).pk
             obj.refresh_from_db()
 
     @admin.action(description="Start a sweep")

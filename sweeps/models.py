@@ -51,6 +51,12 @@ class Experiment(TimeStamped):
         COMPLETED = "completed"
         FAILED = "failed"
 
+    class Source(models.TextChoices):  # where it was created: lists tell CI's experiments from hand-made ones
+        WEB = "web"
+        API = "api"
+        CLI = "cli"
+        ADMIN = "admin"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
     # The spec, as parse_spec's normal form: the one stored copy, written only by
     # services.experiments.experiment_save after validation. Name and description are copied
@@ -59,6 +65,7 @@ class Experiment(TimeStamped):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    source = models.CharField(max_length=8, choices=Source.choices, blank=True)  # blank: made before it was kept
 
     class Meta:
         ordering = ["-updated_at"]

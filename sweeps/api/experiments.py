@@ -29,7 +29,7 @@ from sweeps.api.schemas import (
     spec_body_docs,
 )  # fmt: skip
 from sweeps.api.serialize import experiment_out, leaderboard_out, runs_out, sweep_out
-from sweeps.models import Sweep
+from sweeps.models import Experiment, Sweep
 from sweeps.selectors import export
 from sweeps.selectors.experiments import experiment_get, experiment_search
 from sweeps.selectors.leaderboard import leaderboard as ranked_runs
@@ -65,7 +65,7 @@ def list_experiments(
 def create_experiment(request: ApiRequest, spec: SpecBody):
     """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
     every bad field by its path."""
-    return Status(201, detail(experiment_create(owner=request.auth, data=spec)))
+    return Status(201, detail(experiment_create(owner=request.auth, data=spec, source=Experiment.Source.API)))
 
 
 @router.get("/{int:experiment_id}", response={200: ExperimentDetail, **ERRORS})

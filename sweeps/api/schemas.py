@@ -86,6 +86,7 @@ class ExperimentOut(Schema):
     name: str
     description: str
     status: str
+    source: str = Field(description="where it was created: web, api, cli or admin (empty: before this was kept)")
     created_at: datetime
     updated_at: datetime
     latest_sweep: SweepOut | None

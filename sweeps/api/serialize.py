@@ -29,6 +29,7 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
         "name": experiment.name,
         "description": experiment.description,
         "status": experiment.status,
+        "source": experiment.source,
         "created_at": experiment.created_at,
         "updated_at": experiment.updated_at,
         "latest_sweep": sweep_out(latest) if latest else None,

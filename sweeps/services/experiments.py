@@ -51,9 +51,10 @@ def experiment_save(experiment: Experiment, spec: ExperimentSpec) -> None:
     experiment.save()
 
 
-def experiment_create(*, owner: Any, data: Any) -> Experiment:
-    """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error."""
-    experiment = Experiment(owner=owner)
+def experiment_create(*, owner: Any, data: Any, source: str = Experiment.Source.WEB) -> Experiment:
+    """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error.
+    `source`: where it is created (web, api, cli, admin), which lists show."""
+    experiment = Experiment(owner=owner, source=source)
     experiment_save(experiment, validate_spec(data))
     return experiment
 
@@ -93,13 +94,13 @@ def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
     return experiment
 
 
-def experiment_named(*, owner: Any, name: str, data: Any) -> Experiment:
+def experiment_named(*, owner: Any, name: str, data: Any, source: str = Experiment.Source.CLI) -> Experiment:
     """The owner's experiment called `name` (the latest, if several) with `data` as its new spec,
     or a new one: what CI runs of the same suite add their sweeps to."""
     data = {**data, "name": name} if isinstance(data, dict) else data
     found = Experiment.objects.filter(owner=owner, name=name).order_by("-created_at", "-pk").first()
     if found is None:
-        return experiment_create(owner=owner, data=data)
+        return experiment_create(owner=owner, data=data, source=source)
     return experiment_update(experiment=found, data=data)
 
 
@@ -138,6 +139,6 @@ def experiment_duplicate(*, experiment: Experiment) -> Experiment:
     name_max = cast(int, Experiment._meta.get_field("name").max_length)  # set on every CharField
     data["name"] = experiment.name[: name_max - len(" (copy)")] + " (copy)"
     try:
-        return experiment_create(owner=experiment.owner, data=data)
+        return experiment_create(owner=experiment.owner, data=data, source=experiment.source or Experiment.Source.WEB)
     except SpecError as e:
         raise ServiceError(f"Experiment {experiment.pk} cannot be copied: {'; '.join(map(str, e.errors))}") from e

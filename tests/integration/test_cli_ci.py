@@ -136,3 +136,12 @@ def test_a_baseline_with_no_configuration_in_common_exits_2(tmp_path, user):
         "model": ["mock/upper"]}}), "--baseline", str(baseline.pk))  # fmt: skip
     assert status == 2 and f"has no configuration in common with sweep {baseline.pk}: nothing to compare" in out
     assert sweep_cli(str(suite), "--baseline", "yesterday")[0] == 2
+
+
+def test_each_way_in_records_where_the_experiment_came_from(tmp_path, user):
+    from tests.integration.api_client import ApiClient
+
+    sweep_cli(write(tmp_path / "suite.json"), "--experiment", "From CI", "--max-failed", "1")
+    made = ApiClient(user).post("/experiments", spec(name="From a script")).json()
+    assert made["source"] == "api"
+    assert Experiment.objects.get(name="From CI").source == "cli"

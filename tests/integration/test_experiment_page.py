@@ -87,6 +87,12 @@ def test_list_shows_each_experiments_latest_sweep(user, other_user):
     assert re.search(r'<progress class="mini" max="12" value="11"', page)  # the cancelled sample is not done
     assert cells[6].endswith("ago")
     assert rows[fresh.pk]["cells"][1:6] == ["draft", "no sweep yet", "–", "–", "–"]
+    assert table.headers[7:11] == ["Id", "Created", "Last sweep", "Source"]
+    latest = done.sweeps.order_by("-created_at").first()
+    assert cells[7] == str(done.pk) and cells[8] == done.created_at.strftime("%Y-%m-%d %H:%M")
+    assert cells[9].startswith(f"{latest.pk} ") and cells[10] == "web"
+    assert f'href="/experiments/{done.pk}/?sweep={latest.pk}"' in page
+    assert rows[fresh.pk]["cells"][9] == "–"
     # Edit, Duplicate (a POST form) and Delete lead to the editor's routes.
     assert f'href="/experiments/{done.pk}/edit/"' in page and f'href="/experiments/{done.pk}/delete/"' in page
     assert f'<form method="post" action="/experiments/{done.pk}/duplicate/" class="inline">' in page

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from sweeps.engine.spec import load_spec_text
+from sweeps.models import Experiment
 from sweeps.selectors.experiments import experiment_list
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweeps_recover_interrupted
@@ -38,5 +39,7 @@ class Command(BaseCommand):
                 "reset it with `.venv/bin/python manage.py changepassword demo`)."
             )
         if not experiment_list(user=user).exists():
-            experiment = experiment_create(owner=user, data=load_spec_text(DEMO_SPEC.read_text()))
+            experiment = experiment_create(
+                owner=user, data=load_spec_text(DEMO_SPEC.read_text()), source=Experiment.Source.CLI
+            )
             self.stdout.write(f"Demo experiment '{experiment.name}' is ready: open it and press Start sweep.")

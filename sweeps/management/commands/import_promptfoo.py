@@ -15,6 +15,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.promptfoo import ConfigError, import_config
 from sweeps.engine.spec import load_spec_text
 from sweeps.management.commands.sweep import Command as SweepCommand
+from sweeps.models import Experiment
 from sweeps.services.experiments import experiment_create
 
 
@@ -42,7 +43,9 @@ class Command(SweepCommand):
             self.install(source, module)
         try:
             with transaction.atomic():
-                experiment = experiment_create(owner=self.owner(options["user"]), data=imported.spec)
+                experiment = experiment_create(
+                    owner=self.owner(options["user"]), data=imported.spec, source=Experiment.Source.CLI
+                )
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} maps to a spec that is not valid:\n{lines}", returncode=2) from None

@@ -230,7 +230,7 @@ class Command(BaseCommand):
                     load_spec_text(text), path.parent, max_bytes=settings.PROMPTLOOPER_MAX_BODY_BYTES
                 )  # `{file: ...}` is read relative to the spec file
                 if name is None:
-                    return experiment_create(owner=self.owner(username), data=data)
+                    return experiment_create(owner=self.owner(username), data=data, source=Experiment.Source.CLI)
                 return experiment_named(owner=self.owner(username), name=name, data=data)
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
