@@ -179,7 +179,7 @@ def test_counts_have_thousands_separators_and_float_parameters_four_significant_
     client = logged_in(user)
 
     board = live(client, sweep)
-    params = re.findall(r'<td class="param">([^<]*)</td>', board)
+    params = re.findall(r'<td class="param"[^>]*>([^<]*)</td>', board)
     visible = re.sub(r"<script.*?</script>", "", board, flags=re.S)  # the charts plot the exact value
     assert sorted(params) == ["0.1091", "1.0"] and "0.10908" not in visible
     assert "params.temperature = 0.1091" in board  # the charts' hover text
