@@ -115,7 +115,13 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Start a sweep")
     def start_sweep(self, request, queryset):
-        apply_to_each(self, request, queryset, lambda e: sweep_start(experiment=e), "sweep {result.pk} queued")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda e: sweep_start(experiment=e, started_by=request.user, via=Experiment.Source.ADMIN),
+            "sweep {result.pk} queued",
+        )
 
     @admin.action(description="Pause the latest sweep")
     def pause_sweep(self, request, queryset):

@@ -97,6 +97,11 @@ class Sweep(TimeStamped):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="sweeps")
     spec = models.JSONField()  # snapshot: editing the experiment never changes a sweep already made
+    # Who started it, and through what (web, api, cli, admin): blank for sweeps from before
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_via = models.CharField(max_length=8, choices=Experiment.Source.choices, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     stopped_reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
     error = models.TextField(blank=True)

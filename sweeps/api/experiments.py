@@ -97,7 +97,9 @@ def delete_experiment(request: ApiRequest, experiment_id: int):
 def start_sweep(request: ApiRequest, experiment_id: int):
     """Start a sweep of the experiment's parameter space (409 while another is active or paused)."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
-    return Status(202, sweep_out(sweep_start(experiment=experiment)))
+    return Status(
+        202, sweep_out(sweep_start(experiment=experiment, started_by=request.auth, via=Experiment.Source.API))
+    )
 
 
 @router.get("/{int:experiment_id}/sweeps", response={200: SweepPage, **ERRORS})

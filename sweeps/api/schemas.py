@@ -46,6 +46,7 @@ class SweepOut(Schema):
     id: int
     experiment_id: int
     status: str
+    started_via: str = Field(description="how it was started: web, api, cli or admin (empty: before this was kept)")
     stopped_reason: str
     error: str
     rounds: int

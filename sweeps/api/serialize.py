@@ -13,7 +13,7 @@ from sweeps.selectors.sweeps import sweep_progress
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
                 "cancelled", "cached", "cached_calls", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
-                "pruned", "pruned_tokens", "pruned_cost_usd", "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at"]  # fmt: skip
+                "pruned", "pruned_tokens", "pruned_cost_usd", "best_score", "max_tokens", "max_cost_usd", "created_at", "started_at", "finished_at", "started_via"]  # fmt: skip
 
 
 CERTAINTY_FIELDS = ("score_ci_low", "score_ci_high", "score_spread", "consistency")

@@ -75,7 +75,7 @@ HISTORY = 50  # sweeps an experiment page lists
 
 def sweep_history(experiment: Experiment) -> list[Sweep]:
     """The experiment's latest sweeps, newest first, without their spec snapshots."""
-    return list(experiment.sweeps.defer("spec").order_by("-created_at", "-pk")[:HISTORY])
+    return list(experiment.sweeps.defer("spec").select_related("started_by").order_by("-created_at", "-pk")[:HISTORY])
 
 
 def sweep_shown(experiment: Experiment, asked: str | None, history: list[Sweep]) -> Sweep | None:

@@ -67,7 +67,7 @@ def locked(sweep: Sweep | int) -> Sweep:
 
 
 @transaction.atomic
-def sweep_start(*, experiment: Experiment) -> Sweep:
+def sweep_start(*, experiment: Experiment, started_by: Any = None, via: str = "") -> Sweep:
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if active := experiment.sweeps.filter(status__in=(*Sweep.ACTIVE, S.PAUSED)).first():
         raise ServiceError(
@@ -80,7 +80,7 @@ def sweep_start(*, experiment: Experiment) -> Sweep:
         raise ServiceError(f"Experiment {experiment.pk} is not a valid spec: {'; '.join(map(str, e.errors))}") from e
     sweep = Sweep.objects.create(
         experiment=experiment, spec=spec.to_dict(), max_tokens=spec.budget.max_tokens,
-        max_cost_usd=spec.budget.max_cost_usd,
+        max_cost_usd=spec.budget.max_cost_usd, started_by=started_by, started_via=via,
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
     publish_on_commit([sweep_event("queued", sweep)])

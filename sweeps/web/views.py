@@ -314,7 +314,7 @@ def sweep_control(request: HttpRequest, experiment_id: int, action: str) -> Http
     experiment = experiment_page_get(user=request.user, experiment_id=experiment_id)
     try:
         if action == "start":
-            sweep_start(experiment=experiment)
+            sweep_start(experiment=experiment, started_by=request.user, via=Experiment.Source.WEB)
         elif action in ALLOWED:
             sweep = sweep_latest_figures(experiment)
             if sweep is None:

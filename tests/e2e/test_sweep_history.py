@@ -22,7 +22,7 @@ def test_the_picker_shows_an_earlier_sweep_and_leads_back(page: Page, user, mock
     first = wait_for_sweep(sweep_start(experiment=experiment))
     experiment = experiment_update(experiment=experiment, data=spec(sweep={"type": "grid", "params": {
         "model": ["mock/upper", "mock/short"]}}))  # fmt: skip
-    second = wait_for_sweep(sweep_start(experiment=experiment))
+    second = wait_for_sweep(sweep_start(experiment=experiment, started_by=user, via="api"))
     log_in(page, "alice", PASSWORDS["alice"])
     page.add_init_script(COUNT_LIVE_UPDATES)
     page.goto(f"/experiments/{experiment.pk}/")
@@ -34,6 +34,7 @@ def test_the_picker_shows_an_earlier_sweep_and_leads_back(page: Page, user, mock
     page.wait_for_function("window.liveUpdates > 0")  # the live part re-read once connected
     page.locator("#sweep-history summary").click()
     expect(page.locator("#sweep-picker tbody tr")).to_have_count(2)
+    expect(page.locator(f"#sweep-picker tr[data-sweep-id='{second.pk}']")).to_contain_text("alice (api)")
     page.get_by_role("link", name=f"Sweep {first.pk}", exact=True).click()
 
     page.wait_for_url(re.compile(rf"\?sweep={first.pk}$"))

@@ -111,6 +111,7 @@ def test_experiment_actions_start_pause_resume_stop_the_latest_sweep(admin_clien
     [(level, text)] = act(admin_client, EXPERIMENTS, "start_sweep", [experiment])
     sweep = experiment.sweeps.get()
     assert (level, text) == ("success", f"Via admin: sweep {sweep.pk} queued")
+    assert sweep.started_via == "admin" and sweep.started_by is not None
     wait_for(lambda: RunSample.objects.filter(sweep=sweep, status="completed").exists())
 
     [(level, text)] = act(admin_client, EXPERIMENTS, "start_sweep", [experiment])

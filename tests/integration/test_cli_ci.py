@@ -145,3 +145,19 @@ def test_each_way_in_records_where_the_experiment_came_from(tmp_path, user):
     made = ApiClient(user).post("/experiments", spec(name="From a script")).json()
     assert made["source"] == "api"
     assert Experiment.objects.get(name="From CI").source == "cli"
+
+
+def test_each_sweep_records_who_started_it_and_how(tmp_path, user):
+    from tests.conftest import logged_in
+    from tests.integration.api_client import ApiClient
+
+    sweep_cli(write(tmp_path / "suite.json"), "--experiment", "Who", "--user", user.username, "--max-failed", "1")
+    experiment = Experiment.objects.get(name="Who")
+    started = ApiClient(user).post(f"/experiments/{experiment.pk}/sweeps").json()
+    assert started["started_via"] == "api"
+    from tests.conftest import wait_for_sweep
+
+    wait_for_sweep(Sweep.objects.get(pk=started["id"]))
+    logged_in(user).post(f"/experiments/{experiment.pk}/sweep/start/")
+    ways = [(s.started_by_id, s.started_via) for s in experiment.sweeps.order_by("pk")]
+    assert ways == [(user.pk, "cli"), (user.pk, "api"), (user.pk, "web")]

@@ -144,7 +144,7 @@ class Command(BaseCommand):
         """Start a sweep of the experiment; unless it runs elsewhere and `wait` is off, follow it
         to the end, print its leaderboard, and exit 1 when it failed or missed a bar."""
         try:
-            sweep = sweep_start(experiment=experiment)
+            sweep = sweep_start(experiment=experiment, started_by=experiment.owner, via=Experiment.Source.CLI)
         except ServiceError as e:
             raise CommandError(str(e)) from None
         self.console.print(f"Experiment {experiment.pk} '{experiment.name}': sweep {sweep.pk} started.")
