@@ -105,8 +105,11 @@ def sweep_importances(
     key = f"sweeps:importance:{sweep.pk}:{len(full)}:{full[-1]}"
     if (found := cache.get(key, MISSING)) is not MISSING:
         return found
-    runs = Run.objects.filter(pk__in=full).values_list("config", "score")
-    found = importance.param_importances(space, [(config, score) for config, score in runs if score is not None])
+    # The same runs as `full`, selected as run_history selects them: thousands of ids would not
+    # fit in one IN list on every backend.
+    runs = sweep.runs.filter(finished_at__isnull=False, score__isnull=False).exclude(status=Run.Status.PRUNED)
+    scored = runs.values_list("config", "score")
+    found = importance.param_importances(space, [(config, score) for config, score in scored if score is not None])
     cache.set(key, found, timeout=24 * 3600)
     return found
 
