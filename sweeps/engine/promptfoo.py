@@ -33,9 +33,17 @@ class Imported:
     unmapped: list[tuple[str, str]] = field(default_factory=list)  # (path in the config, why)
     files: list[str] = field(default_factory=list)  # read, relative to the config
     python_files: list[tuple[Path, str]] = field(default_factory=list)  # (file, the module it becomes)
+    max_bytes: int = 5 * 1024 * 1024  # the largest file the config may name
 
     def skip(self, path: str, why: str) -> None:
         self.unmapped.append((path, why))
+
+    def read(self, file: Path) -> bytes:
+        """A file the config names; OSError when it is missing or over `max_bytes`."""
+        size = file.stat().st_size
+        if size > self.max_bytes:
+            raise OSError(f"{size:,} bytes, more than the limit of {self.max_bytes:,} (PROMPTLOOPER_MAX_BODY_BYTES)")
+        return file.read_bytes()
 
 
 class ConfigError(ValueError):
@@ -74,10 +82,10 @@ ASSERTIONS: dict[str, Counterpart] = {
 }
 
 
-def import_config(config: Any, folder: Path, *, name: str) -> Imported:
+def import_config(config: Any, folder: Path, *, name: str, max_bytes: int = 5 * 1024 * 1024) -> Imported:
     if not isinstance(config, Mapping):
         raise ConfigError("the config must be a mapping with prompts, providers and tests")
-    result = Imported(spec={})
+    result = Imported(spec={}, max_bytes=max_bytes)
     prompts = _prompts(config.get("prompts"), folder, result)
     models, params = _providers(config.get("providers"), result)
     if not prompts:
@@ -116,7 +124,7 @@ def import_config(config: Any, folder: Path, *, name: str) -> Imported:
 def _text_file(reference: str, folder: Path, result: Imported, path: str) -> str | None:
     name = reference.removeprefix("file://")
     try:
-        text = (folder / name).read_text(encoding="utf-8")
+        text = result.read(folder / name).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         result.skip(path, f"{name}: cannot be read ({getattr(e, 'strerror', None) or e})")
         return None
@@ -192,7 +200,7 @@ def _tests(raw: Any, folder: Path, result: Imported) -> list[tuple[str, dict]]:
 def _csv_tests(reference: str, folder: Path, result: Imported, path: str) -> list[tuple[str, dict]]:
     name = reference.removeprefix("file://")
     try:
-        dataset = read_dataset(name, (folder / name).read_bytes())
+        dataset = read_dataset(name, result.read(folder / name))
     except (OSError, DatasetError) as e:
         result.skip(path, f"{name}: {getattr(e, 'strerror', None) or e}")
         return []

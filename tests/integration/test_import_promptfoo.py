@@ -140,3 +140,17 @@ def test_a_config_with_nothing_to_run_exits_2_naming_why(tmp_path):
     status, out = run(str(config))
     assert status == 2 and "providers: no provider could be imported (openai:… or anthropic:…)" in out
     assert not Experiment.objects.exists()
+
+
+def test_a_file_over_the_size_limit_is_listed_not_read(tmp_path):
+    (tmp_path / "big.txt").write_text("x" * 200)
+    (tmp_path / "tests.csv").write_text("q\n" + "row\n" * 100)
+    config = {"prompts": ["Say {{q}}", "file://big.txt"], "providers": ["echo"], "tests": ["file://tests.csv"]}
+    result = import_config(config, tmp_path, name="x", max_bytes=100)
+    unmapped = dict(result.unmapped)
+    assert (
+        unmapped["prompts[1]"]
+        == "big.txt: cannot be read (200 bytes, more than the limit of 100 (PROMPTLOOPER_MAX_BODY_BYTES))"
+    )
+    assert unmapped["tests[0]"].startswith("tests.csv: 402 bytes, more than the limit of 100")
+    assert result.spec["dataset"] == []

@@ -32,7 +32,9 @@ class Command(SweepCommand):
         path = Path(options["config"])
         try:
             config = load_spec_text(path.read_text(encoding="utf-8"))
-            imported = import_config(config, path.parent, name=path.stem)
+            imported = import_config(
+                config, path.parent, name=path.stem, max_bytes=settings.PROMPTLOOPER_MAX_BODY_BYTES
+            )
         except OSError as e:
             raise CommandError(f"cannot read {path}: {e.strerror}", returncode=2) from None
         except UnicodeDecodeError:
