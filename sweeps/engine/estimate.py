@@ -33,7 +33,7 @@ from sweeps.engine.cache import EMBEDDING_INPUT, cache_key, embedding_key
 from sweeps.engine.calls import CachedResponse
 from sweeps.engine.executor import JUDGE_PREFIX
 from sweeps.engine.pipeline import ResolvedStage, resolve_pipeline
-from sweeps.engine.scorers import Scorer, build_scorer
+from sweeps.engine.scorers import Scorer, Scoring, build_scorer
 from sweeps.engine.spec import ExperimentSpec, SweepSpec
 from sweeps.engine.strategies import random_search
 from sweeps.engine.templating import TemplateError, render, render_budget
@@ -336,7 +336,7 @@ def _judge_call(judge: Scorer, chain: _Chain) -> _Call:
         raise _JudgeCalled(model, [{"role": EMBEDDING_INPUT, "content": text} for text in texts], {}, embedding=True)
 
     output = chain.variables.get(chain.stages[-1].name, "") if chain.stages else ""  # the last stage's answer
-    coroutine = judge.ascore(output, chain.variables, capture, embed=capture_embedding)
+    coroutine = judge.ascore(output, chain.variables, Scoring(call=capture, embed=capture_embedding))
     try:
         coroutine.send(None)  # runs until `capture` raises: no event loop is needed
     except _JudgeCalled as called:

@@ -35,7 +35,7 @@ from sweeps.engine.limits import AdaptiveConcurrency, RateLimiter
 from sweeps.engine.pipeline import ResolvedStage
 from sweeps.engine.provider import ProviderError
 from sweeps.engine.retry import RetryPolicy
-from sweeps.engine.scorers import ModelCall, SampleFacts, Scorer, ScoreResult, weighted_mean
+from sweeps.engine.scorers import ModelCall, SampleFacts, Scorer, ScoreResult, Scoring, weighted_mean
 from sweeps.engine.templating import TemplateError, render
 
 __all__ = [
@@ -75,10 +75,6 @@ JUDGE_PREFIX = "judge:"
 
 # What a scorer that calls a model (an LLM judge) gets to call it: ("provider/model", messages, params) -> text.
 JudgeCall = ModelCall
-
-
-async def _no_model_call(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> str:
-    raise TypeError("only a scorer with calls_model may call a model")
 
 
 @dataclass(frozen=True)
@@ -309,12 +305,13 @@ class Executor:
             cost_usd=sum(stage.response.cost_usd for stage in stages),
             tool_calls=stages[-1].response.tool_calls if stages else (),
         )
+        scoring = Scoring(sample=facts)  # for the scorers that call no model
         verdicts = []
         for scorer in self.scorers:
             if scorer.calls_model:
-                result = await self._judge(scorer, output, variables, item.replicate, stages)
+                result = await self._judge(scorer, output, variables, item.replicate, stages, facts)
             else:
-                result = await scorer.ascore(output, variables, _no_model_call, sample=facts)
+                result = await scorer.ascore(output, variables, scoring)
             verdicts.append(ScoredVerdict(scorer.name, scorer.weight, result))
         return SampleOutcome(item, tuple(stages), tuple(verdicts))
 
@@ -325,6 +322,7 @@ class Executor:
         variables: Mapping[str, Any],
         replicate: int,
         stages: list[StageOutcome],
+        facts: SampleFacts,
     ) -> ScoreResult:
         """The verdict of a scorer that calls a model (an LLM judge, similarity by embedding). Its
         calls are calls like any other (cache, budget, retries, rate limits) and are added to the
@@ -346,7 +344,7 @@ class Executor:
             return vectors
 
         try:
-            return await scorer.ascore(output, variables, call, embed=embed)
+            return await scorer.ascore(output, variables, Scoring(sample=facts, call=call, embed=embed))
         except (BudgetExhausted, Halted):
             raise
         except Exception as e:  # the call failed, the rubric did not render, or the answer held no verdict

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeps.engine.executor import CachedResponse, JudgeCall, SampleOutcome, WorkItem
+from sweeps.engine.executor import CachedResponse, SampleOutcome, WorkItem
 from sweeps.engine.pipeline import ResolvedStage
 from sweeps.engine.provider import Completion, CompletionRequest, Provider, ProviderError
-from sweeps.engine.scorers import Scorer, ScoreResult
+from sweeps.engine.scorers import Scorer, ScoreResult, Scoring
 
 
 def stage(name: str, prompt: str, *, model: str = "fake/m", system: str | None = None, **params: Any) -> ResolvedStage:
@@ -332,12 +332,12 @@ class FakeJudge(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise AssertionError("a judge is scored through ascore")
 
-    async def ascore(self, output: str, variables: Mapping[str, Any], call: JudgeCall, **_: Any) -> ScoreResult:
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
         messages = (
             {"role": "system", "content": "Answer PASS or FAIL."},
             {"role": "user", "content": f"Expected {variables.get('expected')!r}, got {output!r}"},
         )
-        verdict = (await call(self.judge_model, messages, {"max_tokens": self.max_tokens})).strip()
+        verdict = (await scoring.call(self.judge_model, messages, {"max_tokens": self.max_tokens})).strip()
         if verdict not in ("PASS", "FAIL"):
             raise ValueError(f"unparseable verdict {verdict!r}")
         return ScoreResult(1.0 if verdict == "PASS" else 0.0, verdict == "PASS", f"the judge said {verdict}")

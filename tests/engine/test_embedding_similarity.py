@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scorers import ScoreResult, build_scorer
+from sweeps.engine.scorers import ScoreResult, Scoring, build_scorer
 
 SPEC = {"type": "similarity", "method": "embedding", "model": "openai/text-embedding-3-small", "threshold": 0.8}
 
@@ -48,7 +48,7 @@ def score(output, vectors, **options):
         raise AssertionError("no chat call")
 
     scorer = build_scorer({**SPEC, **options}, "scorers[0]")
-    return asyncio.run(scorer.ascore(output, {"expected": "billing"}, no_call, embed=embed)), asked
+    return asyncio.run(scorer.ascore(output, {"expected": "billing"}, Scoring(call=no_call, embed=embed))), asked
 
 
 def test_the_cosine_of_output_and_target_is_the_score():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scorers import JUDGE_INSTRUCTIONS, ScoreResult, build_scorer
+from sweeps.engine.scorers import JUDGE_INSTRUCTIONS, ScoreResult, Scoring, build_scorer
 
 
 def judge(**options):
@@ -21,7 +21,7 @@ async def ask(scorer, output, variables, answer):
         sent.append((model, messages, params))
         return answer
 
-    return await scorer.ascore(output, variables, call), sent
+    return await scorer.ascore(output, variables, Scoring(call=call)), sent
 
 
 async def test_sends_the_rubric_with_row_variables_and_the_output_to_the_judge_model():

@@ -13,7 +13,7 @@ import pytest
 
 from scorers import examples
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scorers import SampleFacts, ScoreResult, build_scorer
+from sweeps.engine.scorers import SampleFacts, ScoreResult, Scoring, build_scorer
 from sweeps.engine.scorers import python as python_scorers
 
 USER_MODULE = """
@@ -98,7 +98,7 @@ def verdict(s, output, row=None, stages=None):
     async def no_call(*_):
         raise AssertionError("a python scorer calls no model")
 
-    return asyncio.run(s.ascore(output, variables, no_call, sample=SampleFacts(row=row)))
+    return asyncio.run(s.ascore(output, variables, Scoring(sample=SampleFacts(row=row), call=no_call)))
 
 
 def test_a_bool_a_number_and_a_reason_are_verdicts(user_module):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.engine.scorers import SCORER_TYPES, build_scorer
+from sweeps.engine.scorers import SCORER_TYPES, Scoring, build_scorer
 
 SPECS = {
     "exact_match": {"value": "billing"},
@@ -58,7 +58,7 @@ async def test_a_scorer_without_a_model_gives_the_same_verdict_through_ascore_an
     async def call(model, messages, params):
         raise AssertionError(f"{kind} called {model}")
 
-    verdict = await scorer.ascore("billing", {"expected": "billing"}, call)
+    verdict = await scorer.ascore("billing", {"expected": "billing"}, Scoring(call=call))
     assert verdict == scorer.score("billing", {"expected": "billing"})
 
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.scorers import SampleFacts, ScoreResult, build_scorer
+from sweeps.engine.scorers import SampleFacts, ScoreResult, Scoring, build_scorer
 
 
 async def no_call(*_):
@@ -17,7 +17,7 @@ async def no_call(*_):
 
 def verdict(spec, facts, output="answer"):
     scorer = build_scorer(spec, "scorers[0]")
-    return asyncio.run(scorer.ascore(output, {}, no_call, sample=facts))
+    return asyncio.run(scorer.ascore(output, {}, Scoring(sample=facts, call=no_call)))
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,24 @@ class SampleFacts:
     tool_calls: tuple[Mapping[str, Any], ...] = ()  # the tools the final answer called
 
 
+async def no_model_call(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any]) -> str:
+    raise TypeError("only a scorer with calls_model may call a model")
+
+
+async def no_embed_call(model: str, texts: tuple[str, ...]) -> list[list[float]]:
+    raise TypeError("only a scorer with calls_model may ask for embeddings")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a verdict may use besides the output and the variables: the sample's facts, and (for
+    a scorer that `calls_model`) the executor's chat and embedding calls."""
+
+    sample: SampleFacts | None = None
+    call: ModelCall = no_model_call
+    embed: EmbedCall = no_embed_call
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     value: float  # 0..1
@@ -174,18 +192,9 @@ class Scorer(ABC):
         except TemplateError as exc:
             return ScoreResult(0.0, False, f"value template failed: {exc}")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
-        """The verdict, calling a model through `call` when the scorer needs one (`calls_model`);
-        one that needs none gives `score`'s. `sample`: what else is known of the sample; `embed`:
-        how a scorer that `calls_model` asks for embeddings."""
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
+        """The verdict: a scorer that needs one makes its model call through `scoring` (it
+        `calls_model`), or reads the sample's facts there; the others give `score`'s."""
         return self.score(output, variables)
 
     @abstractmethod

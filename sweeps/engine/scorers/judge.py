@@ -10,16 +10,7 @@ from typing import Any
 
 import jinja2
 
-from sweeps.engine.scorers.base import (
-    EmbedCall,
-    ModelCall,
-    SampleFacts,
-    Scorer,
-    ScoreResult,
-    SpecOptions,
-    quote,
-    verdict,
-)
+from sweeps.engine.scorers.base import Scorer, ScoreResult, Scoring, SpecOptions, quote, verdict
 from sweeps.engine.templating import render_template, template_variables
 
 JUDGE_INSTRUCTIONS = {
@@ -71,20 +62,12 @@ class LlmJudge(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError("llm_judge needs a model call: the executor runs it through ascore")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
         rubric = render_template(self.rubric, {**variables, "output": output})
         if self.appends_output:
             rubric += f"\n\nThe output to grade:\n{output}"
         messages = ({"role": "system", "content": JUDGE_INSTRUCTIONS[self.scale]}, {"role": "user", "content": rubric})
-        answer = await call(self.judge_model, messages, self.params)
+        answer = await scoring.call(self.judge_model, messages, self.params)
         return self.verdict(answer)
 
     def verdict(self, answer: str) -> ScoreResult:

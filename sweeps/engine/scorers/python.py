@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions
+from sweeps.engine.scorers.base import Scorer, ScoreResult, Scoring, SpecOptions
 
 ENTRY_POINT_GROUP = "promptlooper.scorers"
 DEFAULT_TIMEOUT = 10.0
@@ -221,16 +221,8 @@ class PythonScorer(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError("a python scorer runs through ascore, with its time limit")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
-        row = variables if sample is None else sample.row
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
+        row = variables if scoring.sample is None else scoring.sample.row
         context = ScorerContext(
             row=row, stages={k: v for k, v in variables.items() if k not in row}, options=self.arguments,
             vars=variables,

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 from rapidfuzz import fuzz
 
-from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, quote
+from sweeps.engine.scorers.base import Scorer, ScoreResult, Scoring, SpecOptions, quote
 from sweeps.engine.templating import render_template
 
 METHODS = ("fuzzy", "embedding")
@@ -76,19 +76,9 @@ class EmbeddingSimilarity(Similarity):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError("similarity by embedding needs a model call: the executor runs it through ascore")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
-        if embed is None:
-            raise TypeError("similarity by embedding needs an embed call")
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
         target = render_template(self.value, variables)
-        first, second = await embed(self.model, (output.strip(), target))
+        first, second = await scoring.embed(self.model, (output.strip(), target))
         return self.judged(max(0.0, cosine(first, second)), target)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, verdict
+from sweeps.engine.scorers.base import SampleFacts, Scorer, ScoreResult, Scoring, SpecOptions, verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,18 +28,10 @@ class _AtMost(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError(f"{type(self).__name__} reads the sample's facts: the executor runs it through ascore")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
-        if sample is None:
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
+        if scoring.sample is None:
             raise TypeError(f"{type(self).__name__} needs the sample's facts")
-        value = self.measure(sample)
+        value = self.measure(scoring.sample)
         passed = value <= self.threshold
         return verdict(passed, f"{self.shown(value)}, {'within' if passed else 'over'} {self.shown(self.threshold)}")
 

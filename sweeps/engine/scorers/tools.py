@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
-from sweeps.engine.scorers.base import EmbedCall, ModelCall, SampleFacts, Scorer, ScoreResult, SpecOptions, verdict
+from sweeps.engine.scorers.base import Scorer, ScoreResult, Scoring, SpecOptions, verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,18 +42,11 @@ class ToolCalled(Scorer):
     def evaluate(self, output: str, variables: Mapping[str, Any]) -> ScoreResult:
         raise TypeError("tool_called reads the sample's tool calls: the executor runs it through ascore")
 
-    async def ascore(
-        self,
-        output: str,
-        variables: Mapping[str, Any],
-        call: ModelCall,
-        *,
-        sample: SampleFacts | None = None,
-        embed: EmbedCall | None = None,
-    ) -> ScoreResult:
-        calls = [c for c in (sample.tool_calls if sample else ()) if c.get("name") == self.tool]
+    async def ascore(self, output: str, variables: Mapping[str, Any], scoring: Scoring) -> ScoreResult:
+        made = scoring.sample.tool_calls if scoring.sample else ()
+        calls = [c for c in made if c.get("name") == self.tool]
         if not calls:
-            called = ", ".join(str(c.get("name")) for c in sample.tool_calls) if sample else ""
+            called = ", ".join(str(c.get("name")) for c in made)
             return verdict(False, f"no call of {self.tool}" + (f" (called: {called})" if called else ""))
         if self.validator is None:
             return verdict(True, f"called {self.tool}")
