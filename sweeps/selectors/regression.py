@@ -35,7 +35,7 @@ def sweep_regression(before: Sweep, after: Sweep, *, alpha: float = 0.05) -> Reg
 
 
 def regression_out(before: Sweep, after: Sweep, regression: Regression) -> dict:
-    configs = dict(after.runs.values_list("config_hash", "config"))
+    configs = sweep_configs(after)
     return {
         "before": before.pk,
         "after": after.pk,
@@ -65,3 +65,21 @@ def regression_out(before: Sweep, after: Sweep, regression: Regression) -> dict:
         "only_before": len(regression.only_before),
         "only_after": len(regression.only_after),
     }
+
+
+def flipped_samples(regression: Regression, *, per_config: int) -> dict[tuple[int, int], RunSample]:
+    """The first replicate of the first `per_config` flipped rows of each configuration, on both
+    sides, by (run id, row index), their scores prefetched: what the regression page shows side
+    by side. One query, whatever the number of configurations."""
+    wanted = Q(pk__in=[])
+    for change in regression.changes:
+        rows = (change.pass_to_fail + change.fail_to_pass)[:per_config]
+        if rows:
+            wanted |= Q(run_id__in=[change.before.run_id, change.after.run_id], row_index__in=rows)
+    samples = RunSample.objects.filter(wanted, replicate=0).prefetch_related("scores")
+    return {(sample.run_id, sample.row_index): sample for sample in samples}
+
+
+def sweep_configs(sweep: Sweep) -> dict[str, dict]:
+    """The sweep's configurations by config hash."""
+    return dict(sweep.runs.values_list("config_hash", "config"))

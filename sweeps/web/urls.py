@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.web import editor, runs, views
+from sweeps.web import editor, regression, runs, views
 
 urlpatterns = [
     path("experiments/new/", editor.experiment_new, name="experiment_new"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("samples/<int:sample_id>/text/", runs.sample_text, name="sample_text"),
     path("experiments/<int:experiment_id>/compare/", runs.experiment_compare, name="experiment_compare"),
+    path("experiments/<int:experiment_id>/regression/", regression.sweep_regression_page, name="sweep_regression"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
 ]

@@ -163,6 +163,7 @@ def query_paths(sweep: Sweep) -> list[tuple[str, list[str]]]:
         (f"/experiments/{experiment}/live/", ["order", "page", "sweep"]),
         (f"/runs/{run}/", ["status", "max_score", "page"]),
         (f"/experiments/{experiment}/compare/", ["runs", "with", "page"]),
+        (f"/experiments/{experiment}/regression/", ["before", "after", "alpha"]),
     ]
 
 
