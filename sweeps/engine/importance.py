@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweeps.engine.errors import SpecError
-from sweeps.engine.space import Space, parse_value_spec
+from sweeps.engine.space import Choice, Space, parse_value_spec
 from sweeps.engine.strategies.base import Config
 from sweeps.engine.strategies.tpe import optuna_distribution, optuna_params, optuna_trial, quiet_optuna
 
@@ -18,11 +18,15 @@ MIN_RUNS = 4  # fewer scored configurations say nothing about importance
 
 
 def space_of(raw_params: Mapping[str, Any]) -> Space | None:
-    """The space a stored spec's `sweep.params` describes; None when there is none to rank."""
+    """The space a stored spec's `sweep.params` describes, without the parameters given one value
+    (every run has it: it explains nothing); None when there is none to rank."""
     try:
-        return Space({key: parse_value_spec(raw, f"sweep.params.{key}") for key, raw in raw_params.items()})
+        params = {key: parse_value_spec(raw, f"sweep.params.{key}") for key, raw in raw_params.items()}
     except SpecError:
         return None
+    return Space(
+        {key: value for key, value in params.items() if not (isinstance(value, Choice) and len(value.values) < 2)}
+    )
 
 
 def param_importances(space: Space, history: Sequence[tuple[Config, float]]) -> dict[str, float] | None:

@@ -257,6 +257,7 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
         "tokens": sweep.tokens_in + sweep.tokens_out,
         "eta": duration(progress["eta_seconds"]),
         "params": params,
+        "param_heads": [path.split(".") for path in params],  # broken at the dots when the column is narrow
         "scorer_names": scorer_names,
         "shared_params": shared_params(drawn, params),
         "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep)), len(scorer_names)),

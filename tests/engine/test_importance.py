@@ -33,3 +33,9 @@ def test_too_little_to_tell_is_none():
 def test_configurations_outside_the_space_are_left_out():
     outside = [({"model": "mock/z", "params": {"temperature": 0.5}}, 0.3)] * 10
     assert param_importances(space_of(RAW), outside) is None
+
+
+def test_a_parameter_with_one_value_is_not_ranked():
+    """Every run has it: it explains nothing, and a bar at 0 would only crowd the chart."""
+    found = param_importances(space_of({**RAW, "system": ["Be brief."], "params.max_tokens": [256]}), history(40))
+    assert set(found) == {"params.temperature", "model"}
