@@ -75,7 +75,12 @@ def verdict_names(sweep: Sweep, run_ids: list[int], *, ranked: list[int] | None 
 
 def varying_params(runs: list[Run]) -> list[str]:
     """The dotted parameter paths whose value differs between runs: what distinguishes them."""
-    flat = [flatten(r.config) for r in runs]
+    return varying_keys([r.config for r in runs])
+
+
+def varying_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The dotted paths whose value differs between configurations (all of them when none does)."""
+    flat = [flatten(config) for config in configs]
     keys = sorted({k for f in flat for k in f})
     return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1] or keys
 

@@ -20,6 +20,7 @@ from sweeps.engine.regression import ConfigChange, Regression
 from sweeps.engine.space import flatten
 from sweeps.models import Experiment, RunSample, Sweep
 from sweeps.selectors.experiments import experiment_page_get
+from sweeps.selectors.leaderboard import varying_keys
 from sweeps.selectors.regression import flipped_samples, sweep_configs, sweep_regression
 from sweeps.selectors.sweeps import sweep_history, sweep_shown
 from sweeps.services import text_limits
@@ -86,10 +87,8 @@ def chosen(query: QueryDict, experiment: Experiment, history: list[Sweep]) -> tu
 
 
 def lines(regression: Regression, configs: dict[str, dict]) -> list[Line]:
-    flat = {config_hash: flatten(config) for config_hash, config in configs.items()}
-    shown = [flat.get(change.config_hash, {}) for change in regression.changes]
-    keys = sorted({key for params in shown for key in params})
-    varying = [key for key in keys if len({repr(params.get(key)) for params in shown}) > 1] or keys
+    shown = [flatten(configs.get(change.config_hash, {})) for change in regression.changes]
+    varying = varying_keys(shown)
     samples = flipped_samples(regression, per_config=FLIPS_SHOWN)
     result = []
     for change, params in zip(regression.changes, shown, strict=True):
