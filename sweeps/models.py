@@ -326,7 +326,7 @@ DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https:
 OPTIONS_HELP = (
     "JSON. HTTP providers: timeout_connect, timeout_read, timeout_total (seconds), max_connections; "
     "cache_namespace (text: change it to stop reusing cached answers of this provider); "
-    "retry: {max_attempts, base, cap}; prices: {model: [in, out]} in USD per million tokens. "
+    "retry: {max_attempts, base, cap, max_wait}; prices: {model: [in, out]} in USD per million tokens. "
     "Mock: latency_ms, jitter, seed."
 )
 MAX_TIMEOUT_SECONDS = 86_400
@@ -356,9 +356,9 @@ def provider_options_problems(kind: str, options: Any) -> list[str]:
         problems.append("cache_namespace must be at most 100 characters")
     retry = options.get("retry")
     if isinstance(retry, dict):
-        unknown = set(retry) - {"max_attempts", "base", "cap"}
+        unknown = set(retry) - {"max_attempts", "base", "cap", "max_wait"}
         if unknown:
-            problems.append(f"retry accepts max_attempts, base, cap; not {', '.join(sorted(unknown))}")
+            problems.append(f"retry accepts max_attempts, base, cap, max_wait; not {', '.join(sorted(unknown))}")
         elif not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in retry.values()):
             problems.append("retry values must be numbers >= 0")
         elif retry.get("max_attempts", 1) < 1 or retry.get("base", 0.5) > retry.get("cap", 30):

@@ -250,10 +250,12 @@ class Calls:
             except ProviderError as error:
                 await self.budget.release(reservation)
                 policy = self.provider_retry.get(provider_name, self.retry)
-                if error.permanent or attempt >= policy.max_attempts:
+                if error.permanent or attempt >= policy.max_attempts or not policy.waits_for(error.retry_after):
                     if error.quota_exhausted and self.quota_error is None:
                         self.quota_error = error
                     final = error if attempt == 1 else _after_attempts(error, attempt)
+                    if not policy.waits_for(error.retry_after):
+                        final = _too_long_to_wait(final, policy.max_wait)
                     if is_rate_limit(error) and self.rate_limit_error is None:
                         self.rate_limit_error = final
                     if final is error:
@@ -302,8 +304,17 @@ def is_rate_limit(error: ProviderError) -> bool:
 
 
 def _after_attempts(error: ProviderError, attempts: int) -> ProviderError:
+    return _annotated(error, f"after {attempts} attempts")
+
+
+def _too_long_to_wait(error: ProviderError, max_wait: float) -> ProviderError:
+    asked = f"{error.retry_after:,.0f}"
+    return _annotated(error, f"the provider asked to wait {asked} s, more than retry.max_wait ({max_wait:g} s)")
+
+
+def _annotated(error: ProviderError, note: str) -> ProviderError:
     return ProviderError(
-        f"{error} (after {attempts} attempts)",
+        f"{error} ({note})",
         permanent=error.permanent,
         status=error.status,
         retry_after=error.retry_after,

@@ -986,6 +986,57 @@ async def test_permanent_errors_fail_at_once():
     assert workload.outcome(1).error == "stage 'answer': fake: 401 invalid API key — set FAKE_API_KEY"
 
 
+async def test_a_retry_after_longer_than_max_wait_fails_the_call_instead_of_waiting():
+    """A daily quota's `Retry-After: 86400` would otherwise hold the sample, its lease and its
+    budget reservation for a day, with the sweep showing nothing."""
+
+    def busy_for_a_day(request):
+        raise ProviderError("fake: 503 come back tomorrow", status=503, retry_after=86_400)
+
+    provider = ScriptedProvider(busy_for_a_day)
+    sleep = FakeSleep()
+    budget = Budget(max_tokens=100_000, max_cost_usd=None)
+    workload = FakeWorkload(named_items(["a"]))
+
+    await executor(workload, provider, sleep=sleep, budget=budget, retry=RetryPolicy(max_wait=600)).run()
+
+    assert provider.calls == 1 and sleep.waits == []
+    assert workload.outcome(1).error == (
+        "stage 'answer': fake: 503 come back tomorrow (the provider asked to wait 86,400 s, "
+        "more than retry.max_wait (600 s))"
+    )
+    assert budget.reserved_tokens == 0
+
+
+async def test_a_retry_after_within_max_wait_is_waited_for():
+    provider = ScriptedProvider(
+        failing_first(1, lambda attempt: ProviderError("fake: 503", status=503, retry_after=600))
+    )
+    sleep = FakeSleep()
+    workload = FakeWorkload(named_items(["a"]))
+
+    await executor(workload, provider, sleep=sleep, retry=RetryPolicy(max_wait=600)).run()
+
+    assert workload.outcome(1).ok and provider.calls == 2
+    assert len(sleep.waits) == 1 and 600 <= sleep.waits[0] <= 660
+
+
+async def test_a_429_asking_for_longer_than_max_wait_pauses_the_sweep_as_rate_limited():
+    def throttled(request):
+        if user_prompt(request) == "b":
+            raise ProviderError("fake: 429 too many requests", status=429, retry_after=3600)
+        return echo(request)
+
+    workload = FakeWorkload(named_items(["a", "b", "c"]))
+    sleep = FakeSleep()
+    run = executor(workload, ScriptedProvider(throttled), max_concurrency=1, sleep=sleep)
+
+    assert await run.run() == "rate_limited"
+    assert sleep.waits == [] and all(o.ok for o in workload.recorded)
+    assert "asked to wait 3,600 s" in str(run.executor.quota_error)
+    workload.assert_accounted()
+
+
 async def test_a_sample_waiting_for_its_retry_does_not_hold_a_slot():
     """Concurrency 1: while A waits to retry, B's call runs; A's retry then goes after B."""
     log = EventLog()

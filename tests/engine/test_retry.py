@@ -15,7 +15,14 @@ def draws(policy: RetryPolicy, attempt: int, retry_after: float | None = None, n
 
 
 def test_defaults():
-    assert RetryPolicy() == RetryPolicy(max_attempts=5, base=0.5, cap=30.0)
+    assert RetryPolicy() == RetryPolicy(max_attempts=5, base=0.5, cap=30.0, max_wait=300.0)
+
+
+@pytest.mark.parametrize(
+    "retry_after, waits", [(None, True), (0.0, True), (300.0, True), (300.5, False), (86_400, False)]
+)
+def test_a_retry_after_is_waited_for_up_to_max_wait(retry_after, waits):
+    assert RetryPolicy(max_wait=300.0).waits_for(retry_after) is waits
 
 
 @pytest.mark.parametrize("attempt, bound", [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (7, 30.0), (200, 30.0)])
@@ -63,7 +70,12 @@ def test_the_same_seed_gives_the_same_waits():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"max_attempts": 0}, "max_attempts"), ({"base": -1.0}, "base"), ({"base": 10.0, "cap": 1.0}, "cap")],
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"base": -1.0}, "base"),
+        ({"base": 10.0, "cap": 1.0}, "cap"),
+        ({"max_wait": -1.0}, "max_wait"),
+    ],
 )
 def test_invalid_policies_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

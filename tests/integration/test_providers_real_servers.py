@@ -91,6 +91,16 @@ def test_timeout_total_must_be_a_positive_number_of_seconds(value):
     assert problems == ["timeout_total must be more than 0 and at most 86400 seconds"]
 
 
+@pytest.mark.parametrize(
+    ("retry", "problem"),
+    [({"max_wait": -5}, "retry values must be numbers >= 0"),
+     ({"max_wait": "1h"}, "retry values must be numbers >= 0"),
+     ({"wait": 5}, "retry accepts max_attempts, base, cap, max_wait; not wait")],
+)  # fmt: skip
+def test_retry_max_wait_is_a_number_of_seconds(retry, problem):
+    assert provider_options_problems("openai", {"retry": retry}) == [problem]
+
+
 # --- rate limits ---------------------------------------------------------------------------------
 
 
@@ -111,6 +121,19 @@ def test_rate_limit_headers_of_real_proxies_are_honoured(user, server, providers
     assert len(pairs) == 2
     for failed, retry in pairs:
         assert retry.received - failed.answered >= seconds
+
+
+def test_a_provider_asking_to_wait_an_hour_pauses_the_sweep_at_once(user, server, providers):
+    """LiteLLM passes a provider's hour-long reset on: the sweep pauses, saying so, instead of
+    sleeping an hour with its samples leased."""
+    Provider.objects.filter(name="openai").update(options={"retry": {"max_wait": 60}})
+    server.responder = lambda request: Scripted(429, headers={"llm_provider-retry-after": "3600"})
+
+    sweep = run_sweep(user, stage_spec("openai/gpt-4o-mini", max_concurrency=1, fail_fast=False))
+
+    assert (sweep.status, sweep.stopped_reason, sweep.failed) == ("paused", "rate_limited", 0)
+    assert "asked to wait 3,600 s, more than retry.max_wait (60 s)" in sweep.error
+    assert len(server.requests) == 1  # no retry: the first refusal ended it
 
 
 def test_a_provider_rate_limited_beyond_the_retries_pauses_the_sweep_and_fails_nothing(user, server, providers):
