@@ -196,6 +196,8 @@ AUTHENTICATION_BACKENDS = ["sweeps.web.login.ThrottledModelBackend"]
 PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER", 10)
 PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS", 50)
 PROMPTLOOPER_LOGIN_WINDOW_SECONDS = env_int("PROMPTLOOPER_LOGIN_WINDOW_SECONDS", 300)
+# Behind a reverse proxy REMOTE_ADDR is the proxy's: the header it sets names the client instead.
+PROMPTLOOPER_CLIENT_ADDRESS_HEADER = env_request_header("PROMPTLOOPER_CLIENT_ADDRESS_HEADER")
 # The counts live in Redis when there is one (shared by every web process), else in memory.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

@@ -21,8 +21,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 
+def client_address(request: HttpRequest) -> str:
+    """REMOTE_ADDR, or what the reverse proxy in front says (PROMPTLOOPER_CLIENT_ADDRESS_HEADER).
+    Of a list (X-Forwarded-For), the last entry: the one our proxy added. The entries before it
+    came from the client, which may write anything there to escape its count."""
+    header = settings.PROMPTLOOPER_CLIENT_ADDRESS_HEADER
+    forwarded = request.META.get(header, "") if header else ""
+    address = forwarded.rsplit(",", 1)[-1].strip() or request.META.get("REMOTE_ADDR", "")
+    return address[:100] or "unknown"
+
+
 def _keys(request: HttpRequest, username: str) -> list[tuple[str, int]]:
-    address = request.META.get("REMOTE_ADDR") or "unknown"
+    address = client_address(request)
     user = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return [
         (f"login-failures:user:{user}:{address}", settings.PROMPTLOOPER_LOGIN_ATTEMPTS_PER_USER),

@@ -75,3 +75,30 @@ def test_a_correct_password_clears_that_users_count(user):
     for _ in range(9):
         sign_in(A, "alice", "wrong")
     assert signed_in(sign_in(A, "alice", PASSWORDS["alice"])[0])
+
+
+PROXY = "10.0.0.2"
+
+
+def sign_in_through_proxy(forwarded_for: str, username: str, password: str):
+    client = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for)
+    return client.post("/login/", {"username": username, "password": password, "next": "/"})
+
+
+def test_behind_a_proxy_each_client_is_counted_by_the_address_the_proxy_forwards(user, settings):
+    settings.PROMPTLOOPER_CLIENT_ADDRESS_HEADER = "HTTP_X_FORWARDED_FOR"
+    for _ in range(10):
+        sign_in_through_proxy(A, "alice", "wrong")
+    assert THROTTLED in sign_in_through_proxy(A, "alice", PASSWORDS["alice"]).content.decode()
+    # Another client behind the same proxy is not locked out by A's guesses.
+    assert signed_in(sign_in_through_proxy(B, "alice", PASSWORDS["alice"]))
+    # A forged entry before the proxy's own does not make A someone else.
+    forged = sign_in_through_proxy(f"{B}, {A}", "alice", PASSWORDS["alice"])
+    assert THROTTLED in forged.content.decode()
+
+
+def test_without_the_setting_forwarded_headers_are_ignored(user, settings):
+    assert settings.PROMPTLOOPER_CLIENT_ADDRESS_HEADER is None  # the default: a client cannot pick its address
+    for _ in range(10):
+        sign_in_through_proxy(A, "alice", "wrong")
+    assert THROTTLED in sign_in_through_proxy(B, "alice", PASSWORDS["alice"]).content.decode()
