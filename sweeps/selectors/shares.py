@@ -62,7 +62,8 @@ def share_sweeps(link: ShareLink, history: list[Sweep]) -> list[Sweep]:
     """The sweeps the link shows out of the experiment's `history`: all, or its own sweep alone."""
     if link.sweep_id is None:
         return history
-    return [sweep for sweep in history if sweep.pk == link.sweep_id] or [link.sweep]
+    # Beyond the history's length: the link's own sweep, loaded with it.
+    return [sweep for sweep in history if sweep.pk == link.sweep_id] or ([link.sweep] if link.sweep else [])
 
 
 def share_check_sweep(link: ShareLink, asked: str | None) -> None:
