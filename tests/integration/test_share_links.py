@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from sweeps.models import Experiment, Run, RunSample, ShareLink, Sweep
 from sweeps.selectors.shares import share_path
@@ -339,3 +341,20 @@ def test_the_admin_lists_and_revokes_links(shared, admin_client):
     assert whole.revoked_at is not None
     assert anonymous().get(share_path(whole)).status_code == 404
     assert admin_client.get(f"{changelist}add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_shared_pages_cost_what_the_owners_pages_cost(shared, user):
+    """The link's lookup takes the place of the owner's experiment (or run) lookup and session:
+    a shared page reads no more than the owner's does, whatever the number of runs."""
+    experiment, run = shared["experiment"], shared["second"][1][0]
+    path = share_path(shared["whole"])
+    owner = logged_in(user)
+
+    def queries(client: Client, url: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    assert queries(anonymous(), path) <= queries(owner, f"/experiments/{experiment.pk}/")
+    assert queries(anonymous(), f"{path}runs/{run.pk}/") <= queries(owner, f"/runs/{run.pk}/")
