@@ -40,7 +40,7 @@ def share_resolve(token: str) -> ShareLink:
         link_id = signing.Signer(salt=SALT).unsign(token)
     except signing.BadSignature:
         raise Http404("No such share link") from None
-    if not link_id.isdigit():
+    if not (link_id.isascii() and link_id.isdigit()):
         raise Http404("No such share link")
     links = ShareLink.objects.select_related("experiment", "sweep").defer(
         *(f"experiment__{field}" for field in SPEC_JSON), "sweep__spec"
