@@ -22,6 +22,7 @@ from sweeps.models import (
     Run,
     RunSample,
     Score,
+    ShareLink,
     Sweep,
 )
 from sweeps.selectors.sweeps import sweep_latest
@@ -32,6 +33,7 @@ from sweeps.services.experiments import (
     experiment_update,
     validate_spec,
 )
+from sweeps.services.shares import share_revoke
 from sweeps.services.sweeps import sweep_pause, sweep_resume, sweep_start, sweep_stop
 
 
@@ -229,3 +231,24 @@ class ApiTokenAdmin(ReadOnly):
     @admin.action(description="Revoke selected tokens", permissions=["revoke"])
     def revoke(self, request, queryset):
         apply_to_each(self, request, queryset, lambda t: tokens.token_revoke(token=t), "revoked")
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(ReadOnly):
+    """Links are made by their experiment's owner (the Share page or the API); here they can be
+    looked at and revoked. The URL is not shown: it is the owner's to hand out."""
+
+    list_display = ["id", "experiment", "sweep", "label", "created_by", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["label", "experiment__name", "created_by__username"]
+    list_select_related = ["experiment", "sweep", "created_by"]
+    readonly_fields = ("experiment", "sweep", "label", "created_by", "created_at", "revoked_at")
+    fields = readonly_fields
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sweeps.change_sharelink")
+
+    @admin.action(description="Revoke selected share links", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        apply_to_each(self, request, queryset, lambda link: share_revoke(link=link), "revoked")

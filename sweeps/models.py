@@ -468,3 +468,30 @@ class ApiToken(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class ShareLink(models.Model):
+    """A read-only link to an experiment's pages for people without an account. Its URL carries
+    the link's id signed with SECRET_KEY (sweeps.selectors.shares), so nothing secret is stored:
+    revoking sets revoked_at, and deleting the experiment deletes its links."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="share_links")
+    # None: the whole experiment, every sweep it has or will have; else that one sweep alone.
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, null=True, blank=True, related_name="share_links")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    label = models.CharField(max_length=100, blank=True)  # whom it was given to ("reviewers")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        scope = f"sweep {self.sweep_id}" if self.sweep_id else "all sweeps"
+        return f"Share {self.pk} of experiment {self.experiment_id} ({scope}){f' · {self.label}' if self.label else ''}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

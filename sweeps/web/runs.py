@@ -8,7 +8,7 @@ constant number of queries, whatever the number of samples.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -49,12 +49,18 @@ RUN_ID = re.compile(r"[0-9]{1,18}")  # 18 digits always fit a bigint: a longer "
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_page_get(user=request.user, run_id=run_id)
+    return render(request, "sweeps/run_detail.html", run_context(request, run, text_limits.page_text_url))
+
+
+def run_context(request: HttpRequest, run: Run, text_url: Callable[[int], str]) -> dict[str, Any]:
+    """The run page's context; `text_url(sample_id)` is where a cut text is read in full (the
+    owner's URL, or a share link's)."""
     filters, problems = sample_filters(request.GET)
     page = Paginator(run_sample_search(run, **filters), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
     for sample in page:
-        text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
+        text_limits.cut_for_showing(sample, text_url(sample.pk))
         sample.input_items = compare.items(sample.inputs)
-    context = {
+    return {
         "run": run,
         "swept": sorted(flatten(run.config).items()),
         "scorer_means": scorer_means([run])[run.pk],
@@ -65,7 +71,6 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "page": page,
         "fold_at": FOLD_CHARS,
     }
-    return render(request, "sweeps/run_detail.html", context)
 
 
 @login_required

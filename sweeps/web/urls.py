@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.web import editor, regression, runs, views
+from sweeps.web import editor, regression, runs, shares, views
 
 urlpatterns = [
     path("experiments/new/", editor.experiment_new, name="experiment_new"),
@@ -18,6 +18,15 @@ urlpatterns = [
     path("samples/<int:sample_id>/text/", runs.sample_text, name="sample_text"),
     path("experiments/<int:experiment_id>/compare/", runs.experiment_compare, name="experiment_compare"),
     path("experiments/<int:experiment_id>/regression/", regression.sweep_regression_page, name="sweep_regression"),
+    path("experiments/<int:experiment_id>/shares/", shares.experiment_shares, name="experiment_shares"),
+    path(
+        "experiments/<int:experiment_id>/shares/<int:share_id>/revoke/",
+        shares.experiment_share_revoke,
+        name="experiment_share_revoke",
+    ),
+    path("share/<str:token>/", shares.share_experiment, name="share_experiment"),
+    path("share/<str:token>/runs/<int:run_id>/", shares.share_run, name="share_run"),
+    path("share/<str:token>/samples/<int:sample_id>/text/", shares.share_sample_text, name="share_sample_text"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
 ]

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from sweeps.engine import formatting
 from sweeps.engine.space import flatten, get_path
-from sweeps.models import Experiment, Run, Sweep
+from sweeps.models import Experiment, Run, ShareLink, Sweep
 from sweeps.selectors.experiments import experiment_page_get, experiment_search
 from sweeps.selectors.leaderboard import (
     LEADERBOARD_DEFAULT,
@@ -35,6 +35,7 @@ from sweeps.selectors.leaderboard import (
     verdict_names,
 )
 from sweeps.selectors.runs import scorer_means
+from sweeps.selectors.shares import share_check_sweep, share_path, share_sweeps
 from sweeps.selectors.sweeps import (
     latest_sweeps,
     sweep_history,
@@ -225,13 +226,19 @@ def charts_context(figures: dict[str, Any]) -> dict[str, Any]:
     return {"charts": figures, "charts_json": charts.json_script(figures, "charts-data")}
 
 
-def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]:
+def live_context(request: HttpRequest, experiment: Experiment, share: ShareLink | None = None) -> dict[str, Any]:
     """What the live part of the experiment page shows. Reads runs, never samples, in a fixed
-    number of queries, so the page costs the same at 100 samples or 100,000."""
+    number of queries, so the page costs the same at 100 samples or 100,000. With a share link:
+    read-only (the templates hide every control) and only the sweeps the link covers."""
     history = sweep_history(experiment)
+    if share is not None:
+        share_check_sweep(share, request.GET.get("sweep"))
+        history = share_sweeps(share, history)
     sweep = sweep_shown(experiment, request.GET.get("sweep"), history)
+    shared = {"share": share, "share_base": share_path(share) if share else ""}
     if sweep is None:
-        return {"experiment": experiment, "sweep": None, "actions": actions(None, []), **charts_context({"runs": 0})}
+        return {"experiment": experiment, "sweep": None, "actions": actions(None, []) if share is None else [],
+                **shared, **charts_context({"runs": 0})}  # fmt: skip
     # An earlier sweep is shown for reading: its controls are the latest's, on the latest's page.
     latest = not history or history[0].pk == sweep.pk
     progress = sweep_progress(sweep)
@@ -248,7 +255,8 @@ def live_context(request: HttpRequest, experiment: Experiment) -> dict[str, Any]
     return {
         "experiment": experiment,
         "sweep": sweep,
-        "actions": actions(sweep, progress["allowed_actions"]) if latest else [],
+        "actions": actions(sweep, progress["allowed_actions"]) if latest and share is None else [],
+        **shared,
         "history": history,
         "latest": latest,
         "sweep_query": "" if latest else f"sweep={sweep.pk}&",
