@@ -108,11 +108,11 @@ class ExperimentAdmin(admin.ModelAdmin):
     actions = ["start_sweep", "pause_sweep", "resume_sweep", "stop_sweep"]
 
     def save_model(self, request, obj: Experiment, form, change: bool) -> None:
-        data = form.spec.to_dict()
+        data, text = form.spec.to_dict(), form.cleaned_data["spec_text"]
         if change:
-            experiment_update(experiment=obj, data=data)
+            experiment_update(experiment=obj, data=data, text=text, author=request.user, via=Experiment.Source.ADMIN)
         else:
-            obj.pk = experiment_create(owner=obj.owner, data=data, source=Experiment.Source.ADMIN).pk
+            obj.pk = experiment_create(owner=obj.owner, data=data, source=Experiment.Source.ADMIN, text=text).pk
             obj.refresh_from_db()
 
     @admin.action(description="Start a sweep")

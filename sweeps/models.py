@@ -79,6 +79,29 @@ class Experiment(TimeStamped):
         return parse_spec(self.spec, max_grid=settings.PROMPTLOOPER_MAX_GRID)
 
 
+class SpecVersion(models.Model):
+    """One saved state of an experiment's spec: the text as its author typed it (comments and
+    layout kept) and the validated normal form that sweeps of it ran. Written only by
+    services.versions.version_record, when the normal form changes."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()  # 1, 2, … per experiment
+    text = models.TextField()
+    spec = models.JSONField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=8, choices=Experiment.Source.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment", "-number"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="spec_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Version {self.number} of {self.experiment_id}"
+
+
 class Sweep(TimeStamped):
     Status = SweepStatus
     ACTIVE = (SweepStatus.QUEUED, SweepStatus.RUNNING)
@@ -102,6 +125,12 @@ class Sweep(TimeStamped):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     started_via = models.CharField(max_length=8, choices=Experiment.Source.choices, blank=True)
+    # The API token that started it (null: the browser, the CLI, the admin, or before this was kept)
+    started_token = models.ForeignKey("ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The version of the experiment's spec it ran (null for sweeps from before versions were kept)
+    spec_version = models.ForeignKey(
+        "SpecVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     stopped_reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
     error = models.TextField(blank=True)

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
-from sweeps.services.tokens import token_authenticate
+from sweeps.services.tokens import token_find
 
 
 class BearerToken(HttpBearer):
@@ -20,12 +20,20 @@ class BearerToken(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> Any | None:
-        user = token_authenticate(token)
-        if user is not None:
-            # ninja sets request.auth to what this returns; request.user too, so operations
-            # read request.user whichever way (token or session) the caller came in.
-            request.user = user
-        return user
+        found = token_find(token)
+        if found is None:
+            return None
+        # ninja sets request.auth to what this returns; request.user too, so operations
+        # read request.user whichever way (token or session) the caller came in. The token
+        # itself is kept for what records which token did it (a sweep's started_token).
+        request.user = found.user
+        request.api_token = found  # type: ignore[attr-defined]
+        return found.user
+
+
+def request_token(request: HttpRequest) -> Any | None:
+    """The API token the request came with (None for a browser session)."""
+    return getattr(request, "api_token", None)
 
 
 class BrowserSession(SessionAuth):

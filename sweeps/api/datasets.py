@@ -52,7 +52,9 @@ def replace_dataset(request: ApiRequest, experiment_id: int):
         dataset = read_lines(format_of(content_type), body_lines(request))
     except DatasetError as e:
         raise SpecError.at("dataset", str(e)) from None
-    experiment_set_dataset(experiment=experiment, dataset=dataset, source=f"request body ({content_type})")
+    experiment_set_dataset(
+        experiment=experiment, dataset=dataset, source=f"request body ({content_type})", author=request.auth
+    )
     return {"rows": len(dataset.rows), "columns": dataset.columns, "sha256": dataset.sha256}
 
 

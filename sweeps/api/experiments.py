@@ -8,7 +8,7 @@ from django.http import Http404, StreamingHttpResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
-from sweeps.api.auth import ApiRequest
+from sweeps.api.auth import ApiRequest, request_token
 from sweeps.api.schemas import (
     MAX_PAGE,
     Conflict,
@@ -26,15 +26,18 @@ from sweeps.api.schemas import (
     SpecBody,
     SweepOut,
     SweepPage,
+    VersionDetail,
+    VersionPage,
     spec_body_docs,
 )  # fmt: skip
-from sweeps.api.serialize import experiment_out, leaderboard_out, runs_out, sweep_out
+from sweeps.api.serialize import experiment_out, leaderboard_out, runs_out, sweep_out, version_out
 from sweeps.models import Experiment, Sweep
 from sweeps.selectors import export
 from sweeps.selectors.experiments import experiment_get, experiment_search
 from sweeps.selectors.leaderboard import leaderboard as ranked_runs
 from sweeps.selectors.runs import run_get, run_search
-from sweeps.selectors.sweeps import latest_sweeps, sweep_latest, sweep_of
+from sweeps.selectors.sweeps import latest_sweeps, sweep_latest, sweep_of, with_version_number
+from sweeps.selectors.versions import version_diff, version_get, version_list, version_previous
 from sweeps.services.experiments import (
     experiment_create,
     experiment_delete,
@@ -65,7 +68,16 @@ def list_experiments(
 def create_experiment(request: ApiRequest, spec: SpecBody):
     """Create an experiment from a spec. Nothing is saved when the spec is invalid: the 422 names
     every bad field by its path."""
-    return Status(201, detail(experiment_create(owner=request.auth, data=spec, source=Experiment.Source.API)))
+    experiment = experiment_create(owner=request.auth, data=spec, source=Experiment.Source.API, text=body_text(request))
+    return Status(201, detail(experiment))
+
+
+def body_text(request: ApiRequest) -> str | None:
+    """The JSON body as it was sent, kept as the version's text (None: written out instead)."""
+    try:
+        return request.body.decode("utf-8")
+    except UnicodeDecodeError:  # ninja parsed it anyway (a BOM, say): the normal form will do
+        return None
 
 
 @router.get("/{int:experiment_id}", response={200: ExperimentDetail, **ERRORS})
@@ -83,7 +95,7 @@ def update_experiment(request: ApiRequest, experiment_id: int, spec: SpecBody):
     one is paused, only name, description, budget, max_concurrency and fail_fast may change."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     data = {**experiment.spec, **spec}
-    return detail(experiment_update(experiment=experiment, data=data))
+    return detail(experiment_update(experiment=experiment, data=data, author=request.auth, via=Experiment.Source.API))
 
 
 @router.delete("/{int:experiment_id}", response={204: None, 409: Message, **ERRORS})
@@ -98,14 +110,19 @@ def start_sweep(request: ApiRequest, experiment_id: int):
     """Start a sweep of the experiment's parameter space (409 while another is active or paused)."""
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
     return Status(
-        202, sweep_out(sweep_start(experiment=experiment, started_by=request.auth, via=Experiment.Source.API))
+        202,
+        sweep_out(
+            sweep_start(
+                experiment=experiment, started_by=request.auth, via=Experiment.Source.API, token=request_token(request)
+            )
+        ),
     )
 
 
 @router.get("/{int:experiment_id}/sweeps", response={200: SweepPage, **ERRORS})
 def list_sweeps(request: ApiRequest, experiment_id: int, page: Query[Page]):
     experiment = experiment_get(user=request.auth, experiment_id=experiment_id)
-    sweeps = experiment.sweeps.order_by("-created_at")
+    sweeps = with_version_number(experiment.sweeps.order_by("-created_at"))
     return {"items": [sweep_out(s) for s in sweeps[page.offset : page.offset + page.limit]], "count": sweeps.count()}
 
 
@@ -161,3 +178,19 @@ def export_results(
     response = StreamingHttpResponse(streamed, content_type=export.FORMATS[format])
     response["Content-Disposition"] = f'attachment; filename="{export.export_filename(chosen, format, run)}"'
     return response
+
+
+@router.get("/{int:experiment_id}/versions", response={200: VersionPage, **ERRORS})
+def list_versions(request: ApiRequest, experiment_id: int, page: Query[Page]):
+    """The spec's versions, newest first: who saved each, when, how, and which sweeps ran it."""
+    versions = version_list(experiment_get(user=request.auth, experiment_id=experiment_id))
+    items = versions[page.offset : page.offset + page.limit]
+    return {"items": [version_out(v) for v in items], "count": versions.count()}
+
+
+@router.get("/{int:experiment_id}/versions/{int:number}", response={200: VersionDetail, **ERRORS})
+def get_version(request: ApiRequest, experiment_id: int, number: int):
+    """One version: its text as submitted, its normal form, and a unified diff against the one before."""
+    version = version_get(experiment_get(user=request.auth, experiment_id=experiment_id), number)
+    diff = "\n".join(version_diff(version, version_previous(version)))
+    return {**version_out(version), "text": version.text, "spec": version.spec, "diff": diff}

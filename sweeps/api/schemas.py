@@ -80,6 +80,30 @@ class SweepOut(Schema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    spec_version: int | None = Field(
+        description="the number of the spec version it ran (null: started before versions were kept)"
+    )
+
+
+class VersionOut(Schema):
+    number: int
+    author: str | None = Field(description="the username of who saved it (null: the user was deleted)")
+    via: str = Field(description="how it was saved: web, api, cli or admin")
+    created_at: datetime
+    sweep_ids: list[int] = Field(description="the sweeps that ran this version, oldest first")
+
+
+class VersionPage(Schema):
+    items: list[VersionOut]
+    count: int
+
+
+class VersionDetail(VersionOut):
+    text: str = Field(description="the spec as it was submitted (YAML or JSON; comments and layout kept)")
+    spec: dict[str, Any] = Field(description="the validated normal form: what sweeps of this version ran")
+    diff: str = Field(
+        description="a unified diff of `text` against the previous version's (every line added for the first)"
+    )
 
 
 class ExperimentOut(Schema):

@@ -6,7 +6,7 @@ from typing import Any
 
 from sweeps.api.schemas import RunOut
 from sweeps.engine.space import get_path
-from sweeps.models import Experiment, Run, Sweep
+from sweeps.models import Experiment, Run, SpecVersion, Sweep
 from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varying_params
 from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.sweeps import sweep_progress
@@ -20,7 +20,31 @@ CERTAINTY_FIELDS = ("score_ci_low", "score_ci_high", "score_spread", "consistenc
 
 
 def sweep_out(sweep: Sweep) -> dict[str, Any]:
-    return {**{f: getattr(sweep, f) for f in SWEEP_FIELDS}, **sweep_progress(sweep)}
+    return {
+        **{f: getattr(sweep, f) for f in SWEEP_FIELDS},
+        **sweep_progress(sweep),
+        "spec_version": version_number(sweep),
+    }
+
+
+def version_number(sweep: Sweep) -> int | None:
+    """The number of the version the sweep ran: from the row when the query brought it along
+    (select_related), else one small query."""
+    if sweep.spec_version_id is None:
+        return None
+    if Sweep.spec_version.is_cached(sweep):
+        return sweep.spec_version.number if sweep.spec_version else None
+    return SpecVersion.objects.filter(pk=sweep.spec_version_id).values_list("number", flat=True).first()
+
+
+def version_out(version: SpecVersion) -> dict[str, Any]:
+    return {
+        "number": version.number,
+        "author": version.author.get_username() if version.author else None,
+        "via": version.via,
+        "created_at": version.created_at,
+        "sweep_ids": [sweep.pk for sweep in version.sweeps.all()],
+    }
 
 
 def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool = False) -> dict[str, Any]:

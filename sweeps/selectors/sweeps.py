@@ -35,8 +35,15 @@ def failure_reasons(sweep: Sweep, *, limit: int = 10) -> list[tuple[str, int]]:
 def latest_sweeps(experiments: Sequence[Experiment]) -> list[Sweep | None]:
     """Each experiment's latest sweep (`latest_sweep_id`, annotated by experiment_search), in one query."""
     ids = [getattr(e, "latest_sweep_id", None) for e in experiments]  # an annotation: the stubs cannot see it
-    found = Sweep.objects.defer("spec").in_bulk([i for i in ids if i is not None])  # spec: see SPEC_JSON
+    found = with_version_number(Sweep.objects.defer("spec")).in_bulk(
+        [i for i in ids if i is not None]
+    )  # spec: see SPEC_JSON
     return [None if i is None else found.get(i) for i in ids]
+
+
+def with_version_number(sweeps: QuerySet[Sweep]) -> QuerySet[Sweep]:
+    """Sweeps with the number of the spec version each ran, in the same query (not its text)."""
+    return sweeps.select_related("spec_version").defer("spec_version__text", "spec_version__spec")
 
 
 def sweep_of(experiment: Experiment, sweep_id: int | None) -> Sweep | None:
@@ -74,8 +81,13 @@ HISTORY = 50  # sweeps an experiment page lists
 
 
 def sweep_history(experiment: Experiment) -> list[Sweep]:
-    """The experiment's latest sweeps, newest first, without their spec snapshots."""
-    return list(experiment.sweeps.defer("spec").select_related("started_by").order_by("-created_at", "-pk")[:HISTORY])
+    """The experiment's latest sweeps, newest first, without their spec snapshots; with who started
+    each (and with which API token) and the spec version it ran, in the same query."""
+    return list(
+        experiment.sweeps.select_related("started_by", "started_token", "spec_version")
+        .defer("spec", "spec_version__text", "spec_version__spec", "started_token__digest")
+        .order_by("-created_at", "-pk")[:HISTORY]
+    )
 
 
 def sweep_shown(experiment: Experiment, asked: str | None, history: list[Sweep]) -> Sweep | None:

@@ -14,6 +14,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
 from sweeps.models import Experiment, Provider, Sweep
 from sweeps.services import ServiceError
+from sweeps.services.versions import version_record
 
 # Fields that may change while a sweep is paused: raising the budget is how one resumes a
 # sweep that ran out of it. Anything else would change what the paused runs mean.
@@ -44,18 +45,26 @@ def validate_spec(data: Any) -> ExperimentSpec:
     return parse_spec(data, limits=spec_limits(), known_providers=provider_availability())
 
 
-def experiment_save(experiment: Experiment, spec: ExperimentSpec) -> None:
-    """The one write of an experiment's spec: its normal form, and the columns lists read."""
+@transaction.atomic
+def experiment_save(
+    experiment: Experiment, spec: ExperimentSpec, *, text: str | None = None, author: Any = None, via: str = ""
+) -> None:
+    """The one write of an experiment's spec: its normal form, the columns lists read, and a new
+    version when it changed (`text`: the spec as submitted, kept with the version)."""
     experiment.spec = spec.to_dict()
     experiment.name, experiment.description = spec.name, spec.description
     experiment.save()
+    version_record(experiment=experiment, spec=spec, text=text, author=author or experiment.owner, via=via)
 
 
-def experiment_create(*, owner: Any, data: Any, source: str = Experiment.Source.WEB) -> Experiment:
+def experiment_create(
+    *, owner: Any, data: Any, source: str = Experiment.Source.WEB, text: str | None = None
+) -> Experiment:
     """Validate the spec (SpecError names every bad field) and save it; nothing is saved on error.
-    `source`: where it is created (web, api, cli, admin), which lists show."""
+    `source`: where it is created (web, api, cli, admin), which lists show. `text`: the spec as
+    typed, kept as version 1 (None: written out from the normal form)."""
     experiment = Experiment(owner=owner, source=source)
-    experiment_save(experiment, validate_spec(data))
+    experiment_save(experiment, validate_spec(data), text=text, author=owner, via=source)
     return experiment
 
 
@@ -86,22 +95,28 @@ def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -
 
 
 @transaction.atomic
-def experiment_update(*, experiment: Experiment, data: Any) -> Experiment:
+def experiment_update(
+    *, experiment: Experiment, data: Any, text: str | None = None, author: Any = None, via: str = ""
+) -> Experiment:
+    """Validate and save an edit; a new version (by `author`, through `via`, typed as `text`)
+    when the spec's normal form changed."""
     Experiment.objects.select_for_update().get(pk=experiment.pk)  # one editor at a time
     spec = validate_spec(without_stale_sources(experiment.spec, data))
     experiment_check_editable(experiment=experiment, spec=spec)
-    experiment_save(experiment, spec)
+    experiment_save(experiment, spec, text=text, author=author, via=via)
     return experiment
 
 
-def experiment_named(*, owner: Any, name: str, data: Any, source: str = Experiment.Source.CLI) -> Experiment:
+def experiment_named(
+    *, owner: Any, name: str, data: Any, source: str = Experiment.Source.CLI, text: str | None = None
+) -> Experiment:
     """The owner's experiment called `name` (the latest, if several) with `data` as its new spec,
     or a new one: what CI runs of the same suite add their sweeps to."""
     data = {**data, "name": name} if isinstance(data, dict) else data
     found = Experiment.objects.filter(owner=owner, name=name).order_by("-created_at", "-pk").first()
     if found is None:
-        return experiment_create(owner=owner, data=data, source=source)
-    return experiment_update(experiment=found, data=data)
+        return experiment_create(owner=owner, data=data, source=source, text=text)
+    return experiment_update(experiment=found, data=data, text=text, author=owner, via=source)
 
 
 def without_stale_sources(stored: dict[str, Any], data: Any) -> Any:
@@ -115,14 +130,17 @@ def without_stale_sources(stored: dict[str, Any], data: Any) -> Any:
     return {key: value for key, value in data.items() if key != "sources"} | ({"sources": kept} if kept else {})
 
 
-def experiment_set_dataset(*, experiment: Experiment, dataset: Dataset, source: str) -> Experiment:
+def experiment_set_dataset(
+    *, experiment: Experiment, dataset: Dataset, source: str, author: Any = None, via: str = Experiment.Source.API
+) -> Experiment:
     """Replace the experiment's rows, recording where they came from and their SHA-256 in the
     spec's `sources`; validated and refused as any edit is."""
     sources = {**experiment.spec.get("sources", {}),
                "dataset": {"file": source, "sha256": dataset.sha256, "rows": len(dataset.rows)}}  # fmt: skip
     return experiment_update(
-        experiment=experiment, data={**experiment.spec, "dataset": dataset.rows, "sources": sources}
-    )
+        experiment=experiment, data={**experiment.spec, "dataset": dataset.rows, "sources": sources},
+        author=author, via=via,
+    )  # fmt: skip
 
 
 @transaction.atomic

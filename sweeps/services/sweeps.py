@@ -25,6 +25,7 @@ from sweeps.services import ServiceError
 from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
 from sweeps.services.leases import RELEASED, lease_expired, reclaim_expired, stale
 from sweeps.services.recording import close_finished_runs
+from sweeps.services.versions import version_latest
 
 S = Sweep.Status
 
@@ -67,7 +68,7 @@ def locked(sweep: Sweep | int) -> Sweep:
 
 
 @transaction.atomic
-def sweep_start(*, experiment: Experiment, started_by: Any = None, via: str = "") -> Sweep:
+def sweep_start(*, experiment: Experiment, started_by: Any = None, via: str = "", token: Any = None) -> Sweep:
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if active := experiment.sweeps.filter(status__in=(*Sweep.ACTIVE, S.PAUSED)).first():
         raise ServiceError(
@@ -80,7 +81,8 @@ def sweep_start(*, experiment: Experiment, started_by: Any = None, via: str = ""
         raise ServiceError(f"Experiment {experiment.pk} is not a valid spec: {'; '.join(map(str, e.errors))}") from e
     sweep = Sweep.objects.create(
         experiment=experiment, spec=spec.to_dict(), max_tokens=spec.budget.max_tokens,
-        max_cost_usd=spec.budget.max_cost_usd, started_by=started_by, started_via=via,
+        max_cost_usd=spec.budget.max_cost_usd, started_by=started_by, started_via=via, started_token=token,
+        spec_version=version_latest(experiment),
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
     publish_on_commit([sweep_event("queued", sweep)])

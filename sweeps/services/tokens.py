@@ -45,7 +45,13 @@ def token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
 
 
 def token_authenticate(raw: str) -> Any | None:
-    """The active user owning this live token, or None.
+    """The active user owning this live token, or None."""
+    token = token_find(raw)
+    return token.user if token is not None else None
+
+
+def token_find(raw: str) -> ApiToken | None:
+    """This live token of an active user (its user loaded), or None.
 
     Looking the token up by its digest is constant-time in the sense that matters: a timing
     difference could at most reveal how much of a stored digest a guess's digest shares, and
@@ -66,7 +72,7 @@ def token_authenticate(raw: str) -> Any | None:
         ApiToken.objects.filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION), pk=token.pk
         ).update(last_used_at=now)
-    return token.user
+    return token
 
 
 def token_revoke(*, token: ApiToken) -> ApiToken:

@@ -28,6 +28,8 @@ from sweeps.services.experiments import (
     experiment_update,
     validate_spec,
 )
+from sweeps.services.versions import version_latest
+from sweeps.web.editor_text import editor_text, large_dataset
 from sweeps.web.spec_submission import DATASET_TYPES, SpecSubmission, error_lines
 
 EXAMPLE_SPEC = settings.BASE_DIR / "examples" / "ticket-triage.yaml"
@@ -42,7 +44,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
     if request.POST.get("action") != "save":
         return editor(request, submission, **checked_estimate(submission))
     try:
-        experiment = experiment_create(owner=request.user, data=submission.spec_data())
+        experiment = experiment_create(owner=request.user, data=submission.spec_data(), text=submission.text)
     except SpecError as e:
         return editor(request, submission, errors=e.errors)
     messages.success(request, f"Experiment “{experiment.name}” created: start a sweep when you are ready.")
@@ -54,13 +56,18 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
 def experiment_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     if request.method == "GET":
-        text = dump_spec_text(experiment.spec)
-        return editor(request, SpecSubmission(text), experiment=experiment)
-    submission = SpecSubmission.from_request(request.POST, request.FILES)
+        version = version_latest(experiment)
+        text, summary = editor_text(version) if version else (dump_spec_text(experiment.spec), None)
+        kept_from = experiment.spec if summary else None
+        return editor(request, SpecSubmission(text, kept_from=kept_from), experiment=experiment)
+    submission = SpecSubmission.from_request(request.POST, request.FILES, saved=experiment.spec)
     if request.POST.get("action") != "save":
         return editor(request, submission, experiment=experiment, **checked_estimate(submission))
     try:
-        experiment_update(experiment=experiment, data=submission.spec_data())
+        experiment_update(
+            experiment=experiment, data=submission.spec_data(), text=submission.text, author=request.user,
+            via=Experiment.Source.WEB,
+        )  # fmt: skip
     except SpecError as e:
         return editor(request, submission, experiment=experiment, errors=e.errors)
     except ServiceError as e:  # e.g. a sweep is running: the spec is fine, the moment is not
@@ -73,7 +80,10 @@ def experiment_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
 @require_POST
 def experiment_estimate(request: HttpRequest) -> HttpResponse:
     """The estimate (or the errors) alone, for the editor's script to swap in without a reload."""
-    submission = SpecSubmission.from_request(request.POST, request.FILES)
+    saved = None
+    if (experiment_id := request.POST.get("experiment_id", "")).isdigit():  # editing: its dataset may be kept
+        saved = experiment_get(user=request.user, experiment_id=int(experiment_id)).spec
+    submission = SpecSubmission.from_request(request.POST, request.FILES, saved=saved)
     return render(request, "sweeps/editor_feedback.html", feedback(submission, **checked_estimate(submission)))
 
 
@@ -130,6 +140,7 @@ def editor(
         "experiment": experiment,
         "submission": submission,
         "dataset_types": DATASET_TYPES,
+        "dataset_summary": large_dataset(submission.kept_from) if submission.kept_from else None,
         **feedback(submission, **results),
     }
     return render(request, "sweeps/editor.html", context)

@@ -19,6 +19,7 @@ from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.spec import load_spec_text
 
 DATASET_TYPES = ".csv,.jsonl,.json"
+KEPT_KEYS = ("dataset", "sources")  # what a text without its dataset takes from the saved spec
 
 
 @dataclass
@@ -27,10 +28,14 @@ class SpecSubmission:
     rows: list[dict] | None = None  # replace the spec's dataset when set
     rows_source: str = ""  # the file they came from, to show on the page
     errors: list[FieldError] = field(default_factory=list)  # about the dataset file
+    kept_from: dict | None = None  # the saved spec, whose dataset a text without one keeps
 
     @classmethod
-    def from_request(cls, post: Mapping[str, Any], files: Mapping[str, Any]) -> SpecSubmission:
-        submission = cls(post.get("spec", ""))
+    def from_request(
+        cls, post: Mapping[str, Any], files: Mapping[str, Any], saved: dict | None = None
+    ) -> SpecSubmission:
+        """`saved`: the experiment's spec, when the page showed its dataset as a summary."""
+        submission = cls(post.get("spec", ""), kept_from=saved if post.get("dataset_kept") else None)
         if post.get("dataset_rows") and not post.get("dataset_clear"):
             try:
                 submission.rows, submission.rows_source = kept_rows(post["dataset_rows"]), post.get("dataset_name", "")
@@ -65,7 +70,16 @@ class SpecSubmission:
         data = load_spec_text(self.text)
         if self.rows is not None and isinstance(data, dict):
             data = {**data, "dataset": self.rows}
+        elif self.kept_from is not None:
+            data = with_kept_dataset(data, self.kept_from)
         return data
+
+
+def with_kept_dataset(data: Any, saved: dict[str, Any]) -> Any:
+    """A spec typed without its dataset, given the saved spec's dataset (and its `sources`)."""
+    if not isinstance(data, dict) or "dataset" in data:
+        return data
+    return {**data, **{key: saved[key] for key in KEPT_KEYS if key in saved and key not in data}}
 
 
 # --- dataset files ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.web import editor, regression, runs, shares, views
+from sweeps.web import editor, regression, runs, shares, versions, views
 
 urlpatterns = [
     path("experiments/new/", editor.experiment_new, name="experiment_new"),
@@ -27,6 +27,11 @@ urlpatterns = [
     path("share/<str:token>/", shares.share_experiment, name="share_experiment"),
     path("share/<str:token>/runs/<int:run_id>/", shares.share_run, name="share_run"),
     path("share/<str:token>/samples/<int:sample_id>/text/", shares.share_sample_text, name="share_sample_text"),
+    path("experiments/<int:experiment_id>/versions/", versions.experiment_versions, name="experiment_versions"),
+    path(
+        "experiments/<int:experiment_id>/versions/<int:number>/", versions.experiment_version, name="experiment_version"
+    ),
+    path("experiments/<int:experiment_id>/dataset.<str:fmt>", versions.experiment_dataset, name="experiment_dataset"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
 ]

@@ -230,8 +230,10 @@ class Command(BaseCommand):
                     load_spec_text(text), path.parent, max_bytes=settings.PROMPTLOOPER_MAX_BODY_BYTES
                 )  # `{file: ...}` is read relative to the spec file
                 if name is None:
-                    return experiment_create(owner=self.owner(username), data=data, source=Experiment.Source.CLI)
-                return experiment_named(owner=self.owner(username), name=name, data=data)
+                    return experiment_create(
+                        owner=self.owner(username), data=data, source=Experiment.Source.CLI, text=text
+                    )
+                return experiment_named(owner=self.owner(username), name=name, data=data, text=text)
         except SpecError as e:
             lines = "\n".join(f"  {err}" for err in e.errors)
             raise CommandError(f"{path} is not a valid spec:\n{lines}", returncode=2) from None
