@@ -16,11 +16,13 @@ from sweeps.services.leases import LEASE, lease_expired, stale
 
 
 def sweep_get(*, user: Any, sweep_id: int) -> Sweep:
-    return get_object_or_404(Sweep.objects.select_related("experiment"), pk=sweep_id, experiment__owner=user)
+    return get_object_or_404(
+        with_version_number(Sweep.objects.select_related("experiment")), pk=sweep_id, experiment__owner=user
+    )
 
 
 def sweep_latest(experiment: Experiment) -> Sweep | None:
-    return experiment.sweeps.order_by("-created_at").first()
+    return with_version_number(experiment.sweeps.order_by("-created_at")).first()
 
 
 def failure_reasons(sweep: Sweep, *, limit: int = 10) -> list[tuple[str, int]]:
