@@ -125,6 +125,19 @@ def test_api_post_keeps_the_body_and_put_patch_add_versions_only_when_the_spec_c
     assert ApiClient(other_user).get(f"/experiments/{experiment_id}/versions/1").status_code == 404
 
 
+@pytest.mark.django_db
+def test_a_yaml_body_is_kept_as_sent_comments_and_all(user):
+    api = ApiClient(user)
+    response = api.client.post("/api/v1/experiments", TYPED.encode(), content_type="application/yaml",
+                               headers=api.headers())  # fmt: skip
+    assert response.status_code == 201, response.content
+    version = api.get(f"/experiments/{response.json()['id']}/versions/1").json()
+    assert (
+        version["text"] == TYPED
+        and version["diff"].splitlines()[3] == "+# Ticket triage, typed by hand: this comment must survive"
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sweep_records_its_version_and_the_token_that_started_it(user):
     token, raw = token_create(user=user, name="nightly-ci")
