@@ -16,6 +16,10 @@ def version_list(experiment: Experiment) -> QuerySet[SpecVersion]:
     return experiment.versions.defer("text", "spec").select_related("author").prefetch_related(ran).order_by("-number")
 
 
+def version_latest(experiment: Experiment) -> SpecVersion | None:
+    return experiment.versions.order_by("-number").first()
+
+
 def version_get(experiment: Experiment, number: int) -> SpecVersion:
     """The experiment's version `number` (404 when it has none such)."""
     return get_object_or_404(SpecVersion.objects.select_related("author"), experiment=experiment, number=number)

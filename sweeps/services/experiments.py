@@ -14,7 +14,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, SpecLimits, parse_spec
 from sweeps.models import Experiment, Provider, Sweep
 from sweeps.services import ServiceError
-from sweeps.services.versions import version_record
+from sweeps.services.versions import normal_form, version_record
 
 # Fields that may change while a sweep is paused: raising the budget is how one resumes a
 # sweep that ran out of it. Anything else would change what the paused runs mean.
@@ -71,11 +71,7 @@ def experiment_create(
 def stored_normal_form(experiment: Experiment) -> dict[str, Any]:
     """The experiment's stored spec as the engine would write it today, so that comparing it with
     an edit sees only what the user changed (a row saved before a key existed lacks its default)."""
-    stored = Experiment.objects.only("spec").get(pk=experiment.pk).spec
-    try:
-        return parse_spec(stored).to_dict()
-    except SpecError:  # a rule added since: compare as stored
-        return stored
+    return normal_form(Experiment.objects.only("spec").get(pk=experiment.pk).spec)
 
 
 def experiment_check_editable(*, experiment: Experiment, spec: ExperimentSpec) -> None:

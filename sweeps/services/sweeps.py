@@ -21,11 +21,11 @@ from sweeps.events.publishing import publish_on_commit
 from sweeps.models import Experiment, Run, RunSample, Sweep
 from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.selectors.sweeps import sweeps_with_owner
+from sweeps.selectors.versions import version_latest
 from sweeps.services import ServiceError
 from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
 from sweeps.services.leases import RELEASED, lease_expired, reclaim_expired, stale
 from sweeps.services.recording import close_finished_runs
-from sweeps.services.versions import version_latest
 
 S = Sweep.Status
 

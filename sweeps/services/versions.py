@@ -8,6 +8,7 @@ from typing import Any
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, dump_spec_text, parse_spec
 from sweeps.models import Experiment, SpecVersion
+from sweeps.selectors.versions import version_latest
 
 
 def normal_form(spec: dict[str, Any]) -> dict[str, Any]:
@@ -17,10 +18,6 @@ def normal_form(spec: dict[str, Any]) -> dict[str, Any]:
         return parse_spec(spec).to_dict()
     except SpecError:  # a rule added since: compare as stored
         return spec
-
-
-def version_latest(experiment: Experiment) -> SpecVersion | None:
-    return experiment.versions.order_by("-number").first()
 
 
 def version_record(

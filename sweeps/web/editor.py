@@ -21,6 +21,7 @@ from sweeps.engine.spec import dump_spec_text
 from sweeps.models import Experiment
 from sweeps.selectors import estimates
 from sweeps.selectors.experiments import experiment_get
+from sweeps.selectors.versions import version_latest
 from sweeps.services import ServiceError
 from sweeps.services import experiments as experiment_services
 from sweeps.services.experiments import (
@@ -28,7 +29,6 @@ from sweeps.services.experiments import (
     experiment_update,
     validate_spec,
 )
-from sweeps.services.versions import version_latest
 from sweeps.web.editor_text import editor_text, large_dataset
 from sweeps.web.spec_submission import DATASET_TYPES, SpecSubmission, error_lines
 
