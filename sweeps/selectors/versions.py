@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+import yaml
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -34,14 +35,39 @@ def version_previous(version: SpecVersion) -> SpecVersion | None:
 
 
 def version_diff(version: SpecVersion, previous: SpecVersion | None) -> list[str]:
-    """A unified diff of the texts, previous to this one (every line added for the first)."""
-    before = previous.text.splitlines() if previous else []
+    """A unified diff of the texts, previous to this one (every line added for the first). When
+    the rows did not change, the dataset is left out of both: a text saved without its rows (the
+    editor keeps a large dataset out of it) has not removed them."""
+    before, after = (previous.text if previous else ""), version.text
+    if previous and previous.spec.get("dataset") == version.spec.get("dataset"):
+        stripped = without_dataset(before), without_dataset(after)
+        if None not in stripped:
+            before, after = stripped  # type: ignore[assignment]  # neither is None
     return list(
         difflib.unified_diff(
-            before,
-            version.text.splitlines(),
+            before.splitlines(),
+            after.splitlines(),
             fromfile=f"version {previous.number}" if previous else "(none)",
             tofile=f"version {version.number}",
             lineterm="",
         )
     )
+
+
+def without_dataset(text: str) -> str | None:
+    """`text` without its top-level `dataset` entry, other lines untouched; None when the text
+    is not a block mapping whose dataset takes whole lines (JSON, say)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        return None
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "dataset":
+            if key.start_mark.column != 0:
+                return None
+            end = value.end_mark.line + (1 if value.end_mark.column else 0)
+            lines = text.splitlines(keepends=True)
+            return "".join(lines[: key.start_mark.line] + lines[end:])
+    return text

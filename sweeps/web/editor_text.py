@@ -12,8 +12,9 @@ import yaml
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import SpecVersion
+from sweeps.selectors.versions import without_dataset
 from sweeps.services.versions import normal_form
-from sweeps.web.spec_submission import compose, with_kept_dataset
+from sweeps.web.spec_submission import with_kept_dataset
 
 # Past either bound the dataset is summarised rather than inlined in the editor
 LARGE_DATASET_ROWS = 20
@@ -45,22 +46,6 @@ def says_the_same(text: str, spec: dict[str, Any]) -> bool:
         return isinstance(data, dict) and normal_form(data) == normal_form(spec)
     except SpecError:
         return False
-
-
-def without_dataset(text: str) -> str | None:
-    """`text` without its top-level `dataset` entry, other lines untouched; None when the text
-    is not a block mapping whose dataset takes whole lines (JSON, say)."""
-    root = compose(text)
-    if not isinstance(root, yaml.MappingNode) or root.flow_style:
-        return None
-    for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "dataset":
-            if key.start_mark.column != 0:
-                return None
-            end = value.end_mark.line + (1 if value.end_mark.column else 0)
-            lines = text.splitlines(keepends=True)
-            return "".join(lines[: key.start_mark.line] + lines[end:])
-    return text
 
 
 def editor_text(version: SpecVersion) -> tuple[str, DatasetSummary | None]:

@@ -205,6 +205,11 @@ def test_a_large_dataset_is_summarised_in_the_editor_and_kept_on_save(user):
     experiment.refresh_from_db()
     assert experiment.spec["dataset"] == LARGE and experiment.spec["max_concurrency"] == 3
     assert numbers(experiment) == [1, 2] and experiment.versions.get(number=2).text == edited
+    diff = client.get(f"/experiments/{experiment.pk}/versions/2/").content.decode()
+    assert re.findall(r'<span class="diff-(?:added|removed)">(.*?)</span>', diff) == [
+        "-max_concurrency: 4",
+        "+max_concurrency: 3",
+    ]  # the rows left out of the text were kept, not removed
     # the text without rows is shown again as typed, and saving it again changes nothing
     assert spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode()) == edited
     assert save(client, experiment, edited, dataset_kept="1").status_code == 302
