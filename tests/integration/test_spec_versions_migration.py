@@ -1,4 +1,4 @@
-"""Migration 0020 gives every existing experiment version 1: its stored spec written out as YAML,
+"""Migration 0021 gives every existing experiment version 1: its stored spec written out as YAML,
 by its owner, dated from its last save; sweeps from before keep no version."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import yaml
 from tests.conftest import spec
 from tests.integration.test_spec_migration import migrate
 
-BEFORE = [("sweeps", "0019_provider_retry_max_wait")]
-AFTER = [("sweeps", "0020_spec_versions")]
+BEFORE = [("sweeps", "0020_share_links")]
+AFTER = [("sweeps", "0021_spec_versions")]
 
 
 @pytest.mark.django_db(transaction=True)

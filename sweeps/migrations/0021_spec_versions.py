@@ -31,7 +31,7 @@ def first_versions(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sweeps', '0019_provider_retry_max_wait'),
+        ('sweeps', '0020_share_links'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
