@@ -18,6 +18,7 @@ from sweeps.models import (
     ApiToken,
     Experiment,
     Provider,
+    Rating,
     ResponseCache,
     Run,
     RunSample,
@@ -188,6 +189,16 @@ class RunSampleAdmin(ReadOnly):
     list_filter = ["status", "cache_hit"]
     search_fields = ["output", "error"]
     inlines = [ScoreInline]
+
+
+@admin.register(Rating)
+class RatingAdmin(ReadOnly):
+    """People's 👍/👎 on samples, to read: they rate on the run and compare pages."""
+
+    list_display = ["id", "sample", "run", "user", "value", "note", "updated_at"]
+    list_filter = ["value"]
+    search_fields = ["note"]
+    raw_id_fields = ["sample", "run"]
 
 
 @admin.register(ResponseCache)

@@ -289,6 +289,7 @@ class RunSample(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     input_items: list[tuple[str, Any]]  # not a column: the run page sets it, sorted for the template
+    user_rating: Rating | None  # not a column: the run and compare pages set the viewer's rating
 
     class Meta:
         ordering = ["run_id", "row_index", "replicate"]
@@ -326,6 +327,36 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value:.2f}"
+
+
+class Rating(TimeStamped):
+    """A person's 👍/👎 on one sample, with an optional note: what a judge's verdicts are checked
+    against. One per sample and user; rating again replaces it."""
+
+    class Value(models.TextChoices):
+        UP = "up"
+        DOWN = "down"
+
+    NOTE_MAX_LENGTH = 2000
+
+    sample = models.ForeignKey(RunSample, on_delete=models.CASCADE, related_name="ratings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ratings")
+    # The sample's run, copied: the leaderboard's share of 👍 per run is then one grouped query
+    # over this table, never a join through the samples.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="ratings")
+    value = models.CharField(max_length=4, choices=Value.choices)
+    note = models.TextField(max_length=NOTE_MAX_LENGTH, blank=True)
+
+    class Meta:
+        ordering = ["sample_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "user"], name="rating_unique_per_sample_user"),
+            models.CheckConstraint(condition=Q(value__in=["up", "down"]), name="rating_value_up_or_down"),
+        ]
+        indexes = [models.Index(fields=["run", "value"], name="rating_by_run")]
+
+    def __str__(self) -> str:
+        return f"{self.value} on sample {self.sample_id} by user {self.user_id}"
 
 
 class ResponseCache(models.Model):

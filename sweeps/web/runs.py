@@ -22,6 +22,7 @@ from sweeps.engine.spec import StageSpec
 from sweeps.models import Experiment, Run, RunSample
 from sweeps.selectors.experiments import experiment_page_get
 from sweeps.selectors.leaderboard import run_ranking, varying_params
+from sweeps.selectors.ratings import sample_ratings
 from sweeps.selectors.runs import (
     compare_row_keys,
     compare_samples,
@@ -49,17 +50,21 @@ RUN_ID = re.compile(r"[0-9]{1,18}")  # 18 digits always fit a bigint: a longer "
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_page_get(user=request.user, run_id=run_id)
-    return render(request, "sweeps/run_detail.html", run_context(request, run, text_limits.page_text_url))
+    context = run_context(request, run, text_limits.page_text_url, reviewer=request.user)
+    return render(request, "sweeps/run_detail.html", context)
 
 
-def run_context(request: HttpRequest, run: Run, text_url: Callable[[int], str]) -> dict[str, Any]:
+def run_context(request: HttpRequest, run: Run, text_url: Callable[[int], str], *, reviewer: Any) -> dict[str, Any]:
     """The run page's context; `text_url(sample_id)` is where a cut text is read in full (the
-    owner's URL, or a share link's)."""
+    owner's URL, or a share link's), `reviewer` the user whose ratings it shows (None on a
+    shared page, which neither shows nor takes ratings)."""
     filters, problems = sample_filters(request.GET)
     page = Paginator(run_sample_search(run, **filters), SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    ratings = sample_ratings(user=reviewer, sample_ids=[sample.pk for sample in page]) if reviewer else {}
     for sample in page:
         text_limits.cut_for_showing(sample, text_url(sample.pk))
         sample.input_items = compare.items(sample.inputs)
+        sample.user_rating = ratings.get(sample.pk)
     return {
         "run": run,
         "swept": sorted(flatten(run.config).items()),
@@ -143,8 +148,10 @@ def experiment_compare(request: HttpRequest, experiment_id: int) -> HttpResponse
     page = Paginator(compare_row_keys(runs), ROWS_PER_PAGE).get_page(request.GET.get("page"))
     keys = list(page.object_list)  # (row_index, replicate) pairs
     samples = compare_samples(runs, keys)
+    ratings = sample_ratings(user=request.user, sample_ids=[sample.pk for sample in samples])
     for sample in samples:
         text_limits.cut_for_showing(sample, text_limits.page_text_url(sample.pk))
+        sample.user_rating = ratings.get(sample.pk)
     context = {
         "experiment": experiment,
         "headers": run_headers(runs),

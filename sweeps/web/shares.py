@@ -54,7 +54,11 @@ def share_experiment(request: HttpRequest, token: str) -> HttpResponse:
 def share_run(request: HttpRequest, token: str, run_id: int) -> HttpResponse:
     link = share_resolve(token)
     run = share_run_get(link, run_id)
-    context = run_context(request, run, lambda sample_id: reverse("share_sample_text", args=[token, sample_id]))
+
+    def text_url(sample_id: int) -> str:
+        return reverse("share_sample_text", args=[token, sample_id])
+
+    context = run_context(request, run, text_url, reviewer=None)
     context.update(share=link, share_base=share_path(link))
     return render(request, "sweeps/run_detail.html", context)
 

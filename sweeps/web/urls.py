@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.web import editor, regression, runs, shares, versions, views
+from sweeps.web import editor, regression, review, runs, shares, versions, views
 
 urlpatterns = [
     path("experiments/new/", editor.experiment_new, name="experiment_new"),
@@ -16,6 +16,7 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/sweep/<str:action>/", views.sweep_control, name="sweep_control"),
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("samples/<int:sample_id>/text/", runs.sample_text, name="sample_text"),
+    path("samples/<int:sample_id>/rating/", review.sample_rating, name="sample_rating"),
     path("experiments/<int:experiment_id>/compare/", runs.experiment_compare, name="experiment_compare"),
     path("experiments/<int:experiment_id>/regression/", regression.sweep_regression_page, name="sweep_regression"),
     path("experiments/<int:experiment_id>/shares/", shares.experiment_shares, name="experiment_shares"),
