@@ -8,8 +8,10 @@ from ninja import Query, Router, Status
 from sweeps.api.auth import ApiRequest
 from sweeps.api.schemas import Message, Page, QueryText, RunDetail
 from sweeps.api.serialize import runs_out
+from sweeps.selectors.ratings import sample_ratings
 from sweeps.selectors.runs import run_get, run_sample_page, sample_get
 from sweeps.services import text_limits
+from sweeps.services.ratings import rating_out
 
 router = Router(tags=["runs"])
 
@@ -19,8 +21,10 @@ def get_run(request: ApiRequest, run_id: int, page: Query[Page]):
     """The run and a page of its samples (`limit`, `offset`), in dataset order."""
     run = run_get(user=request.auth, run_id=run_id)
     samples = run_sample_page(run, limit=page.limit, offset=page.offset)
+    ratings = sample_ratings(user=request.auth, sample_ids=[sample["id"] for sample in samples])
     for sample in samples:  # long texts are cut; `cut` names them, and .../text gives each in full
         sample["cut"] = text_limits.cut_for_showing(sample)
+        sample["rating"] = rating_out(ratings.get(sample["id"]))
     [out] = runs_out([run])
     return {**out, "samples": {"items": samples, "count": run.samples_total}}
 

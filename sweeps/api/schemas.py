@@ -137,6 +137,40 @@ class ScorerMean(Schema):
     n: int = Field(description="samples counted")
 
 
+class HumanShare(Schema):
+    up: int = Field(description="samples people rated 👍")
+    count: int = Field(description="ratings given")
+    share: float = Field(description="up ÷ count")
+
+
+HUMAN_DESCRIPTION = "people's ratings of the run's samples (share of 👍); null before any"
+
+
+class RatingOut(Schema):
+    value: Literal["up", "down"]
+    note: str
+    updated_at: datetime
+
+
+class RatingIn(Schema):
+    value: Literal["up", "down"] = Field(description="👍 up or 👎 down")
+    note: str = Field("", max_length=2000, pattern=r"^[^\x00]*$", description="why, optional")
+
+
+class AgreementOut(Schema):
+    scorer: str = Field(description="the llm_judge scorer's name (its Score rows carry it)")
+    scorer_index: int
+    pairs: int = Field(description="samples with both the judge's verdict and a rating")
+    agreed: int
+    both_pass: int = Field(description="judge passed, rated 👍")
+    judge_only: int = Field(description="judge passed, rated 👎")
+    human_only: int = Field(description="judge failed, rated 👍")
+    both_fail: int = Field(description="judge failed, rated 👎")
+    accuracy: float | None = Field(description="agreed ÷ pairs; null without pairs")
+    kappa: float | None = Field(description="Cohen's kappa: agreement beyond chance; null when undefined")
+    kappa_note: str = Field(description="why kappa is null, when it is")
+
+
 SCORES_DESCRIPTION = "each scorer's mean, in the spec's scorer order: the parts of the weighted score"
 
 
@@ -160,6 +194,7 @@ class RunOut(Schema):
     score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
     consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
     scores: list[ScorerMean] = Field(default_factory=list, description=SCORES_DESCRIPTION)
+    human: HumanShare | None = Field(None, description=HUMAN_DESCRIPTION)
     error: str
     started_at: datetime | None
     finished_at: datetime | None
@@ -196,6 +231,7 @@ class SampleOut(Schema):
     error: str
     attempts: int
     scores: list[ScoreOut]
+    rating: RatingOut | None = Field(None, description="your 👍/👎 and note; PUT /samples/{id}/rating sets it")
     cut: list[str] = Field(
         default_factory=list,
         description="texts shortened to PROMPTLOOPER_SHOWN_TEXT_CHARS (output, inputs.<column>, "
@@ -231,6 +267,7 @@ class LeaderboardEntry(Schema):
     score_spread: float | None = Field(description="with repeats: std. deviation of the per-replicate scores")
     consistency: float | None = Field(description="with repeats: share of rows whose replicates all pass or all fail")
     scores: list[ScorerMean] = Field(description=SCORES_DESCRIPTION)
+    human: HumanShare | None = Field(None, description=HUMAN_DESCRIPTION)
     pareto: bool = Field(description="no run of the sweep beats it on score, cost and latency at once")
 
 

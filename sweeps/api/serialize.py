@@ -8,6 +8,7 @@ from sweeps.api.schemas import RunOut
 from sweeps.engine.space import get_path
 from sweeps.models import Experiment, Run, SpecVersion, Sweep
 from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varying_params
+from sweeps.selectors.ratings import human_shares
 from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.sweeps import sweep_progress
 
@@ -65,12 +66,14 @@ def experiment_out(experiment: Experiment, latest: Sweep | None, *, spec: bool =
 
 def runs_out(runs: list[Run]) -> list[dict[str, Any]]:
     means = scorer_means(runs)
-    return [{**RunOut.from_orm(run).model_dump(), "scores": means[run.pk]} for run in runs]
+    human = human_shares(run.pk for run in runs)
+    return [{**RunOut.from_orm(run).model_dump(), "scores": means[run.pk], "human": human.get(run.pk)} for run in runs]
 
 
 def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
     params = varying_params(runs) if runs else []
     means = scorer_means(runs, live=False)
+    human = human_shares(run.pk for run in runs)
     front = pareto_run_ids(sweep) if sweep else []
     entries = [
         {
@@ -89,6 +92,7 @@ def leaderboard_out(sweep: Sweep | None, runs: list[Run]) -> dict[str, Any]:
             "score_per_dollar": run.score_per_dollar,
             **{field: getattr(run, field) for field in CERTAINTY_FIELDS},
             "scores": means[run.pk],
+            "human": human.get(run.pk),
             "pareto": run.pk in front,
         }  # fmt: skip
         for rank, run in enumerate(runs, start=1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from ninja import Query, Router, Status
 
 from sweeps.api.auth import ApiRequest
-from sweeps.api.schemas import Conflict, Message, SweepOut
+from sweeps.api.schemas import AgreementOut, Conflict, Message, SweepOut
 from sweeps.api.serialize import sweep_out
+from sweeps.selectors.ratings import sweep_agreement
 from sweeps.selectors.regression import regression_out, sweep_regression
 from sweeps.selectors.sweeps import sweep_get
 from sweeps.services.sweeps import sweep_transition
@@ -52,3 +53,10 @@ def compare_sweeps(request: ApiRequest, before_id: int, after_id: int, alpha: fl
     before = sweep_get(user=request.auth, sweep_id=before_id)
     after = sweep_get(user=request.auth, sweep_id=after_id)
     return regression_out(before, after, sweep_regression(before, after, alpha=alpha))
+
+
+@router.get("/{int:sweep_id}/agreement", response={200: list[AgreementOut], **ERRORS})
+def judge_agreement(request: ApiRequest, sweep_id: int):
+    """Per llm_judge scorer, how far its pass/fail verdicts agree with people's 👍/👎 on the
+    same samples: counts, accuracy and Cohen's kappa. Empty when the sweep has no judge."""
+    return sweep_agreement(sweep_get(user=request.auth, sweep_id=sweep_id))

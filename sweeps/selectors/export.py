@@ -28,28 +28,38 @@ from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import Q, TextField
+from django.db.models import OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 
 from sweeps.engine.executor import JUDGE_PREFIX  # an llm_judge's call is among the stages, so named
 from sweeps.engine.scorers import SCORER_TYPES
 from sweeps.engine.space import flatten
-from sweeps.models import Run, RunSample, Score, Sweep
+from sweeps.models import Rating, Run, RunSample, Score, Sweep
 from sweeps.selectors.runs import compute_scorer_means
 
 CHUNK = 500  # samples per query: ~2 KB each in memory; 1,000 or 2,000 per query were no faster
 BATCH = 250  # rows per string yielded: big enough that a write per string costs nothing, small enough to stream
 ORDER = ("run_id", "row_index", "replicate")
 SAMPLE_COLUMNS = ("id", *ORDER, "status", "inputs_json", "stages_json", "output", "score", "tokens_in",
-                  "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
+                  "tokens_out", "cost_usd", "latency_ms", "cache_hit", "error", "truncated", "rating",
+                  "rating_note")  # fmt: skip
 # A sample's inputs and stages are read as the database's JSON text, not decoded: a decoded
 # stage is a dict of twelve keys, about three times the memory of its text, and a chunk holds
 # CHUNK samples. Each is decoded when its row is made (CSV), or copied as is (JSONL).
 JSON_AS_TEXT = {"inputs_json": Cast("inputs", TextField()), "stages_json": Cast("stages", TextField())}
+# A person's 👍/👎 and note, read in the samples' own query (a lookup of the unique (sample,
+# user) index per sample) rather than one more query per page. Only the experiment's owner
+# rates; were there several ratings, the first user's is the one exported.
+FIRST_RATING = Rating.objects.filter(sample=OuterRef("pk")).order_by("user_id")
+RATING = {
+    "rating": Subquery(FIRST_RATING.values("value")[:1]),
+    "rating_note": Subquery(FIRST_RATING.values("note")[:1]),
+}
 SCORE_COLUMNS = ("sample_id", "scorer_index", "name", "value", "passed", "reason")
 RUN_COLUMNS = ("run_id", "run_status", "run_score")  # then run_score.<scorer>: the run's mean of each
 FIXED_COLUMNS = ("row_index", "replicate", "status", "output", "score", "tokens_in", "tokens_out", "cost_usd",
                  "latency_ms", "cache_hit", "error", "truncated")  # fmt: skip
+REVIEW_COLUMNS = ("rating", "rating_note")  # last: "up", "down" or empty, and the note
 # A spreadsheet runs a cell starting with one of these as a formula: =HYPERLINK(...) in a
 # model's output or a dataset row would run on the machine of whoever opens the export. OWASP
 # (CSV Injection) advises prefixing such cells with an apostrophe, which shows as text.
@@ -87,7 +97,7 @@ class Layout:
         before = [*RUN_COLUMNS, *(f"run_score.{label}" for label in self.scorer_labels), *FIXED_COLUMNS,
                   *(f"param.{p}" for p in self.params)]  # fmt: skip
         after = [*(f"stage.{name}" for name in self.stages), *(f"score.{name}" for name in self.scorer_labels),
-                 *(f"reason.{name}" for name in self.scorer_labels)]  # fmt: skip
+                 *(f"reason.{name}" for name in self.scorer_labels), *REVIEW_COLUMNS]  # fmt: skip
         return before, after
 
 
@@ -154,7 +164,7 @@ def pages(runs: dict[int, RunFacts]) -> Iterator[list[tuple]]:
     the planner's statistics say. (A keyset over the whole sweep, ordered by run, row and
     replicate, was sorted afresh from the page to the sweep's end on each page while the
     statistics were stale, as right after a sweep's bulk insert: quadratic.)"""
-    base = RunSample.objects.annotate(**JSON_AS_TEXT).values_list(*SAMPLE_COLUMNS)
+    base = RunSample.objects.annotate(**JSON_AS_TEXT, **RATING).values_list(*SAMPLE_COLUMNS)
     for group in run_groups(runs):
         if len(group) > 1 or runs[group[0]].samples <= CHUNK:
             yield list(base.filter(run_id__in=group).order_by(*ORDER))
@@ -193,7 +203,7 @@ def scores_of(sample_ids: list[int]) -> dict[int, list[tuple]]:
 def flat_row(sample: tuple, scores: list[tuple], run: RunFacts, scorer_labels: list[str]) -> dict[str, Any]:
     """One sample as export_rows gives it: plain values, prefixed keys for the variable parts."""
     (_, run_id, row_index, replicate, status, inputs, stages, output, score,
-     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated) = sample  # fmt: skip
+     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated, rating, rating_note) = sample  # fmt: skip
     inputs, stages = json.loads(inputs), json.loads(stages)
     row: dict[str, Any] = {
         "run_id": run_id, "run_status": run.status, "run_score": run.score, **run.prefixed,
@@ -206,7 +216,7 @@ def flat_row(sample: tuple, scores: list[tuple], run: RunFacts, scorer_labels: l
         label = scorer_labels[index] if index < len(scorer_labels) else name
         row[f"score.{label}"], row[f"reason.{label}"] = value, reason
     row.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost_usd, latency_ms=latency_ms,
-               cache_hit=cache_hit, error=error, truncated=truncated)  # fmt: skip
+               cache_hit=cache_hit, error=error, truncated=truncated, rating=rating, rating_note=rating_note)  # fmt: skip
     return row
 
 
@@ -262,7 +272,7 @@ def export_csv(sweep: Sweep, run_id: int | None = None) -> Iterator[str]:
 
 def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
     (_, run_id, row_index, replicate, status, inputs, stages, output, score,
-     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated) = sample  # fmt: skip
+     tokens_in, tokens_out, cost_usd, latency_ms, cache_hit, error, truncated, rating, rating_note) = sample  # fmt: skip
     head = {"run_id": run_id, "run_status": run.status, "run_score": run.score,
             "run_scores": [{"name": m["name"], "mean": m["mean"]} for m in run.means], "params": run.params,
             "row_index": row_index, "replicate": replicate, "status": status}  # fmt: skip
@@ -271,7 +281,7 @@ def json_line(sample: tuple, scores: list[tuple], run: RunFacts) -> str:
         "scores": [{"name": name, "value": value, "passed": passed, "reason": reason}
                    for _, name, value, passed, reason in scores],
         "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost_usd, "latency_ms": latency_ms,
-        "cache_hit": cache_hit, "error": error, "truncated": truncated,
+        "cache_hit": cache_hit, "error": error, "truncated": truncated, "rating": rating, "rating_note": rating_note,
     }  # fmt: skip
     # The database's JSON text of inputs and stages is valid JSON already: put between the two
     # halves as it is, rather than decoded and encoded again (half the time of a line).

@@ -34,15 +34,22 @@ def human_shares(run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 
 def judge_scorers(sweep: Sweep) -> dict[int, str]:
-    """The sweep's llm_judge scorers by scorer index, with the name their Score rows carry."""
-    scorers = sweep.spec.get("scorers", []) if isinstance(sweep.spec, dict) else []
-    return {i: s.get("name") or s["type"] for i, s in enumerate(scorers) if s.get("type") == JUDGE_TYPE}
+    """The sweep's llm_judge scorers by scorer index, with the name their Score rows carry. Reads
+    the snapshot's scorers alone: pages load sweeps without the spec, which holds the dataset."""
+    scorers = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", flat=True).first()
+    if not isinstance(scorers, list):
+        return {}
+    return {
+        i: s.get("name") or s.get("type", "?")
+        for i, s in enumerate(scorers)
+        if isinstance(s, dict) and s.get("type") == JUDGE_TYPE
+    }
 
 
 def sweep_agreement(sweep: Sweep) -> list[dict[str, Any]]:
     """Per llm_judge scorer of the sweep, its verdicts against the ratings of the same samples:
     counts, accuracy and Cohen's kappa (engine/agreement.py). Empty without a judge; a judge
-    with no rated sample has zero pairs. One query, none without a judge."""
+    with no rated sample has zero pairs. Two queries; one without a judge."""
     judges = judge_scorers(sweep)
     if not judges:
         return []

@@ -28,6 +28,8 @@ def rating_problems(value: Any, note: Any) -> list[RatingProblem]:
         problems.append(RatingProblem("value", f"must be one of {', '.join(VALUES)}, not {str(value)[:40]!r}"))
     if not isinstance(note, str):
         problems.append(RatingProblem("note", "must be text"))
+    elif "\x00" in note:  # no database column holds a NUL
+        problems.append(RatingProblem("note", "must not contain NUL characters"))
     elif len(note) > Rating.NOTE_MAX_LENGTH:
         problems.append(RatingProblem("note", f"must be at most {Rating.NOTE_MAX_LENGTH} characters, not {len(note)}"))
     return problems

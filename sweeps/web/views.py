@@ -34,6 +34,7 @@ from sweeps.selectors.leaderboard import (
     varying_params,
     verdict_names,
 )
+from sweeps.selectors.ratings import human_shares, sweep_agreement
 from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.shares import share_check_sweep, share_path, share_sweeps
 from sweeps.selectors.sweeps import (
@@ -189,6 +190,7 @@ def leaderboard_rows(
     ids of the runs on the Pareto front over score, cost and latency; `scorers`: how many
     columns of scorer means the table has."""
     means = scorer_means(runs, live=False)
+    human = human_shares(run.pk for run in runs)
     return [
         {
             "rank": rank,
@@ -198,6 +200,7 @@ def leaderboard_rows(
             "score": "–" if run.score is None else f"{run.score:.3f}",
             "certainty": certainty(run),
             "scorer_means": formatting.scorer_means(means[run.pk], scorers),
+            "human": human_cell(human.get(run.pk)),
             "values": [param_cell(get_path(run.config, p, "")) for p in params],
             "tokens": formatting.count(run.tokens_in + run.tokens_out),
             "cost": f"${run.cost_usd:.5f}",
@@ -208,6 +211,23 @@ def leaderboard_rows(
         }  # fmt: skip
         for rank, run in enumerate(runs, start=first_rank)
     ]
+
+
+def human_cell(share: dict[str, Any] | None) -> str:
+    """The share of 👍 among a run's ratings, with how many there are: "75 % (3/4)"."""
+    return "–" if share is None else f"{share['share']:.0%} ({share['up']}/{share['count']})".replace("%", " %")
+
+
+def agreement_context(sweep: Sweep) -> list[dict[str, Any]]:
+    """Each llm_judge's agreement with the ratings, worded for the page; only judges with rated
+    samples (with none, there is nothing to say yet)."""
+    shown = []
+    for found in sweep_agreement(sweep):
+        if not found["pairs"]:
+            continue
+        kappa = f"κ = {found['kappa']:.2f}" if found["kappa"] is not None else f"κ {found['kappa_note']}"
+        shown.append({**found, "percent": f"{found['accuracy']:.0%}".replace("%", " %"), "kappa_text": kappa})
+    return shown
 
 
 def verdict_context(sweep: Sweep, ranked: list[int]) -> dict[str, Any] | None:
@@ -277,6 +297,7 @@ def live_context(request: HttpRequest, experiment: Experiment, share: ShareLink 
         "chart_limit": CHART_RUNS,
         "chart_top": CHART_TOP,
         "verdict": verdict_context(sweep, [run.pk for run in drawn]),  # the charts' runs: best first
+        "agreement": agreement_context(sweep),
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context(
             {

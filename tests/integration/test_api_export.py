@@ -24,7 +24,7 @@ from tests.conftest import spec, wait_for_sweep
 # Cells a spreadsheet would run as formulas: every one must come out as text.
 TICKETS = ["=1+2 billing charged twice", "-5 login broken", "@home parcel lost in shipping"]
 COLUMNS = [*export.RUN_COLUMNS, "run_score.icontains", "run_score.short", *export.FIXED_COLUMNS, "param.model", "input.ticket", "input.expected", "stage.summarize", "stage.label",
-           "score.icontains", "score.short", "reason.icontains", "reason.short"]  # fmt: skip
+           "score.icontains", "score.short", "reason.icontains", "reason.short", "rating", "rating_note"]  # fmt: skip
 
 
 @pytest.fixture
