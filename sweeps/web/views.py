@@ -190,7 +190,7 @@ def leaderboard_rows(
     ids of the runs on the Pareto front over score, cost and latency; `scorers`: how many
     columns of scorer means the table has."""
     means = scorer_means(runs, live=False)
-    human = human_shares(run.pk for run in runs)
+    human = human_shares(run.pk for run in runs)  # none rated: no `human` column, the table stays narrow
     return [
         {
             "rank": rank,
@@ -200,7 +200,7 @@ def leaderboard_rows(
             "score": "–" if run.score is None else f"{run.score:.3f}",
             "certainty": certainty(run),
             "scorer_means": formatting.scorer_means(means[run.pk], scorers),
-            "human": human_cell(human.get(run.pk)),
+            "human": human_cell(human.get(run.pk)) if human else None,
             "values": [param_cell(get_path(run.config, p, "")) for p in params],
             "tokens": formatting.count(run.tokens_in + run.tokens_out),
             "cost": f"${run.cost_usd:.5f}",

@@ -193,6 +193,8 @@ def test_bad_input_in_the_api_is_422_naming_the_field(user, body, field):
 @pytest.mark.django_db
 def test_the_leaderboard_shows_the_share_of_thumbs_up_per_run(user):
     sweep, samples = judged_sweep(user)
+    unrated = logged_in(user).get(f"/experiments/{sweep.experiment_id}/").content.decode()
+    assert 'class="num human"' not in unrated  # no column until someone rates
     for sample, value in zip(samples[:3], ["up", "up", "down"], strict=True):
         Rating.objects.create(sample=sample, user=user, run_id=sample.run_id, value=value)
     first, second = samples[0].run_id, samples[3].run_id
