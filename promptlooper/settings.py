@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from sweeps.engine.webhooks import AllowList
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -274,6 +276,29 @@ try:
     re.compile(PROMPTLOOPER_PROVIDER_KEY_PATTERN)
 except re.error as e:
     raise ImproperlyConfigured(f"PROMPTLOOPER_PROVIDER_KEY_PATTERN is not a regular expression: {e}") from None
+
+# Notifications (sweeps/services/notifications.py). Webhooks may not reach internal addresses
+# (loopback, private, link-local...) except the hosts and networks listed here, comma-separated.
+PROMPTLOOPER_WEBHOOK_ALLOW = os.getenv("PROMPTLOOPER_WEBHOOK_ALLOW", "").strip()
+try:
+    AllowList.parse(PROMPTLOOPER_WEBHOOK_ALLOW)
+except ValueError as e:
+    raise ImproperlyConfigured(f"PROMPTLOOPER_WEBHOOK_ALLOW: {e}") from None
+PROMPTLOOPER_WEBHOOK_TIMEOUT_SECONDS = env_seconds("PROMPTLOOPER_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+PROMPTLOOPER_WEBHOOK_ATTEMPTS = env_int("PROMPTLOOPER_WEBHOOK_ATTEMPTS", 3)
+# Links in webhook payloads and e-mails start with this (workers have no request to take it from).
+PROMPTLOOPER_SITE_URL = os.getenv("PROMPTLOOPER_SITE_URL", "").strip().rstrip("/") or "http://localhost:8000"
+# E-mail as Django sends it; printed to the console unless EMAIL_BACKEND/EMAIL_HOST say otherwise.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "").strip()
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "").strip() or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "").strip() or "promptlooper@localhost"
 
 LOGGING = {
     "version": 1,

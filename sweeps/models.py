@@ -555,3 +555,31 @@ class ShareLink(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class Notification(models.Model):
+    """Where to tell a user that a sweep ended (completed, failed) or paused for its budget: a
+    webhook, an e-mail, or both; for one experiment, or for all of the owner's (experiment null).
+    The webhook's signing secret is not stored: it is derived from SECRET_KEY and `salt`
+    (sweeps/services/notifications.py), so a copy of the database cannot forge deliveries."""
+
+    EVENTS = ("completed", "failed", "budget")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    webhook_url = models.URLField(max_length=2000, blank=True)
+    salt = models.CharField(max_length=64)
+    email = models.EmailField(blank=True)
+    events = models.JSONField(default=list)  # a subset of EVENTS
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "active"])]
+
+    def __str__(self) -> str:
+        target = " and ".join(t for t in (self.webhook_url, self.email) if t)
+        return f"{target} on {', '.join(self.events)}"

@@ -25,6 +25,7 @@ from sweeps.selectors.versions import version_latest
 from sweeps.services import ServiceError
 from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
 from sweeps.services.leases import RELEASED, lease_expired, reclaim_expired, stale
+from sweeps.services.notifications import notify_on_commit
 from sweeps.services.recording import close_finished_runs
 
 S = Sweep.Status
@@ -240,6 +241,7 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
     if reason in ("token_budget", "cost_budget", "provider_error", "rate_limited") and sweep.status == S.RUNNING:
         set_status(sweep, S.PAUSED, reason, error=error or budget_message(sweep, reason) + ".")
         runs_back_to_pending(sweep_id)
+        notify_on_commit(sweep, reason)
         return [sweep_event("paused", sweep)]
     if sweep.status == S.PAUSED:
         runs_back_to_pending(sweep_id)  # paused meanwhile: this job's samples were released
@@ -251,6 +253,7 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
         if unfinished.exists():
             return []  # another worker still holds samples; whoever finishes last completes it
         set_status(sweep, S.COMPLETED, Sweep.Reason.COMPLETED, finished_at=timezone.now())
+        notify_on_commit(sweep, Sweep.Reason.COMPLETED)
         return [sweep_event("completed", sweep)]
     return []
 
@@ -263,6 +266,7 @@ def sweep_fail(sweep_id: int, error: str) -> list[dict]:
     set_status(sweep, S.FAILED, Sweep.Reason.FAILED, error=error[:2000], finished_at=timezone.now())
     RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(**RELEASED)
     runs_back_to_pending(sweep.pk)
+    notify_on_commit(sweep, Sweep.Reason.FAILED)
     return [sweep_event("failed", sweep)]
 
 

@@ -1,0 +1,39 @@
+"""Handing notifications to something that delivers them: an RQ job when workers are in use,
+else a thread of this process. Either way the HTTP calls (with their timeouts and retries) never
+hold up a sweep's worker or a web request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import django_rq
+from django.conf import settings
+from django.db import close_old_connections
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+def deliver_notifications(sweep_id: int | None, event: str, notification_id: int | None = None) -> int:
+    # Imported here: the services enqueue this job, so a module-level import would be a cycle.
+    from sweeps.services.notifications import notifications_deliver
+
+    close_old_connections()
+    try:
+        return notifications_deliver(sweep_id=sweep_id, event=event, notification_id=notification_id)
+    finally:
+        close_old_connections()
+
+
+def enqueue_notifications(*, sweep_id: int | None, event: str, notification_id: int | None = None) -> None:
+    args = (sweep_id, event, notification_id)
+    if settings.EMBEDDED_WORKER:
+        # Not a daemon: a process exiting right after a sweep still delivers what it owes.
+        name = f"sweep-notify-{sweep_id or 'test'}-{event}"
+        threading.Thread(target=deliver_notifications, args=args, name=name).start()
+        return
+    try:
+        django_rq.get_queue("sweeps", commit_mode="auto").enqueue(deliver_notifications, *args)
+    except RedisError as e:
+        log.error("could not enqueue notifications for sweep %s (%s): %s", sweep_id, event, e)
