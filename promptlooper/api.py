@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.parser import Parser
 
 from promptlooper.middleware import internal_error
-from sweeps.api import datasets, experiments, providers, runs, samples, shares, sweeps
+from sweeps.api import datasets, experiments, notifications, providers, runs, samples, shares, sweeps
 from sweeps.api.auth import BearerToken, BrowserSession
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import load_spec_text
@@ -78,6 +78,7 @@ api.add_router("/providers", providers.router)
 api.add_router("/experiments", shares.experiment_router)
 api.add_router("/shares", shares.router)
 api.add_router("/samples", samples.router)
+api.add_router("/notifications", notifications.router)
 
 
 def spec_error_loc(path: str) -> list[str | int]:

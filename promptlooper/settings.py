@@ -288,16 +288,30 @@ PROMPTLOOPER_WEBHOOK_TIMEOUT_SECONDS = env_seconds("PROMPTLOOPER_WEBHOOK_TIMEOUT
 PROMPTLOOPER_WEBHOOK_ATTEMPTS = env_int("PROMPTLOOPER_WEBHOOK_ATTEMPTS", 3)
 # Links in webhook payloads and e-mails start with this (workers have no request to take it from).
 PROMPTLOOPER_SITE_URL = os.getenv("PROMPTLOOPER_SITE_URL", "").strip().rstrip("/") or "http://localhost:8000"
-# E-mail as Django sends it; printed to the console unless EMAIL_BACKEND/EMAIL_HOST say otherwise.
-EMAIL_HOST = os.getenv("EMAIL_HOST", "").strip()
-EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "").strip() or (
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
-)
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# E-mail through Django's MAILERS, from the usual EMAIL_* variables: SMTP when EMAIL_HOST is set,
+# else printed to the console (EMAIL_BACKEND picks any other backend).
+smtp_host = os.getenv("EMAIL_HOST", "").strip()
+MAILERS = {
+    "default": {
+        "BACKEND": os.getenv("EMAIL_BACKEND", "").strip()
+        or (
+            "django.core.mail.backends.smtp.EmailBackend"
+            if smtp_host
+            else "django.core.mail.backends.console.EmailBackend"
+        ),
+        "OPTIONS": {
+            "host": smtp_host,
+            "port": env_int("EMAIL_PORT", 25),
+            "username": os.getenv("EMAIL_HOST_USER", ""),
+            "password": os.getenv("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", False),
+            "use_ssl": env_bool("EMAIL_USE_SSL", False),
+            "timeout": env_seconds("EMAIL_TIMEOUT_SECONDS", 10.0),
+        }
+        if smtp_host
+        else {},
+    }
+}
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "").strip() or "promptlooper@localhost"
 
 LOGGING = {

@@ -47,7 +47,7 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     url = (data.get("webhook_url") or "").strip()
     email = (data.get("email") or "").strip()
-    events = list(dict.fromkeys(data.get("events") or Notification.EVENTS))
+    events = list(dict.fromkeys(Notification.EVENTS if data.get("events") is None else data["events"]))
     experiment = None
     if url:
         if len(url) > URL_MAX_LENGTH:
@@ -64,7 +64,9 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
             errors["email"] = f"{email!r} is not an e-mail address."
     if not url and not email:
         errors["webhook_url"] = "Give a webhook URL, an e-mail address, or both."
-    if unknown := [e for e in events if e not in Notification.EVENTS]:
+    if not events:
+        errors["events"] = f"Choose at least one event among {', '.join(Notification.EVENTS)}."
+    elif unknown := [e for e in events if e not in Notification.EVENTS]:
         errors["events"] = f"Unknown events {unknown}: choose among {', '.join(Notification.EVENTS)}."
     if data.get("experiment_id"):
         experiment = Experiment.objects.filter(pk=data["experiment_id"], owner=owner).first()

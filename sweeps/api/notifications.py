@@ -1,0 +1,81 @@
+"""Notifications of the signed-in user: list, create (the webhook's signing secret is in the
+creation's answer only), delete, and send a test delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from django.core.exceptions import ValidationError
+from ninja import Field, Router, Schema, Status
+
+from sweeps.api.auth import ApiRequest
+from sweeps.api.providers import as_422
+from sweeps.api.schemas import Message
+from sweeps.models import Notification
+from sweeps.selectors.notifications import notification_get, notification_list
+from sweeps.services.notifications import (
+    URL_MAX_LENGTH,
+    notification_create,
+    notification_delete,
+    notification_send_test,
+)
+
+router = Router(tags=["notifications"])
+
+Event = Literal["completed", "failed", "budget"]
+
+
+class NotificationIn(Schema):
+    webhook_url: str = Field("", max_length=URL_MAX_LENGTH)
+    email: str = Field("", max_length=254)
+    events: list[Event] = Field(
+        default_factory=lambda: ["completed", "failed", "budget"], description="default: all three", max_length=3
+    )
+    experiment_id: int | None = Field(None, ge=1, le=2**63 - 1, description="none: every experiment of yours")
+
+
+class NotificationOut(Schema):
+    id: int
+    webhook_url: str
+    email: str
+    events: list[str]
+    experiment_id: int | None
+    active: bool
+    created_at: datetime
+
+
+class NotificationCreated(NotificationOut):
+    secret: str | None = Field(description="signs the webhook's body; shown here only, never again")
+
+
+def out(notification: Notification) -> dict:
+    return {f: getattr(notification, f) for f in NotificationOut.model_fields}
+
+
+@router.get("", response={200: list[NotificationOut], 401: Message})
+def list_notifications(request: ApiRequest):
+    return [out(n) for n in notification_list(user=request.auth)]
+
+
+@router.post("", response={201: NotificationCreated, 401: Message, 422: dict})
+def create_notification(request: ApiRequest, body: NotificationIn):
+    """A webhook URL whose host is an internal address (unless PROMPTLOOPER_WEBHOOK_ALLOW lists
+    it) is refused with a 422 naming `webhook_url`."""
+    try:
+        notification, secret = notification_create(owner=request.auth, data=body.model_dump())
+    except ValidationError as e:
+        raise as_422(e) from e
+    return Status(201, {**out(notification), "secret": secret})
+
+
+@router.delete("/{int:notification_id}", response={204: None, 401: Message, 404: Message})
+def delete_notification(request: ApiRequest, notification_id: int):
+    notification_delete(notification=notification_get(user=request.auth, notification_id=notification_id))
+    return Status(204, None)
+
+
+@router.post("/{int:notification_id}/test", response={202: Message, 401: Message, 404: Message})
+def test_notification(request: ApiRequest, notification_id: int):
+    notification_send_test(notification=notification_get(user=request.auth, notification_id=notification_id))
+    return Status(202, {"detail": "A test delivery is on its way; the worker's log tells how it went."})
