@@ -26,12 +26,14 @@ router = Router(tags=["notifications"])
 Event = Literal["completed", "failed", "budget"]
 
 
+def every_event() -> list[Event]:
+    return ["completed", "failed", "budget"]
+
+
 class NotificationIn(Schema):
     webhook_url: str = Field("", max_length=URL_MAX_LENGTH)
     email: str = Field("", max_length=254)
-    events: list[Event] = Field(
-        default_factory=lambda: ["completed", "failed", "budget"], description="default: all three", max_length=3
-    )
+    events: list[Event] = Field(default_factory=every_event, description="default: all three", max_length=3)
     experiment_id: int | None = Field(None, ge=1, le=2**63 - 1, description="none: every experiment of yours")
 
 

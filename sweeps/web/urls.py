@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sweeps.web import editor, regression, review, runs, shares, versions, views
+from sweeps.web import editor, notifications, regression, review, runs, shares, versions, views
 
 urlpatterns = [
     path("experiments/new/", editor.experiment_new, name="experiment_new"),
@@ -35,4 +35,15 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/dataset.<str:fmt>", versions.experiment_dataset, name="experiment_dataset"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("account/notifications/", notifications.notifications_page, name="notifications"),
+    path(
+        "account/notifications/<int:notification_id>/delete/",
+        notifications.notification_delete_view,
+        name="notification_delete",
+    ),  # fmt: skip
+    path(
+        "account/notifications/<int:notification_id>/test/",
+        notifications.notification_test_view,
+        name="notification_test",
+    ),  # fmt: skip
 ]
