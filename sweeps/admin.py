@@ -17,6 +17,7 @@ from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import (
     ApiToken,
     Experiment,
+    Notification,
     Provider,
     Rating,
     ResponseCache,
@@ -263,3 +264,17 @@ class ShareLinkAdmin(ReadOnly):
     @admin.action(description="Revoke selected share links", permissions=["revoke"])
     def revoke(self, request, queryset):
         apply_to_each(self, request, queryset, lambda link: share_revoke(link=link), "revoked")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnly):
+    """Made by their owners (the Notifications page or the API), where a webhook's secret can be
+    shown once and its URL checked against PROMPTLOOPER_WEBHOOK_ALLOW; here they can be looked at
+    or deleted. The salt is never displayed: with SECRET_KEY it is the signing secret."""
+
+    list_display = ["owner", "webhook_url", "email", "events", "experiment", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["owner__username", "webhook_url", "email"]
+    list_select_related = ["owner", "experiment"]
+    readonly_fields = ("owner", "experiment", "webhook_url", "email", "events", "active", "created_at")
+    fields = readonly_fields

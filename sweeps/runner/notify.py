@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,19 @@ def deliver_notifications(sweep_id: int | None, event: str, notification_id: int
         close_old_connections()
 
 
+def deliver_in_thread(*args: Any) -> None:
+    try:
+        deliver_notifications(*args)
+    finally:
+        connections.close_all()  # this thread's own connection: left open, it would outlive the thread
+
+
 def enqueue_notifications(*, sweep_id: int | None, event: str, notification_id: int | None = None) -> None:
     args = (sweep_id, event, notification_id)
     if settings.EMBEDDED_WORKER:
         # Not a daemon: a process exiting right after a sweep still delivers what it owes.
         name = f"sweep-notify-{sweep_id or 'test'}-{event}"
-        threading.Thread(target=deliver_notifications, args=args, name=name).start()
+        threading.Thread(target=deliver_in_thread, args=args, name=name).start()
         return
     try:
         django_rq.get_queue("sweeps", commit_mode="auto").enqueue(deliver_notifications, *args)

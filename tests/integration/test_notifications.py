@@ -1,0 +1,254 @@
+"""Notifications end to end: sweeps run by the embedded worker tell a real HTTP receiver on
+127.0.0.1 (allowed by the setting, as an operator would) and the locmem mail outbox."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from sweeps.models import Notification, Sweep
+from sweeps.services.experiments import experiment_create
+from sweeps.services.notifications import notification_create, notification_secret
+from sweeps.services.sweeps import sweep_fail, sweep_start
+from tests.conftest import logged_in, spec, wait_for_sweep
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.integration.api_client import ApiClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def receiver(settings):
+    settings.PROMPTLOOPER_WEBHOOK_ALLOW = "127.0.0.1"
+    settings.PROMPTLOOPER_SITE_URL = "https://pl.example"
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def deliveries_done() -> None:
+    """Every notification thread has finished (each sweep end starts at most one)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("sweep-notify-"):
+            thread.join(timeout=30)
+
+
+def run_sweep(user, **overrides) -> Sweep:
+    sweep = wait_for_sweep(sweep_start(experiment=experiment_create(owner=user, data=spec(**overrides))))
+    for thread in threading.enumerate():
+        if thread.name == f"sweep-{sweep.pk}":
+            thread.join(timeout=30)  # its on_commit has started the notification thread
+    deliveries_done()
+    return sweep
+
+
+def test_a_completed_sweep_posts_its_signed_summary(user, receiver, mock_latency):
+    notification, secret = notification_create(owner=user, data={"webhook_url": receiver.url})
+    sweep = run_sweep(user)
+
+    [request] = receiver.requests
+    assert secret == notification_secret(notification) and secret.startswith("whsec_")
+    assert verify(secret, request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+    assert not verify("whsec_other", request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+    body = request.json
+    assert body["event"] == "sweep.completed" and request.headers["X-PromptLooper-Event"] == "sweep.completed"
+    assert body["sweep"]["id"] == sweep.pk and body["sweep"]["status"] == "completed"
+    assert (body["sweep"]["total"], body["sweep"]["completed"]) == (12, 12)
+    assert body["experiment"]["url"] == f"https://pl.example/experiments/{sweep.experiment_id}/"
+    assert secret not in request.body.decode() and notification.salt not in str(request.headers)
+
+
+def test_a_500_is_retried_and_the_second_attempt_delivers(user, receiver, mock_latency, caplog):
+    notification_create(owner=user, data={"webhook_url": receiver.url})
+    receiver.script(500)
+    with caplog.at_level("INFO", logger="sweeps.services.notifications"):
+        run_sweep(user)
+    assert [r.status for r in receiver.requests] == [500, 200]
+    assert "delivered=True attempts=2 status=200" in caplog.text
+
+
+def test_delivery_gives_up_after_the_configured_attempts(user, receiver, settings, mock_latency, caplog):
+    settings.PROMPTLOOPER_WEBHOOK_ATTEMPTS = 2
+    notification, secret = notification_create(owner=user, data={"webhook_url": receiver.url})
+    receiver.script(500, 503, 500)
+    with caplog.at_level("INFO", logger="sweeps.services.notifications"):
+        run_sweep(user)
+    assert [r.status for r in receiver.requests] == [500, 503]
+    assert "delivered=False attempts=2 status=503 error=HTTP 503" in caplog.text
+    assert secret not in caplog.text
+
+
+def test_a_url_allowed_when_saved_but_not_when_sent_is_not_called(user, receiver, settings, mock_latency, caplog):
+    notification_create(owner=user, data={"webhook_url": receiver.url})
+    settings.PROMPTLOOPER_WEBHOOK_ALLOW = ""
+    with caplog.at_level("INFO", logger="sweeps.services.notifications"):
+        run_sweep(user)
+    assert receiver.requests == []
+    assert "delivered=False attempts=1 status=None error=refused: the host 127.0.0.1" in caplog.text
+
+
+def test_email_is_sent_through_django_mail(user, mock_latency, settings):
+    settings.PROMPTLOOPER_SITE_URL = "https://pl.example"
+    notification_create(owner=user, data={"email": "alice@example.com", "events": ["completed"]})
+    sweep = run_sweep(user)
+    [message] = mail.outbox
+    assert message.to == ["alice@example.com"]
+    assert message.subject == f"PromptLooper: sweep {sweep.pk} of “Test experiment” completed"
+    assert "Samples: 12 completed, 0 failed of 12" in message.body
+    assert f"https://pl.example/experiments/{sweep.experiment_id}/" in message.body
+
+
+def test_a_budget_pause_notifies_with_its_event(user, receiver, mock_latency):
+    notification_create(owner=user, data={"webhook_url": receiver.url, "events": ["budget"]})
+    sweep = run_sweep(user, budget={"max_cost_usd": 0.00001}, max_concurrency=1)
+    assert sweep.status == "paused"
+    [request] = receiver.requests
+    assert request.json["event"] == "sweep.budget" and request.json["sweep"]["stopped_reason"] == "cost_budget"
+
+
+def test_a_failed_sweep_notifies(user, receiver, mock_latency):
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = Sweep.objects.create(
+        experiment=experiment, spec=experiment.spec, status="running", started_at=timezone.now()
+    )
+    notification_create(owner=user, data={"webhook_url": receiver.url, "events": ["failed"]})
+    sweep_fail(sweep.pk, "the worker ran out of memory")
+    deliveries_done()
+    [request] = receiver.requests
+    assert request.json["event"] == "sweep.failed"
+    assert request.json["sweep"]["error"] == "the worker ran out of memory"
+
+
+def test_only_matching_events_experiments_and_owners_are_told(user, other_user, receiver, mock_latency):
+    experiment = experiment_create(owner=user, data=spec(name="Elsewhere"))
+    notification_create(owner=user, data={"webhook_url": receiver.url + "?failed", "events": ["failed"]})
+    notification_create(owner=user, data={"webhook_url": receiver.url + "?other", "experiment_id": experiment.pk})
+    notification_create(owner=other_user, data={"webhook_url": receiver.url + "?bob"})
+    notification_create(owner=user, data={"webhook_url": receiver.url + "?all"})
+    Notification.objects.create(
+        owner=user, webhook_url=receiver.url + "?off", salt="x", events=["completed"], active=False
+    )
+    run_sweep(user)
+    assert [r.path for r in receiver.requests] == ["/hook?all"]
+
+
+def test_no_thread_is_started_for_a_user_without_notifications(user, other_user, receiver, mock_latency):
+    notification_create(owner=other_user, data={"webhook_url": receiver.url})
+    started = []
+    original = threading.Thread.start
+
+    def recording(self):
+        started.append(self.name)
+        original(self)
+
+    threading.Thread.start = recording  # type: ignore[method-assign]
+    try:
+        run_sweep(user)
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    assert not [name for name in started if name.startswith("sweep-notify-")]
+
+
+# Saving a URL that is not allowed
+
+
+def test_the_api_refuses_an_internal_webhook_url_naming_the_field(user):
+    api = ApiClient(user)
+    response = api.post("/notifications", {"webhook_url": "http://169.254.169.254/latest/meta-data"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "webhook_url"]
+    assert "169.254.169.254 is at 169.254.169.254, an internal address" in error["msg"]
+    assert "PROMPTLOOPER_WEBHOOK_ALLOW" in error["msg"]
+    assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"webhook_url": "ftp://93.184.216.34/"}, "webhook_url", "http:// or https://"),
+        ({}, "webhook_url", "Give a webhook URL, an e-mail address, or both."),
+        ({"email": "not-an-address"}, "email", "is not an e-mail address"),
+        ({"email": "a@example.com", "events": []}, "events", "Choose at least one event"),
+        ({"email": "a@example.com", "experiment_id": 999999}, "experiment_id", "You have no experiment 999999"),
+    ],
+)
+def test_the_api_names_each_bad_field(user, body, field, message):
+    response = ApiClient(user).post("/notifications", body)
+    assert response.status_code == 422
+    assert any(e["loc"] == ["body", field] and message in e["msg"] for e in response.json()["detail"])
+
+
+def test_the_api_refuses_an_unknown_event(user):
+    response = ApiClient(user).post("/notifications", {"email": "a@example.com", "events": ["started"]})
+    assert response.status_code == 422 and "events" in str(response.json()["detail"])
+
+
+def test_the_api_creates_lists_and_deletes_only_its_users_notifications(user, other_user, receiver):
+    api, theirs = ApiClient(user), ApiClient(other_user)
+    response = api.post("/notifications", {"webhook_url": receiver.url, "events": ["completed", "budget"]})
+    assert response.status_code == 201
+    created = response.json()
+    assert created["secret"].startswith("whsec_") and created["events"] == ["completed", "budget"]
+    listed = api.get("/notifications").json()
+    assert [n["id"] for n in listed] == [created["id"]] and "secret" not in listed[0]
+    assert theirs.get("/notifications").json() == []
+    assert theirs.request("delete", f"/notifications/{created['id']}").status_code == 404
+    assert theirs.post(f"/notifications/{created['id']}/test").status_code == 404
+    assert api.request("delete", f"/notifications/{created['id']}").status_code == 204
+    assert not Notification.objects.exists()
+
+
+def test_the_api_sends_a_test(user, receiver):
+    created = ApiClient(user).post("/notifications", {"webhook_url": receiver.url}).json()
+    assert ApiClient(user).post(f"/notifications/{created['id']}/test").status_code == 202
+    deliveries_done()
+    [request] = receiver.requests
+    assert request.json["event"] == "test" and request.json["notification_id"] == created["id"]
+    assert verify(created["secret"], request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+
+
+def test_the_api_needs_a_token():
+    assert ApiClient().get("/notifications").status_code == 401
+
+
+def test_the_page_refuses_an_internal_url_with_the_reason_next_to_the_field(user):
+    client = logged_in(user)
+    response = client.post("/account/notifications/", {"webhook_url": "http://10.0.0.1/hook", "events": ["completed"]})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'id="webhook-url-error"' in page and "10.0.0.1 is at 10.0.0.1, an internal address" in page
+    assert 'value="http://10.0.0.1/hook"' in page  # what was typed stays, to be corrected
+    assert not Notification.objects.exists()
+
+
+def test_the_page_adds_shows_the_secret_once_sends_a_test_and_deletes(user, other_user, receiver, mock_latency):
+    client = logged_in(user)
+    experiment = experiment_create(owner=user, data=spec(name="Nightly"))
+    page = client.get(f"/account/notifications/?experiment={experiment.pk}").content.decode()
+    assert f'<option value="{experiment.pk}" selected>Nightly</option>' in page
+    response = client.post(
+        "/account/notifications/",
+        {"webhook_url": receiver.url, "email": "", "events": ["completed", "failed"], "experiment_id": experiment.pk},
+    )
+    notification = Notification.objects.get()
+    assert notification.experiment == experiment and notification.events == ["completed", "failed"]
+    assert notification_secret(notification) in response.content.decode()
+    assert notification_secret(notification) not in client.get("/account/notifications/").content.decode()
+
+    assert logged_in(other_user).post(f"/account/notifications/{notification.pk}/test/").status_code == 404
+    client.post(f"/account/notifications/{notification.pk}/test/")
+    deliveries_done()
+    assert [r.json["event"] for r in receiver.requests] == ["test"]
+
+    assert logged_in(other_user).post(f"/account/notifications/{notification.pk}/delete/").status_code == 404
+    assert client.post(f"/account/notifications/{notification.pk}/delete/").status_code == 302
+    assert not Notification.objects.exists()
+
+
+def test_the_page_needs_login(client):
+    response = client.get("/account/notifications/")
+    assert response.status_code == 302 and "/login" in response["Location"]
