@@ -288,19 +288,19 @@ PROMPTLOOPER_WEBHOOK_TIMEOUT_SECONDS = env_seconds("PROMPTLOOPER_WEBHOOK_TIMEOUT
 PROMPTLOOPER_WEBHOOK_ATTEMPTS = env_int("PROMPTLOOPER_WEBHOOK_ATTEMPTS", 3)
 # Links in webhook payloads and e-mails start with this (workers have no request to take it from).
 PROMPTLOOPER_SITE_URL = os.getenv("PROMPTLOOPER_SITE_URL", "").strip().rstrip("/") or "http://localhost:8000"
-# E-mail through Django's MAILERS, from the usual EMAIL_* variables: SMTP when EMAIL_HOST is set,
-# else printed to the console (EMAIL_BACKEND picks any other backend).
+# E-mail through Django's MAILERS, from the usual EMAIL_* variables: SMTP (to EMAIL_HOST, by
+# default localhost:25), except that a local install or DEBUG without EMAIL_HOST prints e-mail to
+# the console. EMAIL_BACKEND picks any other backend.
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 smtp_host = os.getenv("EMAIL_HOST", "").strip()
+mail_backend = os.getenv("EMAIL_BACKEND", "").strip() or (
+    SMTP_BACKEND if smtp_host or not (DEBUG or LOCAL_MODE) else "django.core.mail.backends.console.EmailBackend"
+)
 MAILERS = {
     "default": {
-        "BACKEND": os.getenv("EMAIL_BACKEND", "").strip()
-        or (
-            "django.core.mail.backends.smtp.EmailBackend"
-            if smtp_host
-            else "django.core.mail.backends.console.EmailBackend"
-        ),
+        "BACKEND": mail_backend,
         "OPTIONS": {
-            "host": smtp_host,
+            "host": smtp_host or "localhost",
             "port": env_int("EMAIL_PORT", 25),
             "username": os.getenv("EMAIL_HOST_USER", ""),
             "password": os.getenv("EMAIL_HOST_PASSWORD", ""),
@@ -308,7 +308,7 @@ MAILERS = {
             "use_ssl": env_bool("EMAIL_USE_SSL", False),
             "timeout": env_seconds("EMAIL_TIMEOUT_SECONDS", 10.0),
         }
-        if smtp_host
+        if mail_backend == SMTP_BACKEND
         else {},
     }
 }
