@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +162,20 @@ def test_delivery_checks_the_policy_before_sending():
         outcome = deliver(receiver.url, {}, secret="k", event="e", allow=NOTHING)
         assert receiver.requests == []
     assert not outcome.delivered and outcome.error.startswith("refused: the host 127.0.0.1")
+
+
+def test_the_readme_receiver_example_accepts_a_real_delivery_and_nothing_else():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Notifications") :]
+    namespace: dict = {}
+    exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), namespace)
+    check = namespace["verify_signature"]
+    with WebhookReceiver() as receiver:
+        deliver(receiver.url, {"event": "test"}, secret="whsec_k", event="test", allow=LOCAL)
+        [request] = receiver.requests
+    assert check("whsec_k", request.headers, request.body)
+    assert not check("whsec_other", request.headers, request.body)
+    assert not check("whsec_k", request.headers, request.body + b" ")
+    old = int(request.headers[TIMESTAMP_HEADER]) - 600  # correctly signed, but too old: a replay
+    replayed = {TIMESTAMP_HEADER: str(old), SIGNATURE_HEADER: sign("whsec_k", old, request.body)}
+    assert not check("whsec_k", replayed, request.body)
