@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -90,9 +90,9 @@ def resolved(host: str, resolve: Resolver) -> list[IPAddress]:
     return addresses
 
 
-def check_url(url: str, allow: AllowList, resolve: Resolver = system_resolver) -> None:
-    """Raises WebhookRefused unless `url` is http(s) with a host whose every address is public
-    or allowed."""
+def check_url(url: str, allow: AllowList, resolve: Resolver = system_resolver) -> list[IPAddress]:
+    """The addresses of `url`'s host; raises WebhookRefused unless it is http(s) with a host whose
+    every address is public or allowed."""
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 -- raises on a port that is not a number
@@ -115,6 +115,19 @@ def check_url(url: str, allow: AllowList, resolve: Resolver = system_resolver) -
                 f"the host {host} is at {address}, an internal address; "
                 "an administrator can allow it with PROMPTLOOPER_WEBHOOK_ALLOW"
             )
+    return addresses
+
+
+def pinned(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The request for `url` sent to the `address` the policy approved, not to whatever the name
+    resolves to a moment later (DNS rebinding): the URL with the address as its host, the Host
+    header, and for https the name to present and verify the certificate against (SNI)."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    ip = f"[{address}]" if address.version == 6 else str(address)
+    target = urlunsplit(parts._replace(netloc=ip + (f":{parts.port}" if parts.port else "")))
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return target, {"Host": parts.netloc}, extensions
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -173,12 +186,12 @@ def deliver(
         for attempt in range(1, attempts + 1):
             outcome.attempts = attempt
             try:
-                check_url(url, allow, resolve)
+                target, headers, extensions = pinned(url, check_url(url, allow, resolve)[0])
             except WebhookRefused as e:
                 outcome.error = f"refused: {e}"
                 return outcome
             timestamp = int(time.time())
-            headers = {
+            headers |= {
                 "Content-Type": "application/json",
                 "User-Agent": "PromptLooper-Webhook/1",
                 EVENT_HEADER: event,
@@ -186,7 +199,7 @@ def deliver(
                 SIGNATURE_HEADER: sign(secret, timestamp, body),
             }
             try:
-                response = http.post(url, content=body, headers=headers)
+                response = http.post(target, content=body, headers=headers, extensions=extensions)
             except httpx.HTTPError as e:
                 outcome.status, outcome.error = None, f"{type(e).__name__}: {e}"
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sweeps.engine.webhooks import (
     check_url,
     deliver,
     encode,
+    pinned,
     sign,
     verify,
 )
@@ -179,3 +181,27 @@ def test_the_readme_receiver_example_accepts_a_real_delivery_and_nothing_else():
     old = int(request.headers[TIMESTAMP_HEADER]) - 600  # correctly signed, but too old: a replay
     replayed = {TIMESTAMP_HEADER: str(old), SIGNATURE_HEADER: sign("whsec_k", old, request.body)}
     assert not check("whsec_k", replayed, request.body)
+
+
+def test_delivery_connects_to_the_address_that_was_checked_with_the_name_as_host():
+    # hooks.test exists only for this resolver: the request can reach the receiver only by the
+    # address the check approved, never by a second lookup (which could answer differently).
+    with WebhookReceiver() as receiver:
+        port = receiver.server.server_address[1]
+        outcome = deliver(f"http://hooks.test:{port}/hook", {}, secret="k", event="e", allow=LOCAL,
+                          resolve=resolving_to("127.0.0.1"))  # fmt: skip
+        [request] = receiver.requests
+    assert outcome.delivered and request.headers["Host"] == f"hooks.test:{port}"
+
+
+@pytest.mark.parametrize(
+    "url, address, target, host, extensions",
+    [
+        ("https://hooks.example/x?a=1", "93.184.216.34", "https://93.184.216.34/x?a=1", "hooks.example",
+         {"sni_hostname": "hooks.example"}),
+        ("http://hooks.example:8080/x", "2606:2800:220:1::1", "http://[2606:2800:220:1::1]:8080/x",
+         "hooks.example:8080", {}),
+    ],
+)  # fmt: skip
+def test_pinning_keeps_path_port_and_the_name_for_tls(url, address, target, host, extensions):
+    assert pinned(url, ipaddress.ip_address(address)) == (target, {"Host": host}, extensions)
