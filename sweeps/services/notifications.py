@@ -68,10 +68,11 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
         errors["events"] = f"Choose at least one event among {', '.join(Notification.EVENTS)}."
     elif unknown := [e for e in events if e not in Notification.EVENTS]:
         errors["events"] = f"Unknown events {unknown}: choose among {', '.join(Notification.EVENTS)}."
-    if data.get("experiment_id"):
-        experiment = Experiment.objects.filter(pk=data["experiment_id"], owner=owner).first()
+    if (chosen := data.get("experiment_id")) is not None:
+        experiment_id = int(chosen) if str(chosen).isdigit() and len(str(chosen)) < 19 else None
+        experiment = Experiment.objects.filter(pk=experiment_id, owner=owner).first() if experiment_id else None
         if experiment is None:
-            errors["experiment_id"] = f"You have no experiment {data['experiment_id']}."
+            errors["experiment_id"] = f"You have no experiment {chosen}."
     if errors:
         raise ValidationError(errors)
     return {"webhook_url": url, "email": email, "events": events, "experiment": experiment}

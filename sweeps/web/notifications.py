@@ -17,12 +17,11 @@ from sweeps.services.notifications import notification_create, notification_dele
 
 
 def form_data(request: HttpRequest) -> dict:
-    experiment = request.POST.get("experiment_id", "").strip()
     return {
         "webhook_url": request.POST.get("webhook_url", ""),
         "email": request.POST.get("email", ""),
         "events": request.POST.getlist("events"),
-        "experiment_id": int(experiment) if experiment.isdigit() and len(experiment) < 19 else None,
+        "experiment_id": request.POST.get("experiment_id", "").strip() or None,
     }
 
 

@@ -252,3 +252,15 @@ def test_the_page_adds_shows_the_secret_once_sends_a_test_and_deletes(user, othe
 def test_the_page_needs_login(client):
     response = client.get("/account/notifications/")
     assert response.status_code == 302 and "/login" in response["Location"]
+
+
+@pytest.mark.parametrize("chosen", ["abc", "99999999999999999999", "theirs"])
+def test_the_page_refuses_an_experiment_that_is_not_one_of_yours(user, other_user, mock_latency, chosen):
+    theirs = experiment_create(owner=other_user, data=spec(name="Bob's"))
+    chosen = str(theirs.pk) if chosen == "theirs" else chosen
+    response = logged_in(user).post(
+        "/account/notifications/", {"email": "a@example.com", "events": ["completed"], "experiment_id": chosen}
+    )
+    assert response.status_code == 422
+    assert f"You have no experiment {chosen}." in response.content.decode()
+    assert not Notification.objects.exists()
