@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sweeps', '0019_provider_retry_max_wait'),
+        ('sweeps', '0022_sample_ratings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
