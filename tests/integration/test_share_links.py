@@ -96,7 +96,9 @@ def test_a_link_shows_the_experiment_read_only_without_login(shared):
     assert "<form" not in page and "csrfmiddlewaretoken" not in page
     assert all("data-pareto-axis" in button for button in re.findall(r"<button[^>]*>", page))
     assert "data-ws-path" not in page and "data-live-url" not in page and "experiment.js" not in page
-    for text in ("Start sweep", "Edit", "Duplicate", "export", "Log out", "API tokens", "Compare two sweeps"):
+    controls = ("Start sweep", "Edit", "Duplicate", "export", "Log out", "API tokens", "Compare two sweeps",
+                "Versions", "Notify me", "Notifications")  # fmt: skip
+    for text in controls:
         assert text not in page, text
     # Every link stays inside the share (static files and plotly.js aside).
     for href in every_href(page):
@@ -149,6 +151,7 @@ def test_the_run_page_is_read_only_and_its_full_texts_stay_in_the_share(shared):
     assert f"Run {run.pk}" in page and 'id="samples"' in page
     assert "csrfmiddlewaretoken" not in page and 'method="post"' not in page
     assert "Compare with other runs" not in page and "export" not in page
+    assert "review.js" not in page and 'class="review"' not in page  # no 👍/👎: rating is the owner's
     full = f"{path}samples/{sample.pk}/text/?part=inputs.question"
     assert f'href="{full}"' in page
     for href in every_href(page):
