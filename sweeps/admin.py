@@ -25,6 +25,7 @@ from sweeps.models import (
     RunSample,
     Score,
     ShareLink,
+    SpecVersion,
     Sweep,
 )
 from sweeps.selectors.sweeps import sweep_latest
@@ -138,6 +139,22 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.action(description="Stop the latest sweep")
     def stop_sweep(self, request, queryset):
         apply_to_each(self, request, queryset, lambda e: sweep_stop(sweep=latest_sweep(e)), "stopped")
+
+
+@admin.register(SpecVersion)
+class SpecVersionAdmin(ReadOnly):
+    """The history of a spec, to read: every save that changed it made one (services.versions).
+    Nobody deletes one here, as sweeps name the version they ran; they go with their experiment."""
+
+    list_display = ["id", "experiment", "number", "author", "via", "created_at"]
+    list_filter = ["via"]
+    search_fields = ["experiment__name", "author__username", "text"]
+    list_select_related = ["experiment", "author"]
+    readonly_fields = ("experiment", "number", "author", "via", "created_at", "text", "spec")
+    fields = readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(Sweep)

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.defaults import page_not_found
 
 from sweeps.selectors.experiments import experiment_page_get
 from sweeps.selectors.shares import share_get, share_list, share_path, share_resolve, share_run_get, share_sample_get
@@ -29,11 +30,15 @@ from sweeps.web.views import feed, live_context
 
 def shared_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """A holder's page: GET only, never cached (a revoked link must stop working at once), kept
-    out of search engines, and its URL (the token) never sent on as a Referer."""
+    out of search engines, and its URL (the token) never sent on as a Referer; its 404 (a
+    revoked or tampered link) too, as the token is still in that URL."""
 
     @wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404 as missing:
+            response = page_not_found(request, missing)
         response["X-Robots-Tag"] = "noindex, nofollow"
         response["Referrer-Policy"] = "no-referrer"
         return response

@@ -218,6 +218,22 @@ def test_starting_an_experiment_that_is_not_a_valid_spec_warns_instead_of_500(ad
 # --- read-only records ---
 
 
+@pytest.mark.django_db
+def test_spec_versions_are_listed_with_the_admins_edit_and_cannot_be_deleted(admin_client, user):
+    experiment = experiment_create(owner=user, data=spec(name="Before"))
+    admin_client.post(f"{EXPERIMENTS}{experiment.pk}/change/", change_form(experiment, name="After"))
+    latest = experiment.versions.order_by("-number").first()
+    assert latest is not None and latest.number == 2 and latest.via == "admin"
+
+    changelist = admin_client.get("/admin/sweeps/specversion/", {"via__exact": "admin"})
+    assert changelist.status_code == 200 and list(changelist.context["cl"].result_list) == [latest]
+    assert "name: After" in admin_client.get(f"/admin/sweeps/specversion/{latest.pk}/change/").content.decode()
+    assert admin_client.get(f"/admin/sweeps/specversion/{latest.pk}/delete/").status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [latest.pk], "post": "yes"}
+    admin_client.post("/admin/sweeps/specversion/", bulk)
+    assert experiment.versions.count() == 2  # history stays: sweeps name the version they ran
+
+
 @pytest.fixture
 def records(user):
     """One of each result record, written directly."""
@@ -229,11 +245,13 @@ def records(user):
     score = Score.objects.create(sample=sample, scorer_index=0, name="icontains", value=1, passed=True,
                                  reason="contains 'billing'")  # fmt: skip
     cache = ResponseCache.objects.create(key="k" * 64, provider="mock", model="echo", text="billing")
-    return {"sweep": sweep, "run": run, "runsample": sample, "score": score, "responsecache": cache}
+    version = experiment.versions.get()
+    return {"sweep": sweep, "run": run, "runsample": sample, "score": score, "responsecache": cache,
+            "specversion": version}  # fmt: skip
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("model", ["sweep", "run", "runsample", "responsecache"])
+@pytest.mark.parametrize("model", ["sweep", "run", "runsample", "responsecache", "specversion"])
 def test_result_records_cannot_be_added_or_changed(admin_client, records, model):
     obj = records[model]
     base = f"/admin/sweeps/{model}/"

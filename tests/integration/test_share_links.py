@@ -190,7 +190,11 @@ def test_tampered_revoked_and_dead_links_are_404(shared, user):
     run = shared["second"][1][0]
     share_revoke(link=whole)
     for url in (path, f"{path}runs/{run.pk}/", f"{path}samples/{shared['second'][2][0].pk}/text/?part=output"):
-        assert anonymous().get(url).status_code == 404, url
+        response = anonymous().get(url)
+        assert response.status_code == 404, url
+        # The dead link's URL still holds the token: kept out of indexes and Referers all the same.
+        assert response["X-Robots-Tag"].startswith("noindex") and response["Referrer-Policy"] == "no-referrer"
+        assert "no-store" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
     # Deleting the experiment deletes its links.
     scoped_path = share_path(other)
     assert anonymous().get(scoped_path).status_code == 200
