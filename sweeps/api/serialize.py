@@ -11,6 +11,7 @@ from sweeps.selectors.leaderboard import pareto_run_ids, top_two_verdict, varyin
 from sweeps.selectors.ratings import human_shares
 from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.sweeps import sweep_progress
+from sweeps.selectors.versions import version_number
 
 SWEEP_FIELDS = ["id", "experiment_id", "status", "stopped_reason", "error", "rounds", "total", "completed", "failed",
                 "cancelled", "cached", "cached_calls", "tokens_in", "tokens_out", "cost_usd", "saved_tokens", "saved_cost_usd",
@@ -26,16 +27,6 @@ def sweep_out(sweep: Sweep) -> dict[str, Any]:
         **sweep_progress(sweep),
         "spec_version": version_number(sweep),
     }
-
-
-def version_number(sweep: Sweep) -> int | None:
-    """The number of the version the sweep ran: from the row when the query brought it along
-    (select_related), else one small query."""
-    if sweep.spec_version_id is None:
-        return None
-    if Sweep.spec_version.is_cached(sweep):
-        return sweep.spec_version.number if sweep.spec_version else None
-    return SpecVersion.objects.filter(pk=sweep.spec_version_id).values_list("number", flat=True).first()
 
 
 def version_out(version: SpecVersion) -> dict[str, Any]:

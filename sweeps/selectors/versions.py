@@ -21,6 +21,16 @@ def version_latest(experiment: Experiment) -> SpecVersion | None:
     return experiment.versions.order_by("-number").first()
 
 
+def version_number(sweep: Sweep) -> int | None:
+    """The number of the version the sweep ran: from the row when the query brought it along
+    (select_related), else one small query."""
+    if sweep.spec_version_id is None:
+        return None
+    if Sweep.spec_version.is_cached(sweep):
+        return sweep.spec_version.number if sweep.spec_version else None
+    return SpecVersion.objects.filter(pk=sweep.spec_version_id).values_list("number", flat=True).first()
+
+
 def version_get(experiment: Experiment, number: int) -> SpecVersion:
     """The experiment's version `number` (404 when it has none such)."""
     return get_object_or_404(SpecVersion.objects.select_related("author"), experiment=experiment, number=number)
