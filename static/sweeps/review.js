@@ -1,6 +1,7 @@
 // Rating samples on the run and compare pages: j/k move a visible focus between samples,
-// 1 rates 👍, 2 rates 👎, n goes to the note (Enter saves it, Escape leaves it). The buttons
-// work by mouse too. Keys typed into a field are the field's, never shortcuts.
+// 1 rates 👍, 2 rates 👎, 0 takes the rating back (Clear), n goes to the note (Enter saves it,
+// Escape leaves it). The buttons work by mouse too. Keys typed into a field are the field's,
+// never shortcuts.
 (function () {
   "use strict";
   const forms = Array.from(document.querySelectorAll("form.review"));
@@ -20,9 +21,12 @@
   function show(form, rating) {
     const value = rating ? rating.value : "";
     form.dataset.value = value;
-    form.querySelectorAll("button[name=value]").forEach((button) => {
+    form.querySelectorAll("button.rate").forEach((button) => {
       button.setAttribute("aria-pressed", String(button.value === value));
     });
+    // Clear shows only when there is a rating; a cleared rating takes its note with it.
+    form.querySelector("button.rate-clear").hidden = !rating;
+    if (!rating) form.querySelector(".rating-note").value = "";
   }
 
   function problem(body, status) {
@@ -37,7 +41,7 @@
       state.textContent = "Rate 👍 or 👎 first: a note goes with a rating.";
       return;
     }
-    state.textContent = "Saving…";
+    state.textContent = value === "clear" ? "Clearing…" : "Saving…";
     const token = form.querySelector("input[name=csrfmiddlewaretoken]").value;
     try {
       const response = await fetch(form.action, {
@@ -87,6 +91,7 @@
     if (key === "j") focusAt(current + 1);
     else if (key === "k") focusAt(current < 0 ? 0 : current - 1);
     else if (current >= 0 && (key === "1" || key === "2")) save(forms[current], key === "1" ? "up" : "down");
+    else if (current >= 0 && key === "0") save(forms[current], "clear");
     else if (current >= 0 && key === "n") forms[current].querySelector(".rating-note").focus();
     else return;
     event.preventDefault();

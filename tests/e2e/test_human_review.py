@@ -1,6 +1,6 @@
 """Human review in a real browser: rating samples with the keyboard on the run page (j/k to
-move, 1/2 to rate, n for the note), persisted without leaving the page; typing a note never
-triggers a shortcut; the compare page takes ratings by mouse."""
+move, 1/2 to rate, 0 to clear, n for the note), persisted without leaving the page; typing a
+note never triggers a shortcut; the compare page takes ratings by mouse."""
 
 from __future__ import annotations
 
@@ -53,6 +53,49 @@ def test_rating_samples_with_the_keyboard_persists_them(page: Page, user):
     expect(page.locator(f"#sample-{first.pk}").get_by_role("button", name="👍")).to_have_attribute(
         "aria-pressed", "true"
     )
+
+
+def test_a_rating_given_with_the_keyboard_is_taken_back_with_0(page: Page, user):
+    _, samples = judged_sweep(user)
+    first, second = samples[0], samples[1]
+    log_in(page, "alice", PASSWORDS["alice"])
+    page.goto(f"/runs/{first.run_id}/")
+    one, two = page.locator(f"#sample-{first.pk}"), page.locator(f"#sample-{second.pk}")
+    clear = one.get_by_role("button", name="Clear")
+    expect(clear).to_be_hidden()  # nothing to take back yet
+
+    page.keyboard.press("j")
+    page.keyboard.press("2")
+    expect(one.locator(".rating-state")).to_have_text("Saved")
+    expect(clear).to_be_visible()
+    page.keyboard.press("n")
+    note = one.locator(".rating-note")
+    note.press_sequentially("0 typed here is text")  # no clear while typing
+    note.press("Enter")
+    expect(one.locator(".rating-state")).to_have_text("Saved")
+    assert wait_for(lambda: ratings() == {first.pk: ("down", "0 typed here is text")})
+    note.press("Escape")
+    page.keyboard.press("j")
+    page.keyboard.press("1")
+    expect(two.locator(".rating-state")).to_have_text("Saved")
+    assert wait_for(lambda: ratings() == {first.pk: ("down", "0 typed here is text"), second.pk: ("up", "")})
+
+    page.keyboard.press("k")
+    page.keyboard.press("0")
+    expect(one.locator(".rating-state")).to_have_text("Cleared")
+    expect(one.get_by_role("button", name="👎")).to_have_attribute("aria-pressed", "false")
+    expect(one.get_by_role("button", name="👍")).to_have_attribute("aria-pressed", "false")
+    expect(clear).to_be_hidden()
+    expect(note).to_have_value("")
+    expect(page).to_have_url(f"/runs/{first.run_id}/")  # without leaving the page
+    assert wait_for(lambda: ratings() == {second.pk: ("up", "")})  # the other sample's rating stays
+
+    two.get_by_role("button", name="Clear").click()  # by mouse too
+    expect(two.locator(".rating-state")).to_have_text("Cleared")
+    assert wait_for(lambda: ratings() == {})
+    page.reload()  # shown as stored
+    expect(one.get_by_role("button", name="👎")).to_have_attribute("aria-pressed", "false")
+    expect(clear).to_be_hidden()
 
 
 def test_the_compare_page_rates_by_mouse(page: Page, user):

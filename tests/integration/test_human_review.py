@@ -99,6 +99,61 @@ def test_a_plain_form_post_rates_and_goes_back_to_the_sample(user):
     assert offsite["Location"] == f"/#sample-{sample.pk}"
 
 
+def clear_button(html: str, sample_id: int) -> str:
+    form = re.search(rf'<form class="review"[^>]*action="/samples/{sample_id}/rating/".*?</form>', html, re.S)
+    assert form
+    button = re.search(r'<button[^>]*value="clear"[^>]*>Clear</button>', form.group(0))
+    assert button
+    return button.group(0)
+
+
+@pytest.mark.django_db
+def test_the_clear_button_shows_only_on_a_rated_sample(user):
+    _, samples = judged_sweep(user)
+    Rating.objects.create(sample=samples[0], user=user, run_id=samples[0].run_id, value="down")
+    html = logged_in(user).get(f"/runs/{samples[0].run_id}/").content.decode()
+    assert " hidden" not in clear_button(html, samples[0].pk)
+    assert " hidden" in clear_button(html, samples[1].pk)
+
+
+@pytest.mark.django_db
+def test_a_plain_form_clear_takes_the_rating_back_and_goes_back_to_the_sample(user, other_user):
+    _, samples = judged_sweep(user)
+    sample = samples[2]
+    others = judged_sweep(other_user)[1]
+    Rating.objects.create(sample=sample, user=user, run_id=sample.run_id, value="up", note="fine")
+    Rating.objects.create(sample=samples[3], user=user, run_id=samples[3].run_id, value="down")
+    Rating.objects.create(sample=others[0], user=other_user, run_id=others[0].run_id, value="up")
+    client, token = csrf_client(user, f"/runs/{sample.run_id}/")
+    back = f"/runs/{sample.run_id}/?page=1"
+
+    response = client.post(f"/samples/{sample.pk}/rating/",
+                           {"value": "clear", "note": "fine", "next": back, "csrfmiddlewaretoken": token})  # fmt: skip
+
+    assert response.status_code == 302 and response["Location"] == f"{back}#sample-{sample.pk}"
+    assert set(Rating.objects.values_list("sample_id", flat=True)) == {samples[3].pk, others[0].pk}  # that one only
+    assert " hidden" in clear_button(client.get(back).content.decode(), sample.pk)
+    again = client.post(f"/samples/{sample.pk}/rating/",
+                        {"value": "clear", "next": "https://evil.example/", "csrfmiddlewaretoken": token})  # fmt: skip
+    assert again.status_code == 302 and again["Location"] == f"/#sample-{sample.pk}"  # nothing to clear is fine
+    assert Rating.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_clearing_by_form_needs_the_csrf_token_and_ones_own_sample(user, other_user):
+    _, samples = judged_sweep(other_user)
+    mine = judged_sweep(user)[1][0]
+    Rating.objects.create(sample=samples[0], user=other_user, run_id=samples[0].run_id, value="up")
+    Rating.objects.create(sample=mine, user=user, run_id=mine.run_id, value="up")
+    client, token = csrf_client(user, f"/runs/{mine.run_id}/")
+
+    assert client.post(f"/samples/{mine.pk}/rating/", {"value": "clear"}).status_code == 403
+    other = client.post(f"/samples/{samples[0].pk}/rating/",
+                        {"value": "clear", "next": "/", "csrfmiddlewaretoken": token})  # fmt: skip
+    assert other.status_code == 404
+    assert Rating.objects.count() == 2
+
+
 @pytest.mark.django_db
 def test_rating_needs_the_csrf_token_a_login_and_a_post(user):
     _, samples = judged_sweep(user)
