@@ -12,7 +12,12 @@ from django.utils import timezone
 from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from sweeps.models import Notification, Sweep
 from sweeps.services.experiments import experiment_create
-from sweeps.services.notifications import notification_create, notification_secret
+from sweeps.services.notifications import (
+    notification_create,
+    notification_secret,
+    notification_set_active,
+    notifications_deliver,
+)
 from sweeps.services.sweeps import sweep_fail, sweep_start
 from tests.conftest import logged_in, spec, wait_for_sweep
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -264,3 +269,36 @@ def test_the_page_refuses_an_experiment_that_is_not_one_of_yours(user, other_use
     assert response.status_code == 422
     assert f"You have no experiment {chosen}." in response.content.decode()
     assert not Notification.objects.exists()
+
+
+# Pausing and resuming
+
+
+def test_a_paused_notification_is_not_told_and_a_resumed_one_is_with_the_same_secret(user, receiver, mock_latency):
+    notification, secret = notification_create(owner=user, data={"webhook_url": receiver.url})
+    notification_set_active(notification=notification, active=False)
+    run_sweep(user)
+    assert receiver.requests == []
+
+    notification_set_active(notification=notification, active=True)
+    sweep = run_sweep(user)
+    [request] = receiver.requests
+    assert request.json["sweep"]["id"] == sweep.pk
+    assert verify(secret, request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+
+
+def test_a_notification_paused_after_the_sweep_ended_but_before_delivery_is_not_told(user, receiver, mock_latency):
+    """The worker reads `active` again when it delivers: a pause wins over a queued delivery."""
+    notification, _ = notification_create(owner=user, data={"webhook_url": receiver.url})
+    sweep = run_sweep(user)
+    receiver.requests.clear()
+    notification_set_active(notification=notification, active=False)
+    assert notifications_deliver(sweep_id=sweep.pk, event="completed") == 0
+    assert receiver.requests == []
+
+
+def test_a_paused_notification_sends_no_email(user, mock_latency):
+    notification, _ = notification_create(owner=user, data={"email": "alice@example.com"})
+    notification_set_active(notification=notification, active=False)
+    run_sweep(user)
+    assert mail.outbox == []
