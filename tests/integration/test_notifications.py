@@ -302,3 +302,59 @@ def test_a_paused_notification_sends_no_email(user, mock_latency):
     notification_set_active(notification=notification, active=False)
     run_sweep(user)
     assert mail.outbox == []
+
+
+def test_the_api_pauses_and_resumes_a_notification(user, receiver):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"webhook_url": receiver.url, "events": ["failed"]}).json()
+    response = api.patch(f"/notifications/{created['id']}", {"active": False})
+    assert response.status_code == 200
+    paused = response.json()
+    assert paused == {**api.get("/notifications").json()[0], "active": False}
+    assert {k: v for k, v in paused.items() if k != "active"} == {
+        k: v for k, v in created.items() if k not in ("active", "secret")
+    }
+    notification = Notification.objects.get()
+    assert not notification.active and notification_secret(notification) == created["secret"]
+    again = api.patch(f"/notifications/{created['id']}", {"active": False})  # the state asked for, not a flip
+    assert again.status_code == 200 and again.json()["active"] is False
+    assert api.patch(f"/notifications/{created['id']}", {"active": True}).json()["active"] is True
+    assert Notification.objects.get().active
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"active": False, "webhook_url": "https://example.com/"}, "webhook_url"),
+        ({"enabled": False}, "enabled"),  # and "active", missing
+        ({}, "active"),
+        ({"active": "no"}, "active"),
+        ({"active": None}, "active"),
+        ({"active": 0}, "active"),
+    ],
+)
+def test_the_api_refuses_a_patch_with_other_or_bad_fields_naming_them(user, body, field):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"email": "a@example.com"}).json()
+    response = api.patch(f"/notifications/{created['id']}", body)
+    assert response.status_code == 422
+    # ninja's shape for a schema's error: "body", the parameter, then the field
+    assert ["body", "body", field] in [e["loc"] for e in response.json()["detail"]]
+    assert Notification.objects.get().active
+
+
+def test_the_api_cannot_pause_another_users_notification(user, other_user):
+    created = ApiClient(user).post("/notifications", {"email": "a@example.com"}).json()
+    assert ApiClient(other_user).patch(f"/notifications/{created['id']}", {"active": False}).status_code == 404
+    assert ApiClient(user).patch("/notifications/999999", {"active": False}).status_code == 404
+    assert Notification.objects.get().active
+
+
+def test_the_api_sends_a_test_to_a_paused_notification_and_says_it_is_paused(user, receiver):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"webhook_url": receiver.url}).json()
+    api.patch(f"/notifications/{created['id']}", {"active": False})
+    response = api.post(f"/notifications/{created['id']}/test")
+    assert response.status_code == 202 and "This notification is paused" in response.json()["detail"]
+    deliveries_done()
+    assert [r.json["event"] for r in receiver.requests] == ["test"]
