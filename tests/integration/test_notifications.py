@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -358,3 +359,71 @@ def test_the_api_sends_a_test_to_a_paused_notification_and_says_it_is_paused(use
     assert response.status_code == 202 and "This notification is paused" in response.json()["detail"]
     deliveries_done()
     assert [r.json["event"] for r in receiver.requests] == ["test"]
+
+
+def test_the_page_pauses_and_resumes_showing_the_state(user, receiver):
+    client = logged_in(user)
+    notification, _ = notification_create(owner=user, data={"webhook_url": receiver.url})
+    row = f'<tr id="notification-{notification.pk}">'
+    page = client.get("/account/notifications/").content.decode()
+    assert row in page and '<input type="hidden" name="active" value="false">' in page and ">Pause</button>" in page
+
+    response = client.post(f"/account/notifications/{notification.pk}/active/", {"active": "false"}, follow=True)
+    page = response.content.decode()
+    assert "Notification paused" in page
+    assert f'<tr id="notification-{notification.pk}" class="paused">' in page and "<strong>paused</strong>" in page
+    assert '<input type="hidden" name="active" value="true">' in page and ">Resume</button>" in page
+    notification.refresh_from_db()
+    assert not notification.active and notification.webhook_url == receiver.url
+
+    page = client.post(f"/account/notifications/{notification.pk}/test/", follow=True).content.decode()
+    assert "A test is on its way" in page and "This notification is paused" in page
+    deliveries_done()
+    assert [r.json["event"] for r in receiver.requests] == ["test"]
+
+    client.post(f"/account/notifications/{notification.pk}/active/", {"active": "true"})
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_refuses_a_pause_without_a_state(user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    response = logged_in(user).post(f"/account/notifications/{notification.pk}/active/", {"active": "maybe"})
+    assert response.status_code == 400
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_cannot_pause_another_users_notification(user, other_user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    response = logged_in(other_user).post(f"/account/notifications/{notification.pk}/active/", {"active": "false"})
+    assert response.status_code == 404
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_needs_the_csrf_token_to_pause(user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    client = logged_in(user, enforce_csrf_checks=True)
+    url = f"/account/notifications/{notification.pk}/active/"
+    assert client.post(url, {"active": "false"}).status_code == 403
+    notification.refresh_from_db()
+    assert notification.active
+
+    # with the token of the row's Pause form, the same request goes through
+    page = client.get("/account/notifications/").content.decode()
+    form = re.search(rf'action="{url}".*?name="csrfmiddlewaretoken" value="([^"]+)"', page, re.S)
+    assert form
+    assert client.post(url, {"active": "false", "csrfmiddlewaretoken": form.group(1)}).status_code == 302
+    notification.refresh_from_db()
+    assert not notification.active
+
+
+def test_the_page_pause_needs_login_and_a_post(client, user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    url = f"/account/notifications/{notification.pk}/active/"
+    response = client.post(url, {"active": "false"})
+    assert response.status_code == 302 and "/login" in response["Location"]
+    assert logged_in(user).get(url).status_code == 405
+    notification.refresh_from_db()
+    assert notification.active
