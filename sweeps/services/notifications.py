@@ -1,6 +1,7 @@
 """Notifications: telling a user that a sweep completed, failed or paused for its budget, by a
-signed webhook and/or an e-mail. The page, the API and the admin create, pause, resume and
-delete them here; sweep transitions call notify_on_commit; the worker (RQ job or thread) calls notifications_deliver.
+signed webhook and/or an e-mail. The page and the API create, pause, resume and delete them here
+(the admin only lists and deletes); sweep transitions call notify_on_commit; the worker (RQ job or
+thread) calls notifications_deliver.
 
 A webhook's signing secret is HMAC(SECRET_KEY, salt): shown once, when the notification is made,
 and never stored, so the database alone cannot sign. Rotating SECRET_KEY changes every secret.
