@@ -26,17 +26,17 @@ from sweeps.services.notifications import (
 
 router = Router(tags=["notifications"])
 
-Event = Literal["completed", "failed", "budget"]
+Event = Literal["completed", "failed", "budget", "provider"]
 
 
 def every_event() -> list[Event]:
-    return ["completed", "failed", "budget"]
+    return ["completed", "failed", "budget", "provider"]
 
 
 class NotificationIn(Schema):
     webhook_url: str = Field("", max_length=URL_MAX_LENGTH)
     email: str = Field("", max_length=254)
-    events: list[Event] = Field(default_factory=every_event, description="default: all three", max_length=3)
+    events: list[Event] = Field(default_factory=every_event, description="default: all four", max_length=4)
     experiment_id: int | None = Field(None, ge=1, le=2**63 - 1, description="none: every experiment of yours")
 
 

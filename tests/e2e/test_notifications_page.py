@@ -49,7 +49,7 @@ def test_notify_me_adds_a_notification_for_the_experiment_and_sends_a_test(page:
         row = page.locator("#notifications tbody tr")
         expect(row).to_have_count(1)
         expect(row).to_contain_text("Nightly tickets")
-        expect(row).to_contain_text("completed, budget")
+        expect(row).to_contain_text("completed, budget, provider")
         screenshot(page, "notifications-page")
 
         page.get_by_role("button", name="Send test").click()
@@ -60,7 +60,7 @@ def test_notify_me_adds_a_notification_for_the_experiment_and_sends_a_test(page:
     assert request.json["event"] == "test"
     assert verify(secret, request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
     notification = Notification.objects.get()
-    assert notification.experiment_id == experiment.pk and notification.events == ["completed", "budget"]
+    assert notification.experiment_id == experiment.pk and notification.events == ["completed", "budget", "provider"]
 
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("alert")).to_contain_text("Notification paused")

@@ -11,7 +11,7 @@ from django.core import mail
 from django.utils import timezone
 
 from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from sweeps.models import Notification, Sweep
+from sweeps.models import Notification, Provider, Sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.notifications import (
     notification_create,
@@ -21,6 +21,7 @@ from sweeps.services.notifications import (
 )
 from sweeps.services.sweeps import sweep_fail, sweep_start
 from tests.conftest import logged_in, spec, wait_for_sweep
+from tests.fakes.llm_server import FakeLLMServer, Scripted
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration.api_client import ApiClient
 
@@ -113,6 +114,28 @@ def test_a_budget_pause_notifies_with_its_event(user, receiver, mock_latency):
     assert sweep.status == "paused"
     [request] = receiver.requests
     assert request.json["event"] == "sweep.budget" and request.json["sweep"]["stopped_reason"] == "cost_budget"
+
+
+def test_a_provider_out_of_quota_pauses_the_sweep_and_notifies_with_its_event(user, receiver, mock_latency,
+                                                                              monkeypatch, settings):  # fmt: skip
+    """The quota answer comes from a real OpenAI-protocol server on 127.0.0.1."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    notification_create(owner=user, data={"webhook_url": receiver.url, "events": ["provider"], "email": "a@b.example"})
+    quota = {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota", "code": None}}
+    with FakeLLMServer() as server:
+        server.script(*[Scripted(429, body=quota) for _ in range(20)])
+        Provider.objects.update_or_create(
+            name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
+        )
+        pipeline = [{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "openai/gpt-4o-mini"}]
+        grid = {"type": "grid", "params": {"params.temperature": [0.0]}}
+        sweep = run_sweep(user, pipeline=pipeline, sweep=grid, max_concurrency=1, fail_fast=True)
+
+    assert sweep.status == "paused" and sweep.stopped_reason == "provider_error"
+    [request] = receiver.requests
+    assert request.json["event"] == "sweep.provider" and request.json["sweep"]["stopped_reason"] == "provider_error"
+    [message] = mail.outbox
+    assert message.subject.endswith("paused by its provider") and "quota" in message.body
 
 
 def test_a_failed_sweep_notifies(user, receiver, mock_latency):
