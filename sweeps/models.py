@@ -558,12 +558,12 @@ class ShareLink(models.Model):
 
 
 class Notification(models.Model):
-    """Where to tell a user that a sweep ended (completed, failed) or paused for its budget: a
-    webhook, an e-mail, or both; for one experiment, or for all of the owner's (experiment null).
+    """Where to tell a user that a sweep ended (completed, failed) or paused for its budget or its
+    provider: a webhook, an e-mail, or both; for one experiment, or all the owner's (experiment null).
     The webhook's signing secret is not stored: it is derived from SECRET_KEY and `salt`
     (sweeps/services/notifications.py), so a copy of the database cannot forge deliveries."""
 
-    EVENTS = ("completed", "failed", "budget")
+    EVENTS = ("completed", "failed", "budget", "provider")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     experiment = models.ForeignKey(

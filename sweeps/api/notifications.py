@@ -1,5 +1,5 @@
 """Notifications of the signed-in user: list, create (the webhook's signing secret is in the
-creation's answer only), delete, and send a test delivery."""
+creation's answer only), pause or resume, delete, and send a test delivery."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 
 from django.core.exceptions import ValidationError
 from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict, StrictBool
 
 from sweeps.api.auth import ApiRequest
 from sweeps.api.providers import as_422
@@ -15,26 +16,36 @@ from sweeps.api.schemas import Message
 from sweeps.models import Notification
 from sweeps.selectors.notifications import notification_get, notification_list
 from sweeps.services.notifications import (
+    PAUSED_TEST_NOTE,
     URL_MAX_LENGTH,
     notification_create,
     notification_delete,
     notification_send_test,
+    notification_set_active,
 )
 
 router = Router(tags=["notifications"])
 
-Event = Literal["completed", "failed", "budget"]
+Event = Literal["completed", "failed", "budget", "provider"]
 
 
 def every_event() -> list[Event]:
-    return ["completed", "failed", "budget"]
+    return ["completed", "failed", "budget", "provider"]
 
 
 class NotificationIn(Schema):
     webhook_url: str = Field("", max_length=URL_MAX_LENGTH)
     email: str = Field("", max_length=254)
-    events: list[Event] = Field(default_factory=every_event, description="default: all three", max_length=3)
+    events: list[Event] = Field(default_factory=every_event, description="default: all four", max_length=4)
     experiment_id: int | None = Field(None, ge=1, le=2**63 - 1, description="none: every experiment of yours")
+
+
+class NotificationPatch(Schema):
+    """Only `active` may change: a new URL or e-mail is a new notification (with a new secret)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: StrictBool = Field(description="false pauses it (nothing is sent when sweeps end), true resumes it")
 
 
 class NotificationOut(Schema):
@@ -77,7 +88,18 @@ def delete_notification(request: ApiRequest, notification_id: int):
     return Status(204, None)
 
 
+@router.patch("/{int:notification_id}", response={200: NotificationOut, 401: Message, 404: Message, 422: dict})
+def update_notification(request: ApiRequest, notification_id: int, body: NotificationPatch):
+    """Pause (`{"active": false}`) or resume (`{"active": true}`) a notification; its URL, e-mail,
+    events and signing secret are kept. Any other field is a 422 naming it."""
+    notification = notification_get(user=request.auth, notification_id=notification_id)
+    return out(notification_set_active(notification=notification, active=body.active))
+
+
 @router.post("/{int:notification_id}/test", response={202: Message, 401: Message, 404: Message})
 def test_notification(request: ApiRequest, notification_id: int):
-    notification_send_test(notification=notification_get(user=request.auth, notification_id=notification_id))
-    return Status(202, {"detail": "A test delivery is on its way; the worker's log tells how it went."})
+    """Sent even while the notification is paused (the answer says so)."""
+    notification = notification_get(user=request.auth, notification_id=notification_id)
+    notification_send_test(notification=notification)
+    paused = "" if notification.active else " " + PAUSED_TEST_NOTE
+    return Status(202, {"detail": f"A test delivery is on its way; the worker's log tells how it went.{paused}"})

@@ -1,6 +1,7 @@
-"""Notifications: telling a user that a sweep completed, failed or paused for its budget, by a
-signed webhook and/or an e-mail. The page, the API and the admin create and delete them here;
-sweep transitions call notify_on_commit; the worker (RQ job or thread) calls notifications_deliver.
+"""Notifications: telling a user that a sweep completed, failed or paused (for its budget or its
+provider), by a signed webhook and/or an e-mail. The page and the API create, pause, resume and
+delete them here (the admin only lists and deletes); sweep transitions call notify_on_commit; the
+worker (RQ job or thread) calls notifications_deliver.
 
 A webhook's signing secret is HMAC(SECRET_KEY, salt): shown once, when the notification is made,
 and never stored, so the database alone cannot sign. Rotating SECRET_KEY changes every secret.
@@ -29,8 +30,12 @@ from sweeps.runner.notify import enqueue_notifications
 
 log = logging.getLogger(__name__)
 
-EVENT_OF_REASON = {"completed": "completed", "failed": "failed", "token_budget": "budget", "cost_budget": "budget"}
+EVENT_OF_REASON = {
+    "completed": "completed", "failed": "failed", "token_budget": "budget", "cost_budget": "budget",
+    "provider_error": "provider", "rate_limited": "provider",
+}  # fmt: skip
 URL_MAX_LENGTH = 2000
+PAUSED_TEST_NOTE = "This notification is paused: a test is still sent, but sweeps tell it nothing until you resume it."
 
 
 def allow_list() -> AllowList:
@@ -89,8 +94,19 @@ def notification_delete(*, notification: Notification) -> None:
     notification.delete()
 
 
+def notification_set_active(*, notification: Notification, active: bool) -> Notification:
+    """Pauses (False) or resumes (True) a notification, keeping its URL, e-mail, events and salt,
+    so its signing secret is the same when it resumes. A paused one is left out when a sweep ends
+    (scoped() reads `active` when the sweep ends and again when the worker delivers)."""
+    if notification.active != active:
+        notification.active = active
+        notification.save(update_fields=["active"])
+    return notification
+
+
 def notification_send_test(*, notification: Notification) -> None:
-    """Sends a test delivery (event "test") through the same worker path as a real one."""
+    """Sends a test delivery (event "test") through the same worker path as a real one, paused
+    or not: a test is asked for by hand, e.g. to check the endpoint before resuming."""
     enqueue_notifications(sweep_id=None, event="test", notification_id=notification.pk)
 
 
@@ -167,7 +183,8 @@ def email_text(payload: dict[str, Any]) -> tuple[str, str]:
     if payload["event"] == "test":
         return "PromptLooper: test notification", payload["message"] + "\n"
     sweep, experiment = payload["sweep"], payload["experiment"]
-    what = {"sweep.completed": "completed", "sweep.failed": "failed", "sweep.budget": "paused by its budget"}
+    what = {"sweep.completed": "completed", "sweep.failed": "failed", "sweep.budget": "paused by its budget",
+            "sweep.provider": "paused by its provider"}  # fmt: skip
     subject = f"PromptLooper: sweep {sweep['id']} of “{experiment['name']}” {what[payload['event']]}"
     lines = [
         f"Samples: {sweep['completed']} completed, {sweep['failed']} failed of {sweep['total']}",

@@ -1,19 +1,25 @@
 """The user's notifications page: list, add (a webhook's secret is shown in the answer to the
-POST that made it, and nowhere else), delete, send a test."""
+POST that made it, and nowhere else), pause or resume, delete, send a test."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sweeps.models import Notification
 from sweeps.selectors.experiments import experiment_list
 from sweeps.selectors.notifications import notification_get, notification_list
-from sweeps.services.notifications import notification_create, notification_delete, notification_send_test
+from sweeps.services.notifications import (
+    PAUSED_TEST_NOTE,
+    notification_create,
+    notification_delete,
+    notification_send_test,
+    notification_set_active,
+)
 
 
 def form_data(request: HttpRequest) -> dict:
@@ -64,7 +70,29 @@ def notification_delete_view(request: HttpRequest, notification_id: int) -> Http
 
 @login_required
 @require_POST
+def notification_active_view(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """The form says which state it wants ("true" or "false"), not "flip", so that a form sent
+    twice (or from a stale page) leaves the notification as its button said."""
+    notification = notification_get(user=request.user, notification_id=notification_id)
+    wanted = {"true": True, "false": False}.get(request.POST.get("active", ""))
+    if wanted is None:
+        return HttpResponseBadRequest('"active" must be "true" or "false".')
+    notification_set_active(notification=notification, active=wanted)
+    if wanted:
+        messages.success(request, "Notification resumed: it will hear when a sweep ends.")
+    else:
+        messages.success(request, "Notification paused: sweeps will not tell it until you resume it.")
+    return redirect("notifications")
+
+
+def paused_note(notification: Notification) -> str:
+    return "" if notification.active else " " + PAUSED_TEST_NOTE
+
+
+@login_required
+@require_POST
 def notification_test_view(request: HttpRequest, notification_id: int) -> HttpResponse:
-    notification_send_test(notification=notification_get(user=request.user, notification_id=notification_id))
-    messages.success(request, "A test is on its way; the worker's log tells how it went.")
+    notification = notification_get(user=request.user, notification_id=notification_id)
+    notification_send_test(notification=notification)
+    messages.success(request, f"A test is on its way; the worker's log tells how it went.{paused_note(notification)}")
     return redirect("notifications")

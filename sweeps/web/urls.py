@@ -46,4 +46,9 @@ urlpatterns = [
         notifications.notification_test_view,
         name="notification_test",
     ),  # fmt: skip
+    path(
+        "account/notifications/<int:notification_id>/active/",
+        notifications.notification_active_view,
+        name="notification_active",
+    ),  # fmt: skip
 ]

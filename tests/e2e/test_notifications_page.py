@@ -1,6 +1,7 @@
 """Notifications in a real browser: from the experiment page's "Notify me" to a notification
 for that experiment, its secret shown once, a refused internal URL, and a test delivery that
-the server (daphne, its in-process worker) signs and sends to a receiver on 127.0.0.1."""
+the server (daphne, its in-process worker) signs and sends to a receiver on 127.0.0.1, then
+pausing and resuming it."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_notify_me_adds_a_notification_for_the_experiment_and_sends_a_test(page:
         row = page.locator("#notifications tbody tr")
         expect(row).to_have_count(1)
         expect(row).to_contain_text("Nightly tickets")
-        expect(row).to_contain_text("completed, budget")
+        expect(row).to_contain_text("completed, budget, provider")
         screenshot(page, "notifications-page")
 
         page.get_by_role("button", name="Send test").click()
@@ -59,7 +60,15 @@ def test_notify_me_adds_a_notification_for_the_experiment_and_sends_a_test(page:
     assert request.json["event"] == "test"
     assert verify(secret, request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
     notification = Notification.objects.get()
-    assert notification.experiment_id == experiment.pk and notification.events == ["completed", "budget"]
+    assert notification.experiment_id == experiment.pk and notification.events == ["completed", "budget", "provider"]
+
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_role("alert")).to_contain_text("Notification paused")
+    expect(page.locator("#notifications tbody tr")).to_contain_text("paused")
+    assert not Notification.objects.get().active
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    assert Notification.objects.get().active
 
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_text("No notifications yet.")).to_be_visible()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -10,11 +11,17 @@ from django.core import mail
 from django.utils import timezone
 
 from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from sweeps.models import Notification, Sweep
+from sweeps.models import Notification, Provider, Sweep
 from sweeps.services.experiments import experiment_create
-from sweeps.services.notifications import notification_create, notification_secret
+from sweeps.services.notifications import (
+    notification_create,
+    notification_secret,
+    notification_set_active,
+    notifications_deliver,
+)
 from sweeps.services.sweeps import sweep_fail, sweep_start
 from tests.conftest import logged_in, spec, wait_for_sweep
+from tests.fakes.llm_server import FakeLLMServer, Scripted
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration.api_client import ApiClient
 
@@ -107,6 +114,28 @@ def test_a_budget_pause_notifies_with_its_event(user, receiver, mock_latency):
     assert sweep.status == "paused"
     [request] = receiver.requests
     assert request.json["event"] == "sweep.budget" and request.json["sweep"]["stopped_reason"] == "cost_budget"
+
+
+def test_a_provider_out_of_quota_pauses_the_sweep_and_notifies_with_its_event(user, receiver, mock_latency,
+                                                                              monkeypatch, settings):  # fmt: skip
+    """The quota answer comes from a real OpenAI-protocol server on 127.0.0.1."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    notification_create(owner=user, data={"webhook_url": receiver.url, "events": ["provider"], "email": "a@b.example"})
+    quota = {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota", "code": None}}
+    with FakeLLMServer() as server:
+        server.script(*[Scripted(429, body=quota) for _ in range(20)])
+        Provider.objects.update_or_create(
+            name="openai", defaults={"kind": "openai", "base_url": server.url, "api_key_env": "OPENAI_API_KEY"}
+        )
+        pipeline = [{"name": "answer", "prompt": "Answer: {{ ticket }}", "model": "openai/gpt-4o-mini"}]
+        grid = {"type": "grid", "params": {"params.temperature": [0.0]}}
+        sweep = run_sweep(user, pipeline=pipeline, sweep=grid, max_concurrency=1, fail_fast=True)
+
+    assert sweep.status == "paused" and sweep.stopped_reason == "provider_error"
+    [request] = receiver.requests
+    assert request.json["event"] == "sweep.provider" and request.json["sweep"]["stopped_reason"] == "provider_error"
+    [message] = mail.outbox
+    assert message.subject.endswith("paused by its provider") and "quota" in message.body
 
 
 def test_a_failed_sweep_notifies(user, receiver, mock_latency):
@@ -264,3 +293,160 @@ def test_the_page_refuses_an_experiment_that_is_not_one_of_yours(user, other_use
     assert response.status_code == 422
     assert f"You have no experiment {chosen}." in response.content.decode()
     assert not Notification.objects.exists()
+
+
+# Pausing and resuming
+
+
+def test_a_paused_notification_is_not_told_and_a_resumed_one_is_with_the_same_secret(user, receiver, mock_latency):
+    notification, secret = notification_create(owner=user, data={"webhook_url": receiver.url})
+    notification_set_active(notification=notification, active=False)
+    run_sweep(user)
+    assert receiver.requests == []
+
+    notification_set_active(notification=notification, active=True)
+    sweep = run_sweep(user)
+    [request] = receiver.requests
+    assert request.json["sweep"]["id"] == sweep.pk
+    assert verify(secret, request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+
+
+def test_a_notification_paused_after_the_sweep_ended_but_before_delivery_is_not_told(user, receiver, mock_latency):
+    """The worker reads `active` again when it delivers: a pause wins over a queued delivery."""
+    notification, _ = notification_create(owner=user, data={"webhook_url": receiver.url})
+    sweep = run_sweep(user)
+    receiver.requests.clear()
+    notification_set_active(notification=notification, active=False)
+    assert notifications_deliver(sweep_id=sweep.pk, event="completed") == 0
+    assert receiver.requests == []
+
+
+def test_a_paused_notification_sends_no_email(user, mock_latency):
+    notification, _ = notification_create(owner=user, data={"email": "alice@example.com"})
+    notification_set_active(notification=notification, active=False)
+    run_sweep(user)
+    assert mail.outbox == []
+
+
+def test_the_api_pauses_and_resumes_a_notification(user, receiver):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"webhook_url": receiver.url, "events": ["failed"]}).json()
+    response = api.patch(f"/notifications/{created['id']}", {"active": False})
+    assert response.status_code == 200
+    paused = response.json()
+    assert paused == {**api.get("/notifications").json()[0], "active": False}
+    assert {k: v for k, v in paused.items() if k != "active"} == {
+        k: v for k, v in created.items() if k not in ("active", "secret")
+    }
+    notification = Notification.objects.get()
+    assert not notification.active and notification_secret(notification) == created["secret"]
+    again = api.patch(f"/notifications/{created['id']}", {"active": False})  # the state asked for, not a flip
+    assert again.status_code == 200 and again.json()["active"] is False
+    assert api.patch(f"/notifications/{created['id']}", {"active": True}).json()["active"] is True
+    assert Notification.objects.get().active
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"active": False, "webhook_url": "https://example.com/"}, "webhook_url"),
+        ({"enabled": False}, "enabled"),  # and "active", missing
+        ({}, "active"),
+        ({"active": "no"}, "active"),
+        ({"active": None}, "active"),
+        ({"active": 0}, "active"),
+    ],
+)
+def test_the_api_refuses_a_patch_with_other_or_bad_fields_naming_them(user, body, field):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"email": "a@example.com"}).json()
+    response = api.patch(f"/notifications/{created['id']}", body)
+    assert response.status_code == 422
+    # ninja's shape for a schema's error: "body", the parameter, then the field
+    assert ["body", "body", field] in [e["loc"] for e in response.json()["detail"]]
+    assert Notification.objects.get().active
+
+
+def test_the_api_cannot_pause_another_users_notification(user, other_user):
+    created = ApiClient(user).post("/notifications", {"email": "a@example.com"}).json()
+    assert ApiClient(other_user).patch(f"/notifications/{created['id']}", {"active": False}).status_code == 404
+    assert ApiClient(user).patch("/notifications/999999", {"active": False}).status_code == 404
+    assert Notification.objects.get().active
+
+
+def test_the_api_sends_a_test_to_a_paused_notification_and_says_it_is_paused(user, receiver):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"webhook_url": receiver.url}).json()
+    api.patch(f"/notifications/{created['id']}", {"active": False})
+    response = api.post(f"/notifications/{created['id']}/test")
+    assert response.status_code == 202 and "This notification is paused" in response.json()["detail"]
+    deliveries_done()
+    assert [r.json["event"] for r in receiver.requests] == ["test"]
+
+
+def test_the_page_pauses_and_resumes_showing_the_state(user, receiver):
+    client = logged_in(user)
+    notification, _ = notification_create(owner=user, data={"webhook_url": receiver.url})
+    row = f'<tr id="notification-{notification.pk}">'
+    page = client.get("/account/notifications/").content.decode()
+    assert row in page and '<input type="hidden" name="active" value="false">' in page and ">Pause</button>" in page
+
+    response = client.post(f"/account/notifications/{notification.pk}/active/", {"active": "false"}, follow=True)
+    page = response.content.decode()
+    assert "Notification paused" in page
+    assert f'<tr id="notification-{notification.pk}" class="paused">' in page and "<strong>paused</strong>" in page
+    assert '<input type="hidden" name="active" value="true">' in page and ">Resume</button>" in page
+    notification.refresh_from_db()
+    assert not notification.active and notification.webhook_url == receiver.url
+
+    page = client.post(f"/account/notifications/{notification.pk}/test/", follow=True).content.decode()
+    assert "A test is on its way" in page and "This notification is paused" in page
+    deliveries_done()
+    assert [r.json["event"] for r in receiver.requests] == ["test"]
+
+    client.post(f"/account/notifications/{notification.pk}/active/", {"active": "true"})
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_refuses_a_pause_without_a_state(user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    response = logged_in(user).post(f"/account/notifications/{notification.pk}/active/", {"active": "maybe"})
+    assert response.status_code == 400
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_cannot_pause_another_users_notification(user, other_user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    response = logged_in(other_user).post(f"/account/notifications/{notification.pk}/active/", {"active": "false"})
+    assert response.status_code == 404
+    notification.refresh_from_db()
+    assert notification.active
+
+
+def test_the_page_needs_the_csrf_token_to_pause(user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    client = logged_in(user, enforce_csrf_checks=True)
+    url = f"/account/notifications/{notification.pk}/active/"
+    assert client.post(url, {"active": "false"}).status_code == 403
+    notification.refresh_from_db()
+    assert notification.active
+
+    # with the token of the row's Pause form, the same request goes through
+    page = client.get("/account/notifications/").content.decode()
+    form = re.search(rf'action="{url}".*?name="csrfmiddlewaretoken" value="([^"]+)"', page, re.S)
+    assert form
+    assert client.post(url, {"active": "false", "csrfmiddlewaretoken": form.group(1)}).status_code == 302
+    notification.refresh_from_db()
+    assert not notification.active
+
+
+def test_the_page_pause_needs_login_and_a_post(client, user):
+    notification, _ = notification_create(owner=user, data={"email": "a@example.com"})
+    url = f"/account/notifications/{notification.pk}/active/"
+    response = client.post(url, {"active": "false"})
+    assert response.status_code == 302 and "/login" in response["Location"]
+    assert logged_in(user).get(url).status_code == 405
+    notification.refresh_from_db()
+    assert notification.active
