@@ -9,6 +9,8 @@ import io
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sweeps.models import Rating, Run, RunSample, Score, Sweep
@@ -311,6 +313,31 @@ def test_the_experiment_page_shows_the_agreement_once_both_exist(user):
     page = client.get(f"/experiments/{sweep.experiment_id}/").content.decode()
     shown = re.search(r'<p class="agreement" id="agreement-1".*?</p>', page, re.S).group(0)
     assert "Judge agreement: <strong>67 %</strong> (4/6), κ = 0.33" in " ".join(shown.split())
+
+
+@pytest.mark.django_db
+def test_the_agreement_costs_one_query_however_many_samples_are_rated(user):
+    """The experiment page of a judged sweep: the agreement is one grouped read of the verdicts
+    against the ratings, so its queries do not grow with samples or ratings."""
+    sweep, samples = judged_sweep(user)
+    rate_all(user, samples)
+    client = logged_in(user)
+    page = f"/experiments/{sweep.experiment_id}/"
+    client.get(page)  # the verdict of the top two runs is cached from now on
+    with CaptureQueriesContext(connection) as few:
+        assert "Judge agreement" in client.get(page).content.decode()
+
+    for run in sweep.runs.all():
+        for row in range(3, 30):
+            sample = RunSample.objects.create(run=run, sweep=sweep, row_index=row, status="completed", score=1.0)
+            Score.objects.create(sample=sample, scorer_index=1, name="llm_judge", value=1.0, passed=True)
+            Rating.objects.create(sample=sample, run=run, user=user, value="up" if row % 2 else "down")
+    with CaptureQueriesContext(connection) as many:
+        assert "(32/60)" in client.get(page).content.decode()  # 4 of 6, then 2 x 14 of the 2 x 27 more
+
+    # The page's 13 (test_experiment_page) but the cached verdict's, the judge's presence (the
+    # sweep's scorers) and the agreement
+    assert len(many) == len(few) <= 14
 
 
 # --- the export ---
