@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 
 import yaml
 from django.db.models import Prefetch, QuerySet
@@ -65,19 +66,25 @@ def version_diff(version: SpecVersion, previous: SpecVersion | None) -> list[str
 
 
 def without_dataset(text: str) -> str | None:
-    """`text` without its top-level `dataset` entry, other lines untouched; None when the text
-    is not a block mapping whose dataset takes whole lines (JSON, say)."""
+    """`text` without its top-level `dataset` entry (see without_entries)."""
+    return without_entries(text, {"dataset"})
+
+
+def without_entries(text: str, keys: Collection[str]) -> str | None:
+    """`text` without its top-level entries named in `keys`, other lines untouched; None when
+    the text is not a block mapping whose entries take whole lines (JSON, say)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return None
     if not isinstance(root, yaml.MappingNode) or root.flow_style:
         return None
+    lines = text.splitlines(keepends=True)
+    dropped: set[int] = set()
     for key, value in root.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "dataset":
+        if isinstance(key, yaml.ScalarNode) and key.value in keys:
             if key.start_mark.column != 0:
                 return None
             end = value.end_mark.line + (1 if value.end_mark.column else 0)
-            lines = text.splitlines(keepends=True)
-            return "".join(lines[: key.start_mark.line] + lines[end:])
-    return text
+            dropped.update(range(key.start_mark.line, end))
+    return "".join(line for number, line in enumerate(lines) if number not in dropped)

@@ -13,8 +13,7 @@ from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import SpecVersion
 from sweeps.selectors.versions import without_dataset
-from sweeps.services.versions import normal_form
-from sweeps.web.spec_submission import with_kept_dataset
+from sweeps.services.versions import normal_form, with_kept_dataset
 
 # Past either bound the dataset is summarised rather than inlined in the editor
 LARGE_DATASET_ROWS = 20

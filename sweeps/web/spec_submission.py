@@ -17,9 +17,9 @@ from django.conf import settings
 from sweeps.engine.datasets import DatasetError, read_dataset
 from sweeps.engine.errors import FieldError, SpecError
 from sweeps.engine.spec import load_spec_text
+from sweeps.services.versions import with_kept_dataset
 
 DATASET_TYPES = ".csv,.jsonl,.json"
-KEPT_KEYS = ("dataset", "sources")  # what a text without its dataset takes from the saved spec
 
 
 @dataclass
@@ -73,13 +73,6 @@ class SpecSubmission:
         elif self.kept_from is not None:
             data = with_kept_dataset(data, self.kept_from)
         return data
-
-
-def with_kept_dataset(data: Any, saved: dict[str, Any]) -> Any:
-    """A spec typed without its dataset, given the saved spec's dataset (and its `sources`)."""
-    if not isinstance(data, dict) or "dataset" in data:
-        return data
-    return {**data, **{key: saved[key] for key in KEPT_KEYS if key in saved and key not in data}}
 
 
 # --- dataset files ----------------------------------------------------------------------

@@ -138,6 +138,61 @@ def test_a_yaml_body_is_kept_as_sent_comments_and_all(user):
     )
 
 
+@pytest.mark.django_db
+def test_edits_sent_as_data_keep_the_typed_texts_comments(user):
+    """A PATCH or a new dataset rewrites only what it changed: the rest of the text stays as typed."""
+    api = ApiClient(user)
+    response = api.client.post("/api/v1/experiments", TYPED.encode(), content_type="application/yaml",
+                               headers=api.headers())  # fmt: skip
+    experiment_id = response.json()["id"]
+
+    assert api.patch(f"/experiments/{experiment_id}", {"repeats": 2}).status_code == 200
+    patched = api.get(f"/experiments/{experiment_id}/versions/2").json()
+    assert patched["text"] == TYPED + "repeats: 2\n"
+    assert [line for line in patched["diff"].splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        "+repeats: 2"
+    ]
+
+    rows = "ticket,expected\nrefund please,billing\n"
+    replaced = api.client.put(f"/api/v1/experiments/{experiment_id}/dataset", rows, content_type="text/csv",
+                              headers=api.headers())  # fmt: skip
+    assert replaced.status_code == 200, replaced.content
+    text = api.get(f"/experiments/{experiment_id}/versions/3").json()["text"]
+    assert text.startswith("# Ticket triage, typed by hand: this comment must survive\n")
+    assert '    prompt: "Label: {{ ticket }}"   # short on purpose\n' in text and "login broken" not in text
+    assert yaml.safe_load(text)["dataset"] == [{"ticket": "refund please", "expected": "billing"}]
+    assert yaml.safe_load(text)["sources"]["dataset"]["rows"] == 1
+    # The editor shows that text, comments and all.
+    editor = spec_text(logged_in(user).get(f"/experiments/{experiment_id}/edit/").content.decode())
+    assert editor == text
+
+
+@pytest.mark.django_db
+def test_a_text_that_kept_its_rows_out_keeps_them_out_when_the_rows_are_replaced(user):
+    experiment = experiment_create(
+        owner=user,
+        data=spec(
+            pipeline=[{"name": "answer", "prompt": "{{ question }}", "model": "mock/echo"}], dataset=LARGE,
+            sweep={"type": "grid", "params": {"params.temperature": [0.0]}},
+        ),
+    )  # fmt: skip
+    client = logged_in(user)
+    shown = spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode())
+    typed = "# rows are in the file\n" + shown.replace("max_concurrency: 4", "max_concurrency: 3")
+    assert save(client, experiment, typed, dataset_kept="1").status_code == 302
+    assert experiment.versions.get(number=2).text == typed
+
+    api = ApiClient(user)
+    body = "\n".join(json.dumps({**row, "topic": "new"}) for row in LARGE)
+    replaced = api.client.put(f"/api/v1/experiments/{experiment.pk}/dataset", body,
+                              content_type="application/x-ndjson", headers=api.headers())  # fmt: skip
+    assert replaced.status_code == 200, replaced.content
+    latest = experiment.versions.order_by("-number").first()
+    assert latest.number == 3 and latest.text == typed  # the rows changed, not the text
+    assert latest.spec["dataset"][0]["topic"] == "new"
+    assert spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode()) == typed
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sweep_records_its_version_and_the_token_that_started_it(user):
     token, raw = token_create(user=user, name="nightly-ci")
