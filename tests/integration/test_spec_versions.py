@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from sweeps.models import Experiment, SpecVersion
+from sweeps.services import versions
 from sweeps.services.experiments import experiment_create
 from sweeps.services.sweeps import sweep_start
 from sweeps.services.tokens import token_create
@@ -165,6 +166,19 @@ def test_edits_sent_as_data_keep_the_typed_texts_comments(user):
     # The editor shows that text, comments and all.
     editor = spec_text(logged_in(user).get(f"/experiments/{experiment_id}/edit/").content.decode())
     assert editor == text
+
+
+@pytest.mark.django_db
+def test_a_long_text_edited_by_data_is_written_out_whole(user, monkeypatch):
+    """Parsing YAML is slow in Python: past EDITABLE_CHARS the text is not edited in place."""
+    monkeypatch.setattr(versions, "EDITABLE_CHARS", len(TYPED) - 1)
+    api = ApiClient(user)
+    response = api.client.post("/api/v1/experiments", TYPED.encode(), content_type="application/yaml",
+                               headers=api.headers())  # fmt: skip
+    experiment_id = response.json()["id"]
+    assert api.patch(f"/experiments/{experiment_id}", {"repeats": 2}).status_code == 200
+    text = api.get(f"/experiments/{experiment_id}/versions/2").json()["text"]
+    assert "# Ticket triage" not in text and yaml.safe_load(text)["repeats"] == 2
 
 
 @pytest.mark.django_db
