@@ -200,13 +200,14 @@ PROMPTLOOPER_LOGIN_ATTEMPTS_PER_ADDRESS = env_int("PROMPTLOOPER_LOGIN_ATTEMPTS_P
 PROMPTLOOPER_LOGIN_WINDOW_SECONDS = env_int("PROMPTLOOPER_LOGIN_WINDOW_SECONDS", 300)
 # Behind a reverse proxy REMOTE_ADDR is the proxy's: the header it sets names the client instead.
 PROMPTLOOPER_CLIENT_ADDRESS_HEADER = env_request_header("PROMPTLOOPER_CLIENT_ADDRESS_HEADER")
-# The counts live in Redis when there is one (shared by every web process), else in memory.
+# Throttles (sign-ins, notification tests) count in Redis when there is one (shared by every web
+# process), else in memory.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "login_throttle": (
+    "throttle": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "promptlooper"}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "login-throttle"}
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
     ),
 }
 

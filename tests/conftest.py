@@ -57,8 +57,8 @@ def empty_cache():
     from django.core.cache import cache, caches
 
     cache.clear()
-    if caches["login_throttle"].__class__.__name__ == "LocMemCache":  # never flush a Redis
-        caches["login_throttle"].clear()  # failed sign-ins of one test never throttle the next
+    if caches["throttle"].__class__.__name__ == "LocMemCache":  # never flush a Redis
+        caches["throttle"].clear()  # failed sign-ins of one test never throttle the next
 
 
 @pytest.fixture(autouse=True)

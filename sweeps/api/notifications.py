@@ -18,6 +18,7 @@ from sweeps.selectors.notifications import notification_get, notification_list
 from sweeps.services.notifications import (
     PAUSED_TEST_NOTE,
     URL_MAX_LENGTH,
+    TooSoon,
     notification_create,
     notification_delete,
     notification_send_test,
@@ -96,10 +97,14 @@ def update_notification(request: ApiRequest, notification_id: int, body: Notific
     return out(notification_set_active(notification=notification, active=body.active))
 
 
-@router.post("/{int:notification_id}/test", response={202: Message, 401: Message, 404: Message})
+@router.post("/{int:notification_id}/test", response={202: Message, 401: Message, 404: Message, 429: Message})
 def test_notification(request: ApiRequest, notification_id: int):
-    """Sent even while the notification is paused (the answer says so)."""
+    """Sent even while the notification is paused (the answer says so); 429 within
+    TEST_INTERVAL_S of the last test."""
     notification = notification_get(user=request.auth, notification_id=notification_id)
-    notification_send_test(notification=notification)
+    try:
+        notification_send_test(notification=notification)
+    except TooSoon as e:
+        return Status(429, {"detail": str(e)})
     paused = "" if notification.active else " " + PAUSED_TEST_NOTE
     return Status(202, {"detail": f"A test delivery is on its way; the worker's log tells how it went.{paused}"})

@@ -16,6 +16,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import EmailValidator
@@ -27,6 +28,7 @@ from django.utils import timezone
 from sweeps.engine.webhooks import AllowList, WebhookRefused, check_url, deliver
 from sweeps.models import Experiment, Notification, Sweep
 from sweeps.runner.notify import enqueue_notifications
+from sweeps.services import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,13 @@ EVENT_OF_REASON = {
     "provider_error": "provider", "rate_limited": "provider",
 }  # fmt: skip
 URL_MAX_LENGTH = 2000
+TEST_INTERVAL_S = 10  # between two tests of one notification
+
+
+class TooSoon(ServiceError):
+    """A test of the notification was sent a moment ago."""
+
+
 PAUSED_TEST_NOTE = "This notification is paused: a test is still sent, but sweeps tell it nothing until you resume it."
 
 
@@ -106,7 +115,13 @@ def notification_set_active(*, notification: Notification, active: bool) -> Noti
 
 def notification_send_test(*, notification: Notification) -> None:
     """Sends a test delivery (event "test") through the same worker path as a real one, paused
-    or not: a test is asked for by hand, e.g. to check the endpoint before resuming."""
+    or not: a test is asked for by hand, e.g. to check the endpoint before resuming. One per
+    TEST_INTERVAL_S at most: each may hold a worker for its timeouts and retries."""
+    key = f"notification-test:{notification.pk}:{notification.created_at.timestamp()}"
+    if not caches["throttle"].add(key, 1, timeout=TEST_INTERVAL_S):
+        raise TooSoon(
+            f"A test of this notification was sent less than {TEST_INTERVAL_S} s ago: wait before sending another."
+        )
     enqueue_notifications(sweep_id=None, event="test", notification_id=notification.pk)
 
 

@@ -41,13 +41,13 @@ def _keys(request: HttpRequest, username: str) -> list[tuple[str, int]]:
 
 
 def throttled(request: HttpRequest, username: str) -> bool:
-    cache = caches["login_throttle"]
+    cache = caches["throttle"]
     counts = cache.get_many([key for key, _ in _keys(request, username)])
     return any(counts.get(key, 0) >= limit for key, limit in _keys(request, username))
 
 
 def record_failure(request: HttpRequest, username: str) -> None:
-    cache = caches["login_throttle"]
+    cache = caches["throttle"]
     for key, _ in _keys(request, username):
         cache.add(key, 0, timeout=settings.PROMPTLOOPER_LOGIN_WINDOW_SECONDS)  # the window starts now
         try:
@@ -58,7 +58,7 @@ def record_failure(request: HttpRequest, username: str) -> None:
 
 def forget_failures(request: HttpRequest, username: str) -> None:
     """A correct password clears that user's count from that address (not the address's)."""
-    caches["login_throttle"].delete(_keys(request, username)[0][0])
+    caches["throttle"].delete(_keys(request, username)[0][0])
 
 
 class ThrottledModelBackend(ModelBackend):

@@ -15,6 +15,7 @@ from sweeps.selectors.experiments import experiment_list
 from sweeps.selectors.notifications import notification_get, notification_list
 from sweeps.services.notifications import (
     PAUSED_TEST_NOTE,
+    TooSoon,
     notification_create,
     notification_delete,
     notification_send_test,
@@ -93,6 +94,12 @@ def paused_note(notification: Notification) -> str:
 @require_POST
 def notification_test_view(request: HttpRequest, notification_id: int) -> HttpResponse:
     notification = notification_get(user=request.user, notification_id=notification_id)
-    notification_send_test(notification=notification)
-    messages.success(request, f"A test is on its way; the worker's log tells how it went.{paused_note(notification)}")
+    try:
+        notification_send_test(notification=notification)
+    except TooSoon as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(
+            request, f"A test is on its way; the worker's log tells how it went.{paused_note(notification)}"
+        )
     return redirect("notifications")

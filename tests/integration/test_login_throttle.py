@@ -32,7 +32,7 @@ def signed_in(response) -> bool:
 def throttle_cache(request, settings):
     """Embedded mode counts in this process's memory; with REDIS_URL, in Redis."""
     if request.param == "redis":
-        settings.CACHES = {**settings.CACHES, "login_throttle": {
+        settings.CACHES = {**settings.CACHES, "throttle": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS,
             "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}  # fmt: skip
     return request.param

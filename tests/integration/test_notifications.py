@@ -14,6 +14,7 @@ from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from sweeps.models import Notification, Provider, Sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.notifications import (
+    TEST_INTERVAL_S,
     notification_create,
     notification_secret,
     notification_set_active,
@@ -238,6 +239,22 @@ def test_the_api_sends_a_test(user, receiver):
     [request] = receiver.requests
     assert request.json["event"] == "test" and request.json["notification_id"] == created["id"]
     assert verify(created["secret"], request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+
+
+def test_a_second_test_within_the_interval_is_refused_and_sends_nothing(user, receiver):
+    api = ApiClient(user)
+    first = api.post("/notifications", {"webhook_url": receiver.url + "?first"}).json()
+    second = api.post("/notifications", {"webhook_url": receiver.url + "?second"}).json()
+    assert api.post(f"/notifications/{first['id']}/test").status_code == 202
+    again = api.post(f"/notifications/{first['id']}/test")
+    assert again.status_code == 429 and f"less than {TEST_INTERVAL_S} s ago" in again.json()["detail"]
+    assert api.post(f"/notifications/{second['id']}/test").status_code == 202  # each has its own interval
+
+    client = logged_in(user)
+    page = client.post(f"/account/notifications/{first['id']}/test/", follow=True).content.decode()
+    assert f"less than {TEST_INTERVAL_S} s ago: wait before sending another" in page and "A test is on its way" not in page
+    deliveries_done()
+    assert sorted(r.path.split("?")[1] for r in receiver.requests) == ["first", "second"]
 
 
 def test_the_api_needs_a_token():
