@@ -38,13 +38,11 @@ EVENT_OF_REASON = {
 }  # fmt: skip
 URL_MAX_LENGTH = 2000
 TEST_INTERVAL_S = 10  # between two tests of one notification
+PAUSED_TEST_NOTE = "This notification is paused: a test is still sent, but sweeps tell it nothing until you resume it."
 
 
 class TooSoon(ServiceError):
     """A test of the notification was sent a moment ago."""
-
-
-PAUSED_TEST_NOTE = "This notification is paused: a test is still sent, but sweeps tell it nothing until you resume it."
 
 
 def allow_list() -> AllowList:
