@@ -146,6 +146,8 @@ def test_a_paused_sweep_has_no_running_run_and_resume_is_announced_once(user, mo
     sweep = wait_for_sweep(sweep_resume(sweep=sweep), until=("completed", "failed"))
     assert sweep.status == "completed"
     assert set(Run.objects.filter(sweep=sweep).values_list("status", flat=True)) == {"completed"}
+    # Events go out once the status is committed, so a moment after it reads "completed"
+    wait_for(lambda: any(e["type"] == "sweep.completed" for e in sent), timeout=10)
     kinds = [e["type"] for e in sent if e["type"].startswith("sweep.") and e["type"] != "sweep.progress"]
     assert kinds == ["sweep.queued", "sweep.started", "sweep.paused", "sweep.resumed", "sweep.completed"]
 
