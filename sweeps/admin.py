@@ -289,9 +289,10 @@ class NotificationAdmin(ReadOnly):
     shown once and its URL checked against PROMPTLOOPER_WEBHOOK_ALLOW; here they can be looked at
     or deleted. The salt is never displayed: with SECRET_KEY it is the signing secret."""
 
-    list_display = ["owner", "webhook_url", "email", "events", "experiment", "active", "created_at"]
-    list_filter = ["active"]
+    list_display = ["owner", "webhook_url", "email", "events", "experiment", "active", "last_ok", "last_sent_at"]
+    list_filter = ["active", "last_ok"]
     search_fields = ["owner__username", "webhook_url", "email"]
     list_select_related = ["owner", "experiment"]
-    readonly_fields = ("owner", "experiment", "webhook_url", "email", "events", "active", "created_at")
+    readonly_fields = ("owner", "experiment", "webhook_url", "email", "events", "active", "created_at", "last_event",
+                       "last_sent_at", "last_ok", "last_result")  # fmt: skip
     fields = readonly_fields

@@ -575,6 +575,11 @@ class Notification(models.Model):
     events = models.JSONField(default=list)  # a subset of EVENTS
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The latest delivery, for its owner to see (they cannot read the worker's log)
+    last_event = models.CharField(max_length=32, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_ok = models.BooleanField(null=True)
+    last_result = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -57,6 +57,12 @@ class NotificationOut(Schema):
     experiment_id: int | None
     active: bool
     created_at: datetime
+    last_event: str = Field(
+        description="the latest delivery's event (`sweep.completed`, `test`, ...); empty before any"
+    )
+    last_sent_at: datetime | None
+    last_ok: bool | None = Field(description="whether the latest delivery reached every target; null before any")
+    last_result: str = Field(description='what it gave, e.g. "webhook: HTTP 200; e-mail sent"')
 
 
 class NotificationCreated(NotificationOut):
@@ -107,4 +113,6 @@ def test_notification(request: ApiRequest, notification_id: int):
     except TooSoon as e:
         return Status(429, {"detail": str(e)})
     paused = "" if notification.active else " " + PAUSED_TEST_NOTE
-    return Status(202, {"detail": f"A test delivery is on its way; the worker's log tells how it went.{paused}"})
+    return Status(
+        202, {"detail": f"A test delivery is on its way; this notification's last_result says how it went.{paused}"}
+    )

@@ -25,7 +25,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from sweeps.engine.webhooks import AllowList, WebhookRefused, check_url, deliver
+from sweeps.engine.webhooks import AllowList, Delivery, WebhookRefused, check_url, deliver
 from sweeps.models import Experiment, Notification, Sweep
 from sweeps.runner.notify import enqueue_notifications
 from sweeps.services import ServiceError
@@ -214,6 +214,7 @@ def deliver_one(notification: Notification, payload: dict[str, Any]) -> None:
     """One notification's webhook and e-mail; failures are logged (without the secret), not raised,
     so one broken endpoint never keeps the others from hearing."""
     context = {"notification": notification.pk, "event": payload["event"]}
+    results: list[tuple[bool, str]] = []
     if notification.webhook_url:
         outcome = deliver(
             notification.webhook_url,
@@ -229,14 +230,29 @@ def deliver_one(notification: Notification, payload: dict[str, Any]) -> None:
                        "attempts=%(attempts)s status=%(status)s error=%(error)s",
                 {**context, "delivered": outcome.delivered, "attempts": outcome.attempts,
                  "status": outcome.status, "error": outcome.error or "-"})  # fmt: skip
+        results.append((outcome.delivered, webhook_result(outcome)))
     if notification.email:
         subject, body = email_text(payload)
         try:
             send_mail(subject, body, None, [notification.email])
         except Exception as e:  # an SMTP server down must not fail the job that delivers the others
             log.warning("email notification=%s event=%s failed: %s", notification.pk, payload["event"], e)
+            results.append((False, f"e-mail failed: {type(e).__name__}: {e}"))
         else:
             log.info("email notification=%s event=%s sent", notification.pk, payload["event"])
+            results.append((True, "e-mail sent"))
+    Notification.objects.filter(pk=notification.pk).update(
+        last_event=payload["event"][:32], last_sent_at=timezone.now(), last_ok=all(ok for ok, _ in results),
+        last_result="; ".join(text for _, text in results)[:500],
+    )  # fmt: skip
+
+
+def webhook_result(outcome: Delivery) -> str:
+    """One line for the notification's owner: "webhook: HTTP 200", or what went wrong and how often."""
+    tries = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
+    if outcome.delivered:
+        return f"webhook: HTTP {outcome.status}{tries}"
+    return f"webhook failed{tries}: {outcome.error}"
 
 
 def notifications_deliver(*, sweep_id: int | None, event: str, notification_id: int | None = None) -> int:

@@ -100,6 +100,6 @@ def notification_test_view(request: HttpRequest, notification_id: int) -> HttpRe
         messages.error(request, str(e))
     else:
         messages.success(
-            request, f"A test is on its way; the worker's log tells how it went.{paused_note(notification)}"
+            request, f"A test is on its way; reload to see how it went (Last delivery).{paused_note(notification)}"
         )
     return redirect("notifications")

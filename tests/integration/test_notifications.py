@@ -87,6 +87,9 @@ def test_delivery_gives_up_after_the_configured_attempts(user, receiver, setting
     assert [r.status for r in receiver.requests] == [500, 503]
     assert "delivered=False attempts=2 status=503 error=HTTP 503" in caplog.text
     assert secret not in caplog.text
+    notification.refresh_from_db()  # and its owner, who cannot read that log, sees it too
+    assert (notification.last_event, notification.last_ok) == ("sweep.completed", False)
+    assert notification.last_result == "webhook failed after 2 attempts: HTTP 503"
 
 
 def test_a_url_allowed_when_saved_but_not_when_sent_is_not_called(user, receiver, settings, mock_latency, caplog):
@@ -239,6 +242,23 @@ def test_the_api_sends_a_test(user, receiver):
     [request] = receiver.requests
     assert request.json["event"] == "test" and request.json["notification_id"] == created["id"]
     assert verify(created["secret"], request.headers[TIMESTAMP_HEADER], request.body, request.headers[SIGNATURE_HEADER])
+
+
+def test_the_latest_delivery_is_shown_to_the_owner_on_the_page_and_in_the_api(user, receiver):
+    api = ApiClient(user)
+    created = api.post("/notifications", {"webhook_url": receiver.url, "email": "alice@example.com"}).json()
+    assert api.get("/notifications").json()[0]["last_sent_at"] is None
+    assert "–" in logged_in(user).get("/account/notifications/").content.decode()
+
+    assert api.post(f"/notifications/{created['id']}/test").status_code == 202
+    deliveries_done()
+
+    [listed] = api.get("/notifications").json()
+    assert (listed["last_event"], listed["last_ok"]) == ("test", True) and listed["last_sent_at"]
+    assert listed["last_result"] == "webhook: HTTP 200; e-mail sent"
+    page = logged_in(user).get("/account/notifications/").content.decode()
+    cell = re.search(r'<td class="last-delivery">(.*?)</td>', page, re.S).group(1)
+    assert '<span class="pass">✓</span> test,' in cell and "webhook: HTTP 200; e-mail sent" in cell
 
 
 def test_a_second_test_within_the_interval_is_refused_and_sends_nothing(user, receiver):
