@@ -8,18 +8,23 @@ import io
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from sweeps.selectors.experiments import experiment_get
+from sweeps.selectors.export import csv_cell
 from sweeps.selectors.versions import version_diff, version_get, version_list, version_previous
 from sweeps.web.editor_text import dataset_columns
+
+VERSIONS_PER_PAGE = 50
 
 
 @login_required
 def experiment_versions(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = experiment_get(user=request.user, experiment_id=experiment_id)
-    context = {"experiment": experiment, "versions": list(version_list(experiment))}
+    page = Paginator(version_list(experiment), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"experiment": experiment, "page": page}
     return render(request, "sweeps/versions.html", context)
 
 
@@ -42,7 +47,8 @@ def diff_kind(line: str) -> str:
 
 @login_required
 def experiment_dataset(request: HttpRequest, experiment_id: int, fmt: str) -> HttpResponse:
-    """The experiment's dataset as CSV (values that are not text as JSON) or JSON Lines."""
+    """The experiment's dataset as CSV (values that are not text as JSON, a cell a spreadsheet would
+    run as a formula prefixed with ') or JSON Lines."""
     experiment = experiment_get(user=request.user, experiment_id=experiment_id)
     rows = experiment.spec.get("dataset") or []
     if fmt == "jsonl":
@@ -52,7 +58,7 @@ def experiment_dataset(request: HttpRequest, experiment_id: int, fmt: str) -> Ht
         writer = csv.DictWriter(out, fieldnames=dataset_columns(rows))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in row.items()})
+            writer.writerow({key: csv_cell(value) for key, value in row.items()})  # formulas neutralised, as in exports
         body, content_type = out.getvalue(), "text/csv"
     else:
         raise Http404("The dataset downloads as csv or jsonl")

@@ -4,7 +4,9 @@ started it); the version pages and API routes show them, with a diff against the
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import re
 
@@ -13,7 +15,7 @@ import yaml
 
 from sweeps.models import Experiment, SpecVersion
 from sweeps.services import versions
-from sweeps.services.experiments import experiment_create
+from sweeps.services.experiments import experiment_create, experiment_update
 from sweeps.services.sweeps import sweep_start
 from sweeps.services.tokens import token_create
 from tests.conftest import logged_in, spec, wait_for_sweep
@@ -290,6 +292,30 @@ def test_a_large_dataset_is_summarised_in_the_editor_and_kept_on_save(user):
     jsonl = client.get(f"/experiments/{experiment.pk}/dataset.jsonl").content.decode().splitlines()
     assert [json.loads(line) for line in jsonl] == LARGE
     assert client.get(f"/experiments/{experiment.pk}/dataset.xml").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_dataset_download_neutralises_spreadsheet_formulas(user):
+    rows = [{"ticket": '=HYPERLINK("https://evil.example", "click")', "expected": "billing", "n": 3}]
+    experiment = experiment_create(owner=user, data=spec(dataset=rows))
+    body = logged_in(user).get(f"/experiments/{experiment.pk}/dataset.csv").content.decode()
+    [row] = csv.DictReader(io.StringIO(body))
+    assert row["ticket"] == "'" + rows[0]["ticket"] and row["expected"] == "billing" and row["n"] == "3"
+
+
+@pytest.mark.django_db
+def test_the_versions_page_is_paginated(user):
+    experiment = experiment_create(owner=user, data=spec(name="v1"))
+    for number in range(2, 56):
+        experiment_update(experiment=experiment, data=spec(name=f"v{number}"), author=user, via="api")
+    client = logged_in(user)
+    first = client.get(f"/experiments/{experiment.pk}/versions/").content.decode()
+    second = client.get(f"/experiments/{experiment.pk}/versions/", {"page": 2}).content.decode()
+    shown = [[int(n) for n in re.findall(r'<tr data-version="(\d+)">', page)] for page in (first, second)]
+    assert shown == [list(range(55, 5, -1)), list(range(5, 0, -1))]
+    assert "(current)" in first and "(current)" not in second
+    assert "page 1 of 2" in first and 'rel="next"' in first
+    assert client.get(f"/experiments/{experiment.pk}/versions/", {"page": "x"}).status_code == 200  # the first
 
 
 @pytest.mark.django_db
