@@ -50,6 +50,20 @@ def numbers(experiment) -> list[int]:
     return list(experiment.versions.order_by("number").values_list("number", flat=True))
 
 
+LARGE = [{"question": f"q{i}", "expected": f"a{i}", "topic": "t"} for i in range(60)]
+
+
+def large_dataset_experiment(owner) -> Experiment:
+    """60 rows: past what the editor inlines."""
+    return experiment_create(
+        owner=owner,
+        data=spec(
+            pipeline=[{"name": "answer", "prompt": "{{ question }}", "model": "mock/echo"}], dataset=LARGE,
+            sweep={"type": "grid", "params": {"params.temperature": [0.0]}},
+        ),
+    )  # fmt: skip
+
+
 @pytest.mark.django_db
 def test_editing_twice_in_the_editor_keeps_each_text_as_typed_and_an_unchanged_resave_adds_none(user):
     client = logged_in(user)
@@ -185,13 +199,7 @@ def test_a_long_text_edited_by_data_is_written_out_whole(user, monkeypatch):
 
 @pytest.mark.django_db
 def test_a_text_that_kept_its_rows_out_keeps_them_out_when_the_rows_are_replaced(user):
-    experiment = experiment_create(
-        owner=user,
-        data=spec(
-            pipeline=[{"name": "answer", "prompt": "{{ question }}", "model": "mock/echo"}], dataset=LARGE,
-            sweep={"type": "grid", "params": {"params.temperature": [0.0]}},
-        ),
-    )  # fmt: skip
+    experiment = large_dataset_experiment(user)
     client = logged_in(user)
     shown = spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode())
     typed = "# rows are in the file\n" + shown.replace("max_concurrency: 4", "max_concurrency: 3")
@@ -251,18 +259,9 @@ def test_cli_named_experiment_keeps_the_file_text_and_adds_a_version_only_on_cha
     assert [s.spec_version.number for s in experiment.sweeps.order_by("pk")] == [1, 1, 2]
 
 
-LARGE = [{"question": f"q{i}", "expected": f"a{i}", "topic": "t"} for i in range(60)]
-
-
 @pytest.mark.django_db
 def test_a_large_dataset_is_summarised_in_the_editor_and_kept_on_save(user):
-    experiment = experiment_create(
-        owner=user,
-        data=spec(
-            pipeline=[{"name": "answer", "prompt": "{{ question }}", "model": "mock/echo"}], dataset=LARGE,
-            sweep={"type": "grid", "params": {"params.temperature": [0.0]}},
-        ),
-    )  # fmt: skip
+    experiment = large_dataset_experiment(user)
     client = logged_in(user)
     page = client.get(f"/experiments/{experiment.pk}/edit/").content.decode()
     shown = spec_text(page)
