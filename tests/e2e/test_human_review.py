@@ -5,9 +5,9 @@ note never triggers a shortcut; the compare page takes ratings by mouse."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
-from sweeps.models import Rating
+from sweeps.models import Rating, RunSample
 from tests.conftest import PASSWORDS, wait_for
 from tests.e2e.conftest import log_in, screenshot
 from tests.integration.test_human_review import judged_sweep
@@ -19,12 +19,17 @@ def ratings() -> dict[int, tuple[str, str]]:
     return {r.sample_id: (r.value, r.note) for r in Rating.objects.all()}
 
 
-def test_rating_samples_with_the_keyboard_persists_them(page: Page, user):
+def first_run_page(page: Page, user) -> tuple[RunSample, RunSample, Locator, Locator]:
+    """Alice on the run page of a judged sweep: its first two samples, and where the page shows them."""
     _, samples = judged_sweep(user)
     first, second = samples[0], samples[1]
     log_in(page, "alice", PASSWORDS["alice"])
     page.goto(f"/runs/{first.run_id}/")
-    one, two = page.locator(f"#sample-{first.pk}"), page.locator(f"#sample-{second.pk}")
+    return first, second, page.locator(f"#sample-{first.pk}"), page.locator(f"#sample-{second.pk}")
+
+
+def test_rating_samples_with_the_keyboard_persists_them(page: Page, user):
+    first, second, one, two = first_run_page(page, user)
 
     page.keyboard.press("j")
     expect(one).to_have_class("card sample review-focus")
@@ -56,11 +61,7 @@ def test_rating_samples_with_the_keyboard_persists_them(page: Page, user):
 
 
 def test_a_rating_given_with_the_keyboard_is_taken_back_with_0(page: Page, user):
-    _, samples = judged_sweep(user)
-    first, second = samples[0], samples[1]
-    log_in(page, "alice", PASSWORDS["alice"])
-    page.goto(f"/runs/{first.run_id}/")
-    one, two = page.locator(f"#sample-{first.pk}"), page.locator(f"#sample-{second.pk}")
+    first, second, one, two = first_run_page(page, user)
     clear = one.get_by_role("button", name="Clear")
     expect(clear).to_be_hidden()  # nothing to take back yet
 
