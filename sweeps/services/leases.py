@@ -13,11 +13,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
-from sweeps.events.messages import run_event, sweep_event
-from sweeps.events.publishing import publish_on_commit
 from sweeps.models import Run, RunSample, Sweep
 
 # A claimed sample whose worker is silent this long is claimed again; workers renew their
@@ -25,9 +23,6 @@ from sweeps.models import Run, RunSample, Sweep
 LEASE = timedelta(seconds=settings.PROMPTLOOPER_LEASE_SECONDS)
 # What a sample given back looks like: no one holds it.
 RELEASED = {"status": RunSample.Status.PENDING, "lease_owner": "", "lease_until": None}
-# A sample whose worker died this many times while holding it fails instead of going back: one
-# that kills its worker (an answer too large for its memory, say) is not paid for forever.
-MAX_CLAIMS = 3
 
 
 def lease_expired() -> Q:
@@ -59,34 +54,10 @@ def claim_samples(sweep_id: int, owner: str, limit: int) -> list[tuple[int, int,
 
 
 def reclaim_expired(sweep_id: int) -> int:
-    """Samples whose worker stopped renewing its lease (it died) become pending again, but for
-    those held MAX_CLAIMS times already, which fail. Returns how many went back to pending."""
-    expired = RunSample.objects.filter(
+    """Samples whose worker stopped renewing its lease (it died) become pending again."""
+    return RunSample.objects.filter(
         sweep_id=sweep_id, status=RunSample.Status.RUNNING, lease_until__lt=timezone.now()
-    )
-    if expired.filter(attempts__gte=MAX_CLAIMS).exists():
-        fail_claimed_too_often(sweep_id, expired.filter(attempts__gte=MAX_CLAIMS))
-    return expired.update(**RELEASED)
-
-
-def fail_claimed_too_often(sweep_id: int, samples: QuerySet[RunSample]) -> None:
-    """Fail samples whose every worker died holding them, counting them as the executor counts a
-    failed sample, and close the runs they were the last open samples of."""
-    # Imported here: recording reads selectors that import this module (LEASE, stale).
-    from sweeps.selectors.sweeps import sweeps_with_owner
-    from sweeps.services.recording import close_finished_runs
-
-    run_ids = set(samples.values_list("run_id", flat=True))
-    failed = samples.update(
-        status=RunSample.Status.FAILED, lease_until=None, finished_at=timezone.now(), score=None,
-        error=f"its worker died (was killed or crashed) each of the {MAX_CLAIMS} times it ran this sample; "
-        "not tried again",
-    )  # fmt: skip
-    Sweep.objects.filter(id=sweep_id).update(failed=F("failed") + failed)
-    closed = close_finished_runs(run_ids)
-    sweep = sweeps_with_owner().get(id=sweep_id)
-    events = [run_event("failed" if r.status == Run.Status.FAILED else "completed", r, sweep) for r in closed]
-    publish_on_commit([*events, sweep_event("progress", sweep)])
+    ).update(**RELEASED)
 
 
 def start_runs(run_ids: Sequence[int]) -> list[Run]:
