@@ -177,11 +177,13 @@ def deliver(
 ) -> Delivery:
     """POSTs the signed payload, retrying timeouts, connection errors and 5xx (backoff doubling
     from `backoff` seconds) up to `attempts` tries in all; a 4xx is the receiver's answer and is
-    not retried. Redirects are not followed: they could lead anywhere the policy forbids."""
+    not retried. Redirects are not followed: they could lead anywhere the policy forbids. Only
+    the status is read, never the body (a receiver could answer with gigabytes), and no proxy
+    from the environment is used (the call goes to the address the policy approved)."""
     body = encode(payload)
     outcome = Delivery()
     own = client is None
-    http = client or httpx.Client(timeout=timeout, follow_redirects=False)
+    http = client or httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
     try:
         for attempt in range(1, attempts + 1):
             outcome.attempts = attempt
@@ -199,16 +201,17 @@ def deliver(
                 SIGNATURE_HEADER: sign(secret, timestamp, body),
             }
             try:
-                response = http.post(target, content=body, headers=headers, extensions=extensions)
+                with http.stream("POST", target, content=body, headers=headers, extensions=extensions) as response:
+                    status = response.status_code
             except httpx.HTTPError as e:
                 outcome.status, outcome.error = None, f"{type(e).__name__}: {e}"
             else:
-                outcome.status = response.status_code
-                if response.status_code < 300:
+                outcome.status = status
+                if status < 300:
                     outcome.delivered, outcome.error = True, ""
                     return outcome
-                outcome.error = f"HTTP {response.status_code}"
-                if not retryable(response.status_code):
+                outcome.error = f"HTTP {status}"
+                if not retryable(status):
                     return outcome
             if attempt < attempts:
                 wait = backoff * 2 ** (attempt - 1)

@@ -34,7 +34,20 @@ def deliver_in_thread(*args: Any) -> None:
         connections.close_all()  # this thread's own connection: left open, it would outlive the thread
 
 
-def enqueue_notifications(*, sweep_id: int | None, event: str, notification_id: int | None = None) -> None:
+def job_timeout(count: int) -> int:
+    """Seconds for `count` notifications' every attempt (connect, send, wait for the status: each
+    up to the timeout) and the waits between them, with room for an e-mail each. httpx's timeout
+    bounds each read, not a whole call, so a receiver trickling its answer a byte at a time would
+    hold the worker for ever: past this, RQ ends the job and the worker serves sweeps again."""
+    attempts = settings.PROMPTLOOPER_WEBHOOK_ATTEMPTS
+    one = attempts * 3 * settings.PROMPTLOOPER_WEBHOOK_TIMEOUT_SECONDS + 2**attempts + 10
+    return int(count * one)
+
+
+def enqueue_notifications(
+    *, sweep_id: int | None, event: str, notification_id: int | None = None, count: int = 1
+) -> None:
+    """`count`: how many notifications the job delivers, which its time limit allows for."""
     args = (sweep_id, event, notification_id)
     if settings.EMBEDDED_WORKER:
         # Not a daemon: a process exiting right after a sweep still delivers what it owes.
@@ -42,6 +55,7 @@ def enqueue_notifications(*, sweep_id: int | None, event: str, notification_id: 
         threading.Thread(target=deliver_in_thread, args=args, name=name).start()
         return
     try:
-        django_rq.get_queue("sweeps", commit_mode="auto").enqueue(deliver_notifications, *args)
+        queue = django_rq.get_queue("sweeps", commit_mode="auto")
+        queue.enqueue(deliver_notifications, *args, job_timeout=job_timeout(count))
     except RedisError as e:
         log.error("could not enqueue notifications for sweep %s (%s): %s", sweep_id, event, e)

@@ -37,6 +37,8 @@ EVENT_OF_REASON = {
     "provider_error": "provider", "rate_limited": "provider",
 }  # fmt: skip
 URL_MAX_LENGTH = 2000
+EMAIL_MAX_LENGTH = 254
+PER_USER = 20  # notifications a user may have: each may cost a worker its timeouts and retries
 TEST_INTERVAL_S = 10  # between two tests of one notification
 PAUSED_TEST_NOTE = "This notification is paused: a test is still sent, but sweeps tell it nothing until you resume it."
 
@@ -73,7 +75,9 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
         try:
             EmailValidator()(email)
         except ValidationError:
-            errors["email"] = f"{email!r} is not an e-mail address."
+            errors["email"] = f"{email[:80]!r} is not an e-mail address."
+        if len(email) > EMAIL_MAX_LENGTH:  # the validator allows 320, the column holds 254
+            errors["email"] = f"An e-mail address has at most {EMAIL_MAX_LENGTH} characters."
     if not url and not email:
         errors["webhook_url"] = "Give a webhook URL, an e-mail address, or both."
     if not events:
@@ -81,10 +85,11 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
     elif unknown := [e for e in events if e not in Notification.EVENTS]:
         errors["events"] = f"Unknown events {unknown}: choose among {', '.join(Notification.EVENTS)}."
     if (chosen := data.get("experiment_id")) is not None:
-        experiment_id = int(chosen) if str(chosen).isdigit() and len(str(chosen)) < 19 else None
+        raw = str(chosen)
+        experiment_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
         experiment = Experiment.objects.filter(pk=experiment_id, owner=owner).first() if experiment_id else None
         if experiment is None:
-            errors["experiment_id"] = f"You have no experiment {chosen}."
+            errors["experiment_id"] = f"You have no experiment {raw[:40]}."
     if errors:
         raise ValidationError(errors)
     return {"webhook_url": url, "email": email, "events": events, "experiment": experiment}
@@ -93,6 +98,10 @@ def validate(*, owner: Any, data: dict[str, Any]) -> dict[str, Any]:
 def notification_create(*, owner: Any, data: dict[str, Any]) -> tuple[Notification, str | None]:
     """Returns the notification and, when it has a webhook, its signing secret (to show once)."""
     fields = validate(owner=owner, data=data)
+    if Notification.objects.filter(owner=owner).count() >= PER_USER:
+        raise ValidationError(
+            {"webhook_url": f"You have {PER_USER} notifications, the most one may have: delete one first."}
+        )
     notification = Notification.objects.create(owner=owner, salt=secrets.token_hex(16), **fields)
     return notification, notification_secret(notification) if notification.webhook_url else None
 
@@ -126,13 +135,14 @@ def notification_send_test(*, notification: Notification) -> None:
 def notify_on_commit(sweep: Sweep, reason: str) -> None:
     """Called inside the transition's transaction: nothing is sent unless it commits."""
     if event := EVENT_OF_REASON.get(reason):
-        transaction.on_commit(lambda: enqueue_if_wanted(sweep.pk, sweep.experiment_id, event))
+        # robust: a failure to enqueue is logged, never raised into the executor (which would fail the sweep)
+        transaction.on_commit(lambda: enqueue_if_wanted(sweep.pk, sweep.experiment_id, event), robust=True)
 
 
 def enqueue_if_wanted(sweep_id: int, experiment_id: int, event: str) -> None:
     # One query at the end of a sweep, so that users without notifications cost no job or thread.
-    if any(event in events for events in scoped(experiment_id).values_list("events", flat=True)):
-        enqueue_notifications(sweep_id=sweep_id, event=event)
+    if count := sum(event in events for events in scoped(experiment_id).values_list("events", flat=True)):
+        enqueue_notifications(sweep_id=sweep_id, event=event, count=count)
 
 
 def scoped(experiment_id: int) -> QuerySet[Notification]:

@@ -261,8 +261,8 @@ def sweep_end_execution(sweep_id: int, reason: str, error: str = "") -> list[dic
 @transaction.atomic
 def sweep_fail(sweep_id: int, error: str) -> list[dict]:
     sweep = locked(sweep_id)
-    if sweep.status in (S.COMPLETED, S.STOPPED):
-        return []  # finished meanwhile (by another worker): what it finished stays true
+    if sweep.status in (S.COMPLETED, S.STOPPED, S.FAILED):
+        return []  # finished meanwhile (by another worker, or failed by one): said once, notified once
     set_status(sweep, S.FAILED, Sweep.Reason.FAILED, error=error[:2000], finished_at=timezone.now())
     RunSample.objects.filter(sweep=sweep, status=RunSample.Status.RUNNING).update(**RELEASED)
     runs_back_to_pending(sweep.pk)

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,20 @@ def test_delivery_retries_a_timeout():
             receiver.url, {}, secret="k", event="e", allow=LOCAL, attempts=2, timeout=0.1, sleep=lambda s: None
         )
     assert not outcome.delivered and outcome.attempts == 2 and "Timeout" in outcome.error
+
+
+def test_delivery_reads_the_status_and_never_the_body():
+    """A receiver answering with a body that never ends (a byte a second, each within the read
+    timeout) cannot hold the worker: the status is all a delivery reads. (Reading the body, the
+    call would go on for as long as the receiver likes.)"""
+    with WebhookReceiver() as receiver, ThreadPoolExecutor(1) as pool:
+        receiver.endless_body = True
+        call = pool.submit(deliver, receiver.url, {"event": "test"}, secret="s", event="test", allow=LOCAL, timeout=5)
+        try:
+            outcome = call.result(timeout=60)
+        finally:
+            receiver.endless_body = False  # lets a stuck call end, at the next read timeout
+    assert outcome.delivered and outcome.status == 200
 
 
 def test_delivery_checks_the_policy_before_sending():

@@ -35,6 +35,8 @@ class WebhookReceiver:
         self.requests: list[Received] = []
         self.statuses: deque[int] = deque()
         self.delay = 0.0  # seconds before answering (to make a client time out)
+        self.endless_body = False  # answer with a body that never ends, a byte a second
+        self.endless_headers = False  # answer with headers that never end, a byte a second
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,9 +45,26 @@ class WebhookReceiver:
                 status = receiver.statuses.popleft() if receiver.statuses else 200
                 receiver.requests.append(Received(self.path, dict(self.headers.items()), body, status))
                 time.sleep(receiver.delay)
+                if receiver.endless_headers:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    while receiver.endless_headers:
+                        try:
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                        except OSError:  # the client hung up
+                            return
+                        time.sleep(1)
+                    return
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(10**12) if receiver.endless_body else "0")
                 self.end_headers()
+                while receiver.endless_body:
+                    try:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    except OSError:  # the client hung up
+                        return
+                    time.sleep(1)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -14,6 +14,7 @@ from sweeps.engine.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from sweeps.models import Notification, Provider, Sweep
 from sweeps.services.experiments import experiment_create
 from sweeps.services.notifications import (
+    PER_USER,
     TEST_INTERVAL_S,
     notification_create,
     notification_secret,
@@ -316,12 +317,43 @@ def test_the_page_adds_shows_the_secret_once_sends_a_test_and_deletes(user, othe
     assert not Notification.objects.exists()
 
 
+def test_the_page_refuses_an_email_longer_than_its_column(user):
+    email = "a" * 64 + "@" + ".".join(["b" * 60] * 3) + ".example"  # valid, and 263 characters
+    response = logged_in(user).post("/account/notifications/", {"email": email, "events": ["completed"]})
+    assert response.status_code == 422
+    assert "An e-mail address has at most 254 characters." in response.content.decode()
+    assert not Notification.objects.exists()
+
+
+def test_a_user_has_at_most_so_many_notifications(user, other_user):
+    for i in range(PER_USER):
+        notification_create(owner=user, data={"email": f"n{i}@example.com"})
+    response = ApiClient(user).post("/notifications", {"email": "one@example.com"})
+    assert response.status_code == 422 and "delete one first" in str(response.json()["detail"])
+    assert Notification.objects.filter(owner=user).count() == PER_USER
+    assert ApiClient(other_user).post("/notifications", {"email": "bob@example.com"}).status_code == 201
+
+
+def test_a_sweep_failed_twice_notifies_once(user, receiver, mock_latency):
+    """Two workers of one sweep may both fail it: the second finds it failed and says nothing."""
+    experiment = experiment_create(owner=user, data=spec())
+    sweep = Sweep.objects.create(experiment=experiment, spec=experiment.spec, status="running",
+                                 started_at=timezone.now())  # fmt: skip
+    notification_create(owner=user, data={"webhook_url": receiver.url, "events": ["failed"]})
+    assert sweep_fail(sweep.pk, "first worker: out of memory")
+    assert sweep_fail(sweep.pk, "second worker: out of memory") == []
+    deliveries_done()
+    assert [r.json["sweep"]["error"] for r in receiver.requests] == ["first worker: out of memory"]
+    sweep.refresh_from_db()
+    assert sweep.error == "first worker: out of memory"
+
+
 def test_the_page_needs_login(client):
     response = client.get("/account/notifications/")
     assert response.status_code == 302 and "/login" in response["Location"]
 
 
-@pytest.mark.parametrize("chosen", ["abc", "99999999999999999999", "theirs"])
+@pytest.mark.parametrize("chosen", ["abc", "99999999999999999999", "²", "theirs"])
 def test_the_page_refuses_an_experiment_that_is_not_one_of_yours(user, other_user, mock_latency, chosen):
     theirs = experiment_create(owner=other_user, data=spec(name="Bob's"))
     chosen = str(theirs.pk) if chosen == "theirs" else chosen
