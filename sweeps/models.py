@@ -82,7 +82,8 @@ class Experiment(TimeStamped):
 class SpecVersion(models.Model):
     """One saved state of an experiment's spec: the text as its author typed it (comments and
     layout kept) and the validated normal form that sweeps of it ran. Written only by
-    services.versions.version_record, when the normal form changes."""
+    services.versions.version_record, when the normal form changes (a resave that changes only
+    comments or layout replaces the latest's text)."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()  # 1, 2, … per experiment
@@ -95,7 +96,7 @@ class SpecVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["experiment", "-number"]
+        ordering = ["experiment_id", "-number"]  # the column: "experiment" would join and order by its ordering
         constraints = [models.UniqueConstraint(fields=["experiment", "number"], name="spec_version_unique_number")]
 
     def __str__(self) -> str:

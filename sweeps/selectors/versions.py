@@ -11,6 +11,10 @@ from django.shortcuts import get_object_or_404
 
 from sweeps.models import Experiment, SpecVersion, Sweep
 
+# Texts are parsed on requests (diffs, the editor, edits sent as data) only up to this size:
+# pure-Python YAML reads about 200 KB a second. Past it they are written out or shown whole.
+EDITABLE_CHARS = 64 * 1024
+
 
 def version_list(experiment: Experiment) -> QuerySet[SpecVersion]:
     """Newest first, with their authors and the ids of the sweeps that ran each, without texts."""
@@ -20,6 +24,11 @@ def version_list(experiment: Experiment) -> QuerySet[SpecVersion]:
 
 def version_latest(experiment: Experiment) -> SpecVersion | None:
     return experiment.versions.order_by("-number").first()
+
+
+def version_latest_id(experiment: Experiment) -> int | None:
+    """The latest version's id alone (a sweep names it): its text and spec are not read."""
+    return experiment.versions.order_by("-number").values_list("pk", flat=True).first()
 
 
 def version_number(sweep: Sweep) -> int | None:
@@ -72,7 +81,10 @@ def without_dataset(text: str) -> str | None:
 
 def without_entries(text: str, keys: Collection[str]) -> str | None:
     """`text` without its top-level entries named in `keys`, other lines untouched; None when
-    the text is not a block mapping whose entries take whole lines (JSON, say)."""
+    the text is not a block mapping whose entries take whole lines (JSON, say), or is longer
+    than EDITABLE_CHARS."""
+    if len(text) > EDITABLE_CHARS:
+        return None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:

@@ -21,7 +21,7 @@ from sweeps.events.publishing import publish_on_commit
 from sweeps.models import Experiment, Run, RunSample, Sweep
 from sweeps.runner.dispatch import QueueUnavailable, dispatch_sweep
 from sweeps.selectors.sweeps import sweeps_with_owner
-from sweeps.selectors.versions import version_latest
+from sweeps.selectors.versions import version_latest_id
 from sweeps.services import ServiceError
 from sweeps.services.experiments import EDITABLE_WHILE_PAUSED, validate_spec
 from sweeps.services.leases import RELEASED, lease_expired, reclaim_expired, stale
@@ -83,7 +83,7 @@ def sweep_start(*, experiment: Experiment, started_by: Any = None, via: str = ""
     sweep = Sweep.objects.create(
         experiment=experiment, spec=spec.to_dict(), max_tokens=spec.budget.max_tokens,
         max_cost_usd=spec.budget.max_cost_usd, started_by=started_by, started_via=via, started_token=token,
-        spec_version=version_latest(experiment),
+        spec_version_id=version_latest_id(experiment),
     )  # fmt: skip
     set_status(sweep, S.QUEUED)
     publish_on_commit([sweep_event("queued", sweep)])

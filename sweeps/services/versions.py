@@ -9,12 +9,9 @@ from typing import Any
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import ExperimentSpec, dump_spec_text, load_spec_text, parse_spec
 from sweeps.models import Experiment, SpecVersion
-from sweeps.selectors.versions import version_latest, without_entries
+from sweeps.selectors.versions import EDITABLE_CHARS, version_latest, without_entries
 
 KEPT_KEYS = ("dataset", "sources")  # what a text without its dataset takes from the saved spec
-# Texts edited in place are parsed three times, at about 200 KB/s (pure-Python YAML): past this
-# size they are written out instead, which costs one dump.
-EDITABLE_CHARS = 64 * 1024
 
 
 def normal_form(spec: dict[str, Any]) -> dict[str, Any]:
@@ -66,14 +63,17 @@ def version_record(
     *, experiment: Experiment, spec: ExperimentSpec, text: str | None, author: Any, via: str
 ) -> SpecVersion | None:
     """A new version when `spec` differs from the latest one's normal form, else None (a resave
-    that changes only comments or layout is not a new version). `text` is the spec as submitted;
+    that changes only comments or layout is not a new version: its text replaces the latest's). `text` is the spec as submitted;
     None when it came as data: then the latest text with the changes rewritten (edited_text), or
     else the normal form written out as YAML. Called by
     services.experiments.experiment_save inside its transaction, after the experiment row is
     locked or created, so two numbers never collide."""
     data = spec.to_dict()
     latest = version_latest(experiment)
-    if latest is not None and normal_form(latest.spec) == data:
+    if latest is not None and (latest.spec == data or normal_form(latest.spec) == data):
+        if text is not None and text != latest.text:  # comments or layout edited: the editor shows them
+            latest.text = text
+            latest.save(update_fields=["text"])
         return None
     return SpecVersion.objects.create(
         experiment=experiment,

@@ -12,7 +12,7 @@ import yaml
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import SpecVersion
-from sweeps.selectors.versions import without_dataset
+from sweeps.selectors.versions import EDITABLE_CHARS, without_dataset
 from sweeps.services.versions import normal_form, with_kept_dataset
 
 # Past either bound the dataset is summarised rather than inlined in the editor
@@ -39,7 +39,10 @@ def large_dataset(spec: dict[str, Any]) -> DatasetSummary | None:
 
 def says_the_same(text: str, spec: dict[str, Any]) -> bool:
     """Whether `text` (a dataset left out taken from `spec`) is `spec` in another layout: a text
-    naming `{file: ...}`, or typed before a rule changed, is not, and is shown written out."""
+    naming `{file: ...}`, or typed before a rule changed, is not, and is shown written out; so is
+    a text too long to parse on a request."""
+    if len(text) > EDITABLE_CHARS:
+        return False
     try:
         data = with_kept_dataset(load_spec_text(text), spec)
         return isinstance(data, dict) and normal_form(data) == normal_form(spec)

@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from sweeps.models import Experiment, SpecVersion
+from sweeps.selectors import versions as version_reads
 from sweeps.services import versions
 from sweeps.services.experiments import experiment_create, experiment_update
 from sweeps.services.sweeps import sweep_start
 from sweeps.services.tokens import token_create
+from sweeps.web import editor_text
 from tests.conftest import logged_in, spec, wait_for_sweep
 from tests.integration.api_client import ApiClient
 from tests.integration.test_cli import sweep_cli
@@ -77,13 +79,14 @@ def test_editing_twice_in_the_editor_keeps_each_text_as_typed_and_an_unchanged_r
 
     edited = TYPED.replace('"Label: {{ ticket }}"', '"Label this: {{ ticket }}"')
     assert save(client, experiment, edited).status_code == 302
-    assert save(client, experiment, edited + "# only a comment more\n").status_code == 302  # same normal form
+    commented = edited + "# only a comment more\n"
+    assert save(client, experiment, commented).status_code == 302  # same normal form
     assert numbers(experiment) == [1, 2]
 
     latest = experiment.versions.get(number=2)
-    assert latest.text == edited and latest.author == user and latest.via == "web"
+    assert latest.text == commented and latest.author == user and latest.via == "web"  # the comment is kept
     assert latest.spec["pipeline"][0]["prompt"] == "Label this: {{ ticket }}"
-    assert spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode()) == edited
+    assert spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode()) == commented
 
 
 @pytest.mark.django_db
@@ -195,6 +198,22 @@ def test_a_long_text_edited_by_data_is_written_out_whole(user, monkeypatch):
     assert api.patch(f"/experiments/{experiment_id}", {"repeats": 2}).status_code == 200
     text = api.get(f"/experiments/{experiment_id}/versions/2").json()["text"]
     assert "# Ticket triage" not in text and yaml.safe_load(text)["repeats"] == 2
+
+
+@pytest.mark.django_db
+def test_a_text_too_long_to_parse_on_a_request_is_shown_written_out(user, monkeypatch):
+    """The editor and the diff parse texts only up to EDITABLE_CHARS (pure-Python YAML is slow)."""
+    client = logged_in(user)
+    client.post("/experiments/new/", {"spec": TYPED, "action": "save"})
+    experiment = Experiment.objects.get()
+    assert spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode()) == TYPED
+    monkeypatch.setattr(editor_text, "EDITABLE_CHARS", len(TYPED) - 1)
+    monkeypatch.setattr(version_reads, "EDITABLE_CHARS", len(TYPED) - 1)
+
+    shown = spec_text(client.get(f"/experiments/{experiment.pk}/edit/").content.decode())
+    assert "# Ticket triage" not in shown and yaml.safe_load(shown)["name"] == "Triage"
+    assert version_reads.without_dataset(TYPED) is None
+    assert client.get(f"/experiments/{experiment.pk}/versions/1/").status_code == 200
 
 
 @pytest.mark.django_db
