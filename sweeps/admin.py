@@ -213,10 +213,11 @@ class RunSampleAdmin(ReadOnly):
 class RatingAdmin(ReadOnly):
     """People's 👍/👎 on samples, to read: they rate on the run and compare pages."""
 
-    list_display = ["id", "sample", "run", "user", "value", "note", "updated_at"]
+    list_display = ["id", "sample_id", "run_id", "user", "value", "note", "updated_at"]
     list_filter = ["value"]
     search_fields = ["note"]
     raw_id_fields = ["sample", "run"]
+    list_select_related = ["user"]  # not the sample and run, whose rows hold texts and configs
 
 
 @admin.register(ResponseCache)

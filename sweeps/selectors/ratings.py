@@ -11,7 +11,8 @@ from typing import Any
 from django.db.models import Count, Q
 
 from sweeps.engine.agreement import agreement
-from sweeps.models import Rating, Score, Sweep
+from sweeps.models import Rating, Sweep
+from sweeps.selectors.sweeps import sweep_page_facts
 
 JUDGE_TYPE = "llm_judge"
 
@@ -33,12 +34,8 @@ def human_shares(run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     return {run_id: {"up": up, "count": count, "share": up / count} for run_id, up, count in rows if count}
 
 
-def judge_scorers(sweep: Sweep) -> dict[int, str]:
-    """The sweep's llm_judge scorers by scorer index, with the name their Score rows carry. Reads
-    the snapshot's scorers alone: pages load sweeps without the spec, which holds the dataset."""
-    scorers = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", flat=True).first()
-    if not isinstance(scorers, list):
-        return {}
+def judge_scorers(scorers: list[dict[str, Any]]) -> dict[int, str]:
+    """The llm_judge scorers among a sweep's, by scorer index, with the name their Score rows carry."""
     return {
         i: s.get("name") or s.get("type", "?")
         for i, s in enumerate(scorers)
@@ -46,16 +43,18 @@ def judge_scorers(sweep: Sweep) -> dict[int, str]:
     }
 
 
-def sweep_agreement(sweep: Sweep) -> list[dict[str, Any]]:
+def sweep_agreement(sweep: Sweep, scorers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Per llm_judge scorer of the sweep, its verdicts against the ratings of the same samples:
     counts, accuracy and Cohen's kappa (engine/agreement.py). Empty without a judge; a judge
-    with no rated sample has zero pairs. Two queries; one without a judge."""
-    judges = judge_scorers(sweep)
+    with no rated sample has zero pairs. `scorers`: the sweep's, when the caller has read them
+    (else one read of them alone: the spec holds the dataset). Then one query, from the sweep's
+    ratings (few) to their samples' judge verdicts; none without a judge."""
+    judges = judge_scorers(sweep_page_facts(sweep)[0] if scorers is None else scorers)
     if not judges:
         return []
     pairs: dict[int, list[tuple[bool, bool]]] = defaultdict(list)
-    found = Score.objects.filter(sample__sweep=sweep, scorer_index__in=list(judges), sample__ratings__isnull=False)
-    for index, passed, value in found.values_list("scorer_index", "passed", "sample__ratings__value"):
+    found = Rating.objects.filter(run__sweep_id=sweep.pk, sample__scores__scorer_index__in=list(judges))
+    for index, passed, value in found.values_list("sample__scores__scorer_index", "sample__scores__passed", "value"):
         pairs[index].append((passed, value == Rating.Value.UP))
     out = []
     for index, name in judges.items():

@@ -109,16 +109,19 @@ def sweep_latest_figures(experiment: Experiment) -> Sweep | None:
 
 def sweep_scorer_names(sweep: Sweep) -> list[str]:
     """The names of the sweep's scorers, in order, read without the rest of its spec."""
-    return sweep_page_facts(sweep)[0]
+    return scorer_names(sweep_page_facts(sweep)[0])
 
 
-def sweep_page_facts(sweep: Sweep) -> tuple[list[str], dict[str, Any]]:
+def scorer_names(scorers: list[dict[str, Any]]) -> list[str]:
+    return [scorer.get("name", scorer.get("type", "?")) for scorer in scorers]
+
+
+def sweep_page_facts(sweep: Sweep) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """What the experiment page needs of a sweep's spec, read without the rest of it (the dataset
-    above all): its scorers' names in order, and its swept parameters as written."""
+    above all): its scorers and its swept parameters, as written."""
     found = Sweep.objects.filter(pk=sweep.pk).values_list("spec__scorers", "spec__sweep__params").first()
     scorers, params = found or (None, None)
-    names = [scorer.get("name", scorer.get("type", "?")) for scorer in scorers or []]
-    return names, params if isinstance(params, dict) else {}
+    return (scorers if isinstance(scorers, list) else []), (params if isinstance(params, dict) else {})
 
 
 def sweeps_with_owner() -> QuerySet[Sweep]:

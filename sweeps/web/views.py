@@ -39,6 +39,7 @@ from sweeps.selectors.runs import scorer_means
 from sweeps.selectors.shares import share_check_sweep, share_path, share_sweeps
 from sweeps.selectors.sweeps import (
     latest_sweeps,
+    scorer_names,
     sweep_history,
     sweep_latest_figures,
     sweep_page_facts,
@@ -218,11 +219,11 @@ def human_cell(share: dict[str, Any] | None) -> str:
     return "–" if share is None else f"{share['share']:.0%} ({share['up']}/{share['count']})".replace("%", " %")
 
 
-def agreement_context(sweep: Sweep) -> list[dict[str, Any]]:
+def agreement_context(sweep: Sweep, scorers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each llm_judge's agreement with the ratings, worded for the page; only judges with rated
     samples (with none, there is nothing to say yet)."""
     shown = []
-    for found in sweep_agreement(sweep):
+    for found in sweep_agreement(sweep, scorers):
         if not found["pairs"]:
             continue
         kappa = f"κ = {found['kappa']:.2f}" if found["kappa"] is not None else f"κ {found['kappa_note']}"
@@ -269,7 +270,8 @@ def live_context(request: HttpRequest, experiment: Experiment, share: ShareLink 
     # Page 1 by score: the charts' runs already have it.
     reuse = page.number == 1 and order == LEADERBOARD_DEFAULT
     shown = drawn[:PAGE_SIZE] if reuse else list(page)
-    scorer_names, raw_params = sweep_page_facts(sweep)
+    scorers, raw_params = sweep_page_facts(sweep)
+    names = scorer_names(scorers)
     log_params = {key for key, value in raw_params.items() if isinstance(value, dict) and value.get("log")}
     finished = run_history(sweep)
     return {
@@ -286,9 +288,9 @@ def live_context(request: HttpRequest, experiment: Experiment, share: ShareLink 
         "eta": duration(progress["eta_seconds"]),
         "params": params,
         "param_heads": [path.split(".") for path in params],  # broken at the dots when the column is narrow
-        "scorer_names": scorer_names,
+        "scorer_names": names,
         "shared_params": shared_params(drawn, params),
-        "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep)), len(scorer_names)),
+        "rows": leaderboard_rows(shown, params, page.start_index(), set(pareto_run_ids(sweep)), len(names)),
         "page": page,
         "order": order,
         "orders": LEADERBOARD_ORDERS.items(),
@@ -297,7 +299,7 @@ def live_context(request: HttpRequest, experiment: Experiment, share: ShareLink 
         "chart_limit": CHART_RUNS,
         "chart_top": CHART_TOP,
         "verdict": verdict_context(sweep, [run.pk for run in drawn]),  # the charts' runs: best first
-        "agreement": agreement_context(sweep),
+        "agreement": agreement_context(sweep, scorers),
         # While the sweep is active the browser redraws charts less often than the table.
         **charts_context(
             {
