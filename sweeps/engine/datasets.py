@@ -69,8 +69,12 @@ def read_lines(kind: str, lines: Iterable[bytes]) -> Dataset:
         rows = json_array_rows("".join(line for _, line in text))
     if not rows:
         raise DatasetError("there are no rows")
-    columns = list(dict.fromkeys(column for row in rows for column in row))
-    return Dataset(rows, digest.hexdigest(), columns)
+    return Dataset(rows, digest.hexdigest(), dataset_columns(rows))
+
+
+def dataset_columns(rows: Iterable[dict]) -> list[str]:
+    """Every column any row has, in the order they first appear."""
+    return list(dict.fromkeys(column for row in rows for column in row))
 
 
 def decoded(lines: Iterable[bytes]) -> Iterator[tuple[int, str]]:

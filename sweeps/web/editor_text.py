@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from sweeps.engine.datasets import dataset_columns
 from sweeps.engine.errors import SpecError
 from sweeps.engine.spec import dump_spec_text, load_spec_text
 from sweeps.models import SpecVersion
@@ -24,10 +25,6 @@ LARGE_DATASET_BYTES = 8 * 1024
 class DatasetSummary:
     rows: int
     columns: list[str]
-
-
-def dataset_columns(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(key for row in rows for key in row))
 
 
 def large_dataset(spec: dict[str, Any]) -> DatasetSummary | None:

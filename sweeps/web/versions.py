@@ -12,10 +12,10 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from sweeps.engine.datasets import dataset_columns
 from sweeps.selectors.experiments import experiment_get
 from sweeps.selectors.export import csv_cell
 from sweeps.selectors.versions import version_diff, version_get, version_list, version_previous
-from sweeps.web.editor_text import dataset_columns
 
 VERSIONS_PER_PAGE = 50
 
